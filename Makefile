@@ -1,0 +1,55 @@
+# threatpipe developer entry points. `make run` and `make test` are the two set-up commands.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/threatpipe
+ARTIFACTS ?= $(CURDIR)/test-artifacts
+FUZZTIME ?= 1m
+SERVICES := scripts/services.sh
+# Real services for tests: the ones scripts/services.sh starts (or reuses when already up).
+TEST_ENV := THREATPIPE_TEST_KAFKA_BROKERS=127.0.0.1:$${THREATPIPE_KAFKA_PORT:-9092} \
+	THREATPIPE_TEST_REDIS_ADDR=127.0.0.1:$${THREATPIPE_REDIS_PORT:-6379} \
+	THREATPIPE_TEST_REQUIRE_SERVICES=1 THREATPIPE_TEST_ARTIFACTS=$(ARTIFACTS)
+
+.PHONY: all build run test test-unit bench fuzz lint services-up services-down services-status clean
+
+all: build
+
+build: ## compile bin/threatpipe
+	$(GO) build -trimpath -o $(BIN) ./cmd/threatpipe
+
+run: build services-up ## run the enricher on local Kafka and Redis with sample traffic
+	scripts/run-local.sh
+
+test: services-up ## every test: unit, fuzz seed corpora, and integration on real Kafka and Redis
+	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
+	$(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m ./...
+	@if ls $(ARTIFACTS)/*.txt >/dev/null 2>&1; then echo "--- test reports ($(ARTIFACTS))"; cat $(ARTIFACTS)/*.txt; fi
+
+test-unit: ## fast tests only: no Kafka or Redis needed (integration tests skip)
+	$(GO) test -race -short -count=1 ./...
+
+bench: services-up ## benchmarks (not part of make test)
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+FUZZ_TARGETS := FuzzDecode:./pipeline/event FuzzParseIP:./pipeline/event
+fuzz: ## run every fuzz target for FUZZTIME each (default 1m)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t##*:}"; \
+	done
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+services-up: ## install (first time) and start real Kafka and Redis; reuses running ones
+	$(SERVICES) up
+
+services-down: ## stop the services this project started
+	$(SERVICES) down
+
+services-status:
+	$(SERVICES) status
+
+clean:
+	rm -rf bin $(ARTIFACTS)

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/threatpipe/threatpipe/enrich"
+	"github.com/threatpipe/threatpipe/pipeline"
+	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/kafkax"
+	"github.com/threatpipe/threatpipe/pipeline/redisx"
+	"github.com/threatpipe/threatpipe/pipeline/telemetry"
+)
+
+func runEnrich(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "enrich", `Consumes indicator events (native or ECS) from THREATPIPE_KAFKA_INPUT_TOPIC as consumer
+group THREATPIPE_KAFKA_GROUP_ID, gates private and allowlisted addresses, enriches the rest,
+and publishes one scored event per indicator to THREATPIPE_KAFKA_OUTPUT_TOPIC. Messages that
+cannot be decoded go to THREATPIPE_KAFKA_DLQ_TOPIC with headers naming the error.
+Offsets are committed only after every output is acknowledged (at least once).
+Serves /healthz, /readyz and /metrics on THREATPIPE_HTTP_ADDR. SIGTERM drains and commits.
+Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(env.environ)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log = log.With(zap.String("role", "enrich"))
+
+	reg := telemetry.NewRegistry()
+	metrics := telemetry.NewPipelineMetrics(reg)
+	clients, err := kafkax.New(&cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	k := &cfg.Kafka
+	if k.CreateTopics {
+		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic); err != nil {
+			return err
+		}
+	}
+	rdb := redisx.New(&cfg.Redis)
+	defer func() { _ = rdb.Close() }()
+
+	srv, err := telemetry.NewServer(cfg.HTTPAddr, reg, log)
+	if err != nil {
+		return fmt.Errorf("%sHTTP_ADDR: %w", config.Prefix, err)
+	}
+	srv.AddCheck("kafka", func(ctx context.Context) error { return clients.Ping(ctx, k.InputTopic) })
+	srv.AddCheck("redis", redisx.Ping(rdb))
+
+	rcfg := clients.ReaderConfig(k.InputTopic)
+	if err := rcfg.Validate(); err != nil { // NewReader panics on what Validate rejects
+		return fmt.Errorf("kafka reader: %w", err)
+	}
+	reader := kafka.NewReader(rcfg)
+	own, _ := cfg.Gate.Own() // validated by config.Load
+	allow, _ := cfg.Gate.Allowlist()
+	engine := pipeline.New(pipeline.Options{
+		InputTopic: k.InputTopic, OutputTopic: k.OutputTopic, DLQTopic: k.DLQTopic,
+		Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
+		MaxEventBytes: cfg.Pipeline.MaxEventBytes, MaxIndicators: cfg.Pipeline.MaxIndicators,
+		CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
+	}, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
+		enrich.Unscored{}, gate.New(own, allow), metrics, log)
+
+	log.Info("enricher starting", zap.Strings("brokers", k.Brokers), zap.String("input", k.InputTopic),
+		zap.String("output", k.OutputTopic), zap.String("dlq", k.DLQTopic), zap.String("group", k.GroupID),
+		zap.String("http", srv.Addr()), zap.Int("workers", cfg.Pipeline.Workers), zap.Int("max_in_flight", cfg.Pipeline.MaxInFlight))
+
+	// The HTTP server outlives the engine's drain so metrics stay scrapeable; readiness turns
+	// false as soon as shutdown starts.
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Run(httpCtx); err != nil {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer stopHTTP()
+		stopDraining := context.AfterFunc(gctx, srv.SetDraining)
+		defer stopDraining()
+		start := time.Now()
+		runErr := engine.Run(gctx)
+		closeErr := closeWithin(reader, 5*time.Second) // after the final commit: Close leaves the group
+		log.Info("enricher stopped", zap.Duration("uptime", time.Since(start)))
+		return errors.Join(runErr, closeErr)
+	})
+	return g.Wait()
+}
+
+// ensureTopics creates the topics, retrying while the brokers come up.
+func ensureTopics(ctx context.Context, clients *kafkax.Clients, topics ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		err := clients.EnsureTopics(ctx, topics...)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create topics %v: %w", topics, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// closeWithin closes c but gives up waiting after d. kafka-go's Reader.Close waits for an
+// in-progress group join, which the coordinator may hold for the whole rebalance timeout; by
+// then offsets are committed, and the broker evicts a member that never leaves.
+func closeWithin(c io.Closer, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("close reader: %w", err)
+		}
+		return nil
+	case <-time.After(d):
+		return nil
+	}
+}

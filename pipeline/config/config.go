@@ -1,0 +1,391 @@
+// Package config is threatpipe's typed configuration: environment variables prefixed
+// THREATPIPE_, parsed once at start-up with caarlos0/env and validated with errors that name the
+// variable. docs/configuration.md is generated from the struct tags below (desc tags) and a test
+// fails when the two drift apart.
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+
+	"github.com/threatpipe/threatpipe/pipeline/gate"
+)
+
+// Prefix is prepended to every variable name.
+const Prefix = "THREATPIPE_"
+
+// Secret is a string that never prints: logs, errors and metrics see "[redacted]".
+type Secret string
+
+// String implements fmt.Stringer.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString implements fmt.GoStringer so %#v redacts too.
+func (s Secret) GoString() string { return `"` + s.String() + `"` }
+
+// MarshalText redacts the secret in any encoder.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret for the one place that needs it (an auth header, a SASL mechanism).
+func (s Secret) Reveal() string { return string(s) }
+
+// Config is the whole configuration; each role uses the parts it needs.
+type Config struct {
+	Kafka    Kafka    `envPrefix:"KAFKA_"`
+	Redis    Redis    `envPrefix:"REDIS_"`
+	Pipeline Pipeline `envPrefix:"PIPELINE_"`
+	Gate     Gate     `envPrefix:"GATE_"`
+	HTTPAddr string   `env:"HTTP_ADDR" envDefault:":8080" desc:"Listen address of the health, readiness and metrics server (host:port; port 0 picks a free one)."`
+	Log      Log      `envPrefix:"LOG_"`
+}
+
+// Kafka configures the brokers, topics and client behaviour.
+type Kafka struct {
+	Brokers              []string      `env:"BROKERS" envDefault:"127.0.0.1:9092" desc:"Comma-separated bootstrap brokers (host:port)."`
+	InputTopic           string        `env:"INPUT_TOPIC" envDefault:"indicators" desc:"Topic the enricher consumes indicator events from."`
+	OutputTopic          string        `env:"OUTPUT_TOPIC" envDefault:"indicators.scored" desc:"Topic scored events are published to."`
+	DLQTopic             string        `env:"DLQ_TOPIC" envDefault:"indicators.dlq" desc:"Dead-letter topic for messages that cannot be decoded or name no valid indicator."`
+	GroupID              string        `env:"GROUP_ID" envDefault:"threatpipe-enricher" desc:"Consumer group of the enricher; replicas with the same group share the input partitions."`
+	ClientID             string        `env:"CLIENT_ID" envDefault:"threatpipe" desc:"Kafka client.id sent to the brokers."`
+	CreateTopics         bool          `env:"CREATE_TOPICS" envDefault:"false" desc:"Create missing topics at start-up (for development; production topics are usually managed)."`
+	TopicPartitions      int           `env:"TOPIC_PARTITIONS" envDefault:"6" desc:"Partitions of topics created by THREATPIPE_KAFKA_CREATE_TOPICS."`
+	TopicReplication     int           `env:"TOPIC_REPLICATION_FACTOR" envDefault:"1" desc:"Replication factor of topics created by THREATPIPE_KAFKA_CREATE_TOPICS."`
+	CommitInterval       time.Duration `env:"COMMIT_INTERVAL" envDefault:"1s" desc:"How often completed offsets are committed; also bounds duplicates after a crash."`
+	SessionTimeout       time.Duration `env:"SESSION_TIMEOUT" envDefault:"30s" desc:"Consumer group session timeout: how long a dead replica keeps its partitions."`
+	HeartbeatInterval    time.Duration `env:"HEARTBEAT_INTERVAL" envDefault:"3s" desc:"Consumer group heartbeat interval."`
+	FetchMaxWait         time.Duration `env:"FETCH_MAX_WAIT" envDefault:"250ms" desc:"Longest a fetch waits for new data."`
+	FetchMaxBytes        int           `env:"FETCH_MAX_BYTES" envDefault:"10485760" desc:"Largest fetch response, in bytes."`
+	BatchTimeout         time.Duration `env:"BATCH_TIMEOUT" envDefault:"5ms" desc:"Producer linger: how long a partial batch waits before it is sent."`
+	BatchSize            int           `env:"BATCH_SIZE" envDefault:"500" desc:"Producer batch size in messages, per partition."`
+	WriteTimeout         time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" desc:"Timeout of one produce request."`
+	TLSEnabled           bool          `env:"TLS_ENABLED" envDefault:"false" desc:"Connect to the brokers over TLS."`
+	TLSCAFile            string        `env:"TLS_CA_FILE" desc:"PEM file of CA certificates to trust (default: the system pool)."`
+	TLSCertFile          string        `env:"TLS_CERT_FILE" desc:"PEM client certificate for mutual TLS (with THREATPIPE_KAFKA_TLS_KEY_FILE)."`
+	TLSKeyFile           string        `env:"TLS_KEY_FILE" desc:"PEM client key for mutual TLS."`
+	TLSInsecure          bool          `env:"TLS_INSECURE_SKIP_VERIFY" envDefault:"false" desc:"Skip broker certificate verification (testing only)."`
+	SASLMechanism        string        `env:"SASL_MECHANISM" envDefault:"none" desc:"SASL mechanism: none, plain, scram-sha-256 or scram-sha-512."`
+	SASLUsername         string        `env:"SASL_USERNAME" desc:"SASL username."`
+	SASLPassword         Secret        `env:"SASL_PASSWORD" desc:"SASL password." secret:"true"`
+	SASLPasswordFromFile Secret        `env:"SASL_PASSWORD_FILE,file" desc:"File holding the SASL password (instead of THREATPIPE_KAFKA_SASL_PASSWORD)." secret:"true"`
+}
+
+// Redis configures the cache and state store. One address is a single node; several are a
+// Cluster; with a master name they are Sentinels.
+type Redis struct {
+	Addrs            []string      `env:"ADDR" envDefault:"127.0.0.1:6379" desc:"Comma-separated Redis addresses (one node, Cluster seeds, or Sentinels with THREATPIPE_REDIS_MASTER_NAME)."`
+	MasterName       string        `env:"MASTER_NAME" desc:"Sentinel master name; set it to use Sentinel."`
+	Username         string        `env:"USERNAME" desc:"Redis ACL username."`
+	Password         Secret        `env:"PASSWORD" desc:"Redis password." secret:"true"`
+	PasswordFromFile Secret        `env:"PASSWORD_FILE,file" desc:"File holding the Redis password (instead of THREATPIPE_REDIS_PASSWORD)." secret:"true"`
+	DB               int           `env:"DB" envDefault:"0" desc:"Database number (single node and Sentinel only)."`
+	TLSEnabled       bool          `env:"TLS_ENABLED" envDefault:"false" desc:"Connect to Redis over TLS."`
+	DialTimeout      time.Duration `env:"DIAL_TIMEOUT" envDefault:"2s" desc:"Timeout of a Redis connection attempt."`
+}
+
+// Pipeline sizes the enricher's worker pool and in-flight window.
+type Pipeline struct {
+	Workers         int           `env:"WORKERS" envDefault:"64" desc:"Concurrent events being enriched."`
+	MaxInFlight     int           `env:"MAX_IN_FLIGHT" envDefault:"4096" desc:"Events fetched but not yet committable; when full, fetching pauses (backpressure). Bounds memory and duplicates after a crash."`
+	MaxEventBytes   int           `env:"MAX_EVENT_BYTES" envDefault:"1048576" desc:"Larger input messages are dead-lettered as too_large."`
+	MaxIndicators   int           `env:"MAX_INDICATORS_PER_EVENT" envDefault:"32" desc:"Distinct indicators taken from one ECS event; the rest are named in warnings."`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"On SIGTERM, how long in-flight events may take to finish and commit before exit."`
+}
+
+// Gate configures which indicators are never looked up.
+type Gate struct {
+	OwnCIDRs       []string `env:"OWN_CIDRS" desc:"Comma-separated CIDRs of your own networks: never looked up, never blocked."`
+	AllowlistCIDRs []string `env:"ALLOWLIST_CIDRS" desc:"Comma-separated CIDRs or addresses that need no lookup (partners, scanners you run, CDNs)."`
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `env:"LEVEL" envDefault:"info" desc:"Log level: debug, info, warn or error."`
+	Format string `env:"FORMAT" envDefault:"json" desc:"Log format: json or console."`
+}
+
+// Load parses the environment (environ in os.Environ form) and validates the result.
+func Load(environ []string) (*Config, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: vars}); err != nil {
+		return nil, explainParseError(err)
+	}
+	if err := c.resolveSecrets(); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) resolveSecrets() error {
+	for _, s := range []struct {
+		value    *Secret
+		fromFile Secret
+		name     string
+	}{
+		{&c.Kafka.SASLPassword, c.Kafka.SASLPasswordFromFile, "KAFKA_SASL_PASSWORD"},
+		{&c.Redis.Password, c.Redis.PasswordFromFile, "REDIS_PASSWORD"},
+	} {
+		if s.fromFile == "" {
+			continue
+		}
+		if *s.value != "" {
+			return fmt.Errorf("%s%s and %s%s_FILE are both set: set one", Prefix, s.name, Prefix, s.name)
+		}
+		*s.value = Secret(strings.TrimRight(string(s.fromFile), "\r\n"))
+	}
+	return nil
+}
+
+// fieldError names the variable behind a struct field in validation errors.
+func fieldError(name, format string, args ...any) error {
+	return fmt.Errorf("%s%s: %s", Prefix, name, fmt.Sprintf(format, args...))
+}
+
+var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// Validate checks every value and returns all problems at once, each naming its variable.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(name, format string, args ...any) { errs = append(errs, fieldError(name, format, args...)) }
+
+	k := &c.Kafka
+	if len(k.Brokers) == 0 {
+		add("KAFKA_BROKERS", "must list at least one broker")
+	}
+	for _, b := range k.Brokers {
+		if err := checkHostPort(b); err != nil {
+			add("KAFKA_BROKERS", "%q: %v", b, err)
+		}
+	}
+	for name, t := range map[string]string{"KAFKA_INPUT_TOPIC": k.InputTopic, "KAFKA_OUTPUT_TOPIC": k.OutputTopic, "KAFKA_DLQ_TOPIC": k.DLQTopic} {
+		if !topicName.MatchString(t) || t == "." || t == ".." {
+			add(name, "%q is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -)", t)
+		}
+	}
+	if k.InputTopic == k.OutputTopic || k.InputTopic == k.DLQTopic {
+		add("KAFKA_INPUT_TOPIC", "%q must differ from the output and dead-letter topics", k.InputTopic)
+	}
+	if k.OutputTopic == k.DLQTopic {
+		add("KAFKA_DLQ_TOPIC", "%q must differ from the output topic", k.DLQTopic)
+	}
+	if strings.TrimSpace(k.GroupID) == "" {
+		add("KAFKA_GROUP_ID", "must not be empty")
+	}
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"KAFKA_TOPIC_PARTITIONS", int64(k.TopicPartitions)}, {"KAFKA_TOPIC_REPLICATION_FACTOR", int64(k.TopicReplication)},
+		{"KAFKA_COMMIT_INTERVAL", int64(k.CommitInterval)}, {"KAFKA_SESSION_TIMEOUT", int64(k.SessionTimeout)},
+		{"KAFKA_HEARTBEAT_INTERVAL", int64(k.HeartbeatInterval)}, {"KAFKA_FETCH_MAX_WAIT", int64(k.FetchMaxWait)},
+		{"KAFKA_FETCH_MAX_BYTES", int64(k.FetchMaxBytes)}, {"KAFKA_BATCH_TIMEOUT", int64(k.BatchTimeout)},
+		{"KAFKA_BATCH_SIZE", int64(k.BatchSize)}, {"KAFKA_WRITE_TIMEOUT", int64(k.WriteTimeout)},
+		{"REDIS_DIAL_TIMEOUT", int64(c.Redis.DialTimeout)},
+		{"PIPELINE_WORKERS", int64(c.Pipeline.Workers)}, {"PIPELINE_MAX_IN_FLIGHT", int64(c.Pipeline.MaxInFlight)},
+		{"PIPELINE_MAX_EVENT_BYTES", int64(c.Pipeline.MaxEventBytes)}, {"PIPELINE_MAX_INDICATORS_PER_EVENT", int64(c.Pipeline.MaxIndicators)},
+		{"PIPELINE_SHUTDOWN_TIMEOUT", int64(c.Pipeline.ShutdownTimeout)},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			add(p.name, "must be greater than zero")
+		}
+	}
+	if k.HeartbeatInterval*3 > k.SessionTimeout {
+		add("KAFKA_HEARTBEAT_INTERVAL", "%s is more than a third of THREATPIPE_KAFKA_SESSION_TIMEOUT (%s)", k.HeartbeatInterval, k.SessionTimeout)
+	}
+	switch k.SASLMechanism {
+	case "none":
+	case "plain", "scram-sha-256", "scram-sha-512":
+		if k.SASLUsername == "" {
+			add("KAFKA_SASL_USERNAME", "is required with THREATPIPE_KAFKA_SASL_MECHANISM=%s", k.SASLMechanism)
+		}
+		if k.SASLPassword == "" {
+			add("KAFKA_SASL_PASSWORD", "is required with THREATPIPE_KAFKA_SASL_MECHANISM=%s (or THREATPIPE_KAFKA_SASL_PASSWORD_FILE)", k.SASLMechanism)
+		}
+	default:
+		add("KAFKA_SASL_MECHANISM", "%q is not one of none, plain, scram-sha-256, scram-sha-512", k.SASLMechanism)
+	}
+	if (k.TLSCertFile == "") != (k.TLSKeyFile == "") {
+		add("KAFKA_TLS_CERT_FILE", "and THREATPIPE_KAFKA_TLS_KEY_FILE must be set together")
+	}
+	if k.TLSEnabled {
+		if _, err := k.TLSConfig(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(c.Redis.Addrs) == 0 {
+		add("REDIS_ADDR", "must list at least one address")
+	}
+	for _, a := range c.Redis.Addrs {
+		if err := checkHostPort(a); err != nil {
+			add("REDIS_ADDR", "%q: %v", a, err)
+		}
+	}
+	if c.Redis.DB < 0 {
+		add("REDIS_DB", "must not be negative")
+	}
+	if c.Pipeline.MaxInFlight < c.Pipeline.Workers {
+		add("PIPELINE_MAX_IN_FLIGHT", "%d is less than THREATPIPE_PIPELINE_WORKERS (%d)", c.Pipeline.MaxInFlight, c.Pipeline.Workers)
+	}
+	if _, err := c.Gate.Own(); err != nil {
+		add("GATE_OWN_CIDRS", "%v", err)
+	}
+	if _, err := c.Gate.Allowlist(); err != nil {
+		add("GATE_ALLOWLIST_CIDRS", "%v", err)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		add("HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("LOG_LEVEL", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		add("LOG_FORMAT", "%q is not one of json, console", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "" {
+		return errors.New("host is empty")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not 1-65535", port)
+	}
+	return nil
+}
+
+// TLSConfig builds the broker TLS configuration, or nil when TLS is off.
+func (k *Kafka) TLSConfig() (*tls.Config, error) {
+	if !k.TLSEnabled {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.TLSInsecure} //nolint:gosec // opt-in, documented as testing only
+	if k.TLSCAFile != "" {
+		pem, err := os.ReadFile(k.TLSCAFile)
+		if err != nil {
+			return nil, fieldError("KAFKA_TLS_CA_FILE", "%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fieldError("KAFKA_TLS_CA_FILE", "%s holds no PEM certificate", k.TLSCAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if k.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(k.TLSCertFile, k.TLSKeyFile)
+		if err != nil {
+			return nil, fieldError("KAFKA_TLS_CERT_FILE", "%v", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// Var describes one environment variable, for documentation.
+type Var struct {
+	Name        string
+	Default     string
+	Description string
+	Secret      bool
+	field       string
+}
+
+// Vars lists every variable in declaration order.
+func Vars() []Var {
+	var out []Var
+	walk(reflect.TypeOf(Config{}), Prefix, &out)
+	return out
+}
+
+func walk(t reflect.Type, prefix string, out *[]Var) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if p, ok := f.Tag.Lookup("envPrefix"); ok {
+			walk(f.Type, prefix+p, out)
+			continue
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if key == "" {
+			continue
+		}
+		*out = append(*out, Var{
+			Name: prefix + key, Default: f.Tag.Get("envDefault"), Description: f.Tag.Get("desc"),
+			Secret: f.Tag.Get("secret") == "true", field: f.Name,
+		})
+	}
+}
+
+// explainParseError rewrites caarlos0/env errors, which name Go fields, to name variables.
+func explainParseError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	byField := make(map[string]string)
+	for _, v := range Vars() {
+		byField[v.field] = v.Name
+	}
+	var errs []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		var fe env.LoadFileContentError
+		switch {
+		case errors.As(e, &pe):
+			errs = append(errs, fmt.Errorf("%s: invalid value: %v", byField[pe.Name], unwrapAll(pe.Err)))
+		case errors.As(e, &fe):
+			errs = append(errs, fmt.Errorf("%s: cannot read %q: %v", fe.Key, fe.Filename, unwrapAll(fe.Err)))
+		default:
+			errs = append(errs, e)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unwrapAll drops strconv's noisy wrapping ("strconv.ParseInt: parsing "x": invalid syntax").
+func unwrapAll(err error) error {
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%q is not a valid number", ne.Num)
+	}
+	return err
+}
+
+// Own parses THREATPIPE_GATE_OWN_CIDRS.
+func (g *Gate) Own() ([]netip.Prefix, error) { return gate.ParsePrefixes(g.OwnCIDRs) }
+
+// Allowlist parses THREATPIPE_GATE_ALLOWLIST_CIDRS.
+func (g *Gate) Allowlist() ([]netip.Prefix, error) { return gate.ParsePrefixes(g.AllowlistCIDRs) }

@@ -1,0 +1,391 @@
+// Package pipeline is threatpipe's streaming core: it consumes indicator events from Kafka,
+// decodes and gates them, runs a Processor per indicator in a bounded worker pool, publishes
+// scored events and dead letters, and commits an input offset only after every output it
+// produced is acknowledged by Kafka.
+//
+// Delivery is at least once. Events complete out of order; a per-partition tracker commits only
+// the highest contiguous completed offset, so a slow event never holds back the ones behind it
+// and is never committed before it is done. After a crash, the events redelivered are those
+// fetched after the last commit: at most MaxInFlight plus one commit interval's worth.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/threatpipe/threatpipe/pipeline/commit"
+	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/telemetry"
+)
+
+// Source is the consumer side of the engine; *kafka.Reader in consumer-group mode satisfies it.
+// FetchMessage must not commit; CommitMessages commits each message's Offset+1.
+type Source interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Publisher is the producer side; an asynchronous *kafka.Writer satisfies it. WriteMessages
+// enqueues and returns; the outcome of every message reaches the completion function the
+// Publisher was built with (see NewPublisher), carrying each message's WriterData back.
+// Close flushes what is queued and waits for its completions.
+type Publisher interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// NewPublisher builds a Publisher that reports outcomes to completion.
+type NewPublisher func(completion func(msgs []kafka.Message, err error)) Publisher
+
+// Processor enriches one indicator's scored event in place: score, severity, tags, reasons.
+//
+// Implementations must be safe for concurrent use, must honour ctx, and should not hold an event
+// forever: a provider that fails is recorded in the event, and Process returns nil. An error
+// return means the event could not be enriched at all; it is still published, with the error in
+// its warnings. Process is not called for gated indicators.
+type Processor interface {
+	Process(ctx context.Context, ev *event.Scored) error
+}
+
+// Options are the engine's settings.
+type Options struct {
+	InputTopic, OutputTopic, DLQTopic string
+	Workers                           int
+	MaxInFlight                       int
+	MaxEventBytes                     int
+	MaxIndicators                     int
+	CommitInterval                    time.Duration
+	ShutdownTimeout                   time.Duration
+}
+
+// Engine runs one consumer's pipeline. Create it with New and call Run once.
+type Engine struct {
+	opts    Options
+	source  Source
+	pub     Publisher
+	proc    Processor
+	gate    *gate.Gate
+	dec     *event.Decoder
+	tracker *commit.Tracker
+	metrics *telemetry.PipelineMetrics
+	log     *zap.Logger
+	now     func() time.Time
+
+	slots    chan struct{} // one per in-flight input message: the backpressure bound
+	inFlight sync.WaitGroup
+	retries  chan []kafka.Message
+	stopped  chan struct{} // closed when Run gives up on in-flight work; completions stop retrying
+
+	// Observers resolved once: a label lookup per event is measurable on the hot path.
+	decodeSeconds, processSeconds, publishSeconds, e2eSeconds interface{ Observe(float64) }
+	producedOut, producedDLQ, consumed                        interface{ Inc() }
+}
+
+// New wires an engine. The caller owns source (closing it after Run returns, so the final commit
+// can still go through); the engine owns the publisher it builds.
+func New(opts Options, source Source, newPub NewPublisher, proc Processor, g *gate.Gate,
+	m *telemetry.PipelineMetrics, log *zap.Logger) *Engine {
+	e := &Engine{
+		opts: opts, source: source, proc: proc, gate: g,
+		dec:     event.NewDecoder(opts.MaxEventBytes, opts.MaxIndicators),
+		tracker: commit.NewTracker(),
+		metrics: m, log: log, now: time.Now,
+		slots:   make(chan struct{}, opts.MaxInFlight),
+		retries: make(chan []kafka.Message, 64),
+		stopped: make(chan struct{}),
+	}
+	e.pub = newPub(e.completed)
+	e.decodeSeconds = m.StageSeconds.WithLabelValues(telemetry.StageDecode)
+	e.processSeconds = m.StageSeconds.WithLabelValues(telemetry.StageProcess)
+	e.publishSeconds = m.StageSeconds.WithLabelValues(telemetry.StagePublish)
+	e.e2eSeconds = m.StageSeconds.WithLabelValues(telemetry.StageEndToEnd)
+	e.producedOut = m.Produced.WithLabelValues(opts.OutputTopic)
+	e.producedDLQ = m.Produced.WithLabelValues(opts.DLQTopic)
+	e.consumed = m.Consumed.WithLabelValues(opts.InputTopic)
+	return e
+}
+
+// job is one input message on its way through the pipeline.
+type job struct {
+	msg       kafka.Message
+	part      *commit.Partition
+	pending   atomic.Int32 // outputs not yet acknowledged
+	published time.Time
+}
+
+// Run consumes until ctx is cancelled, then drains: it stops fetching, lets in-flight events
+// finish and be acknowledged (for at most ShutdownTimeout), commits, and flushes the publisher.
+// It returns nil after a clean drain and an error if fetching failed or the drain timed out.
+func (e *Engine) Run(ctx context.Context) error {
+	// Work outlives ctx so in-flight events can finish; it is cut at the drain deadline.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	jobs := make(chan *job, e.opts.Workers)
+	var workers sync.WaitGroup
+	for range e.opts.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range jobs {
+				e.handle(workCtx, j)
+			}
+		}()
+	}
+
+	// Retries run until the drain ends: a failed publish of an in-flight event is what the
+	// drain waits for.
+	retriesDone := make(chan struct{})
+	go func() { defer close(retriesDone); e.retryLoop(workCtx) }()
+	defer func() { <-retriesDone }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(jobs)
+		return e.fetch(gctx, jobs)
+	})
+	g.Go(func() error { e.commitLoop(gctx); return nil })
+
+	fetchErr := g.Wait() // returns once ctx is done (or fetching failed) and the loops stopped
+	e.log.Info("draining in-flight events", zap.Duration("timeout", e.opts.ShutdownTimeout))
+
+	drained := make(chan struct{})
+	go func() { workers.Wait(); e.inFlight.Wait(); close(drained) }()
+	var drainErr error
+	select {
+	case <-drained:
+	case <-time.After(e.opts.ShutdownTimeout):
+		drainErr = fmt.Errorf("drain timed out after %s; uncommitted events will be redelivered", e.opts.ShutdownTimeout)
+	}
+	close(e.stopped)
+	cancelWork()
+
+	commitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	commitErr := e.commit(commitCtx)
+	closeErr := e.pub.Close()
+	if closeErr != nil {
+		closeErr = fmt.Errorf("close publisher: %w", closeErr)
+	}
+	return errors.Join(fetchErr, drainErr, commitErr, closeErr)
+}
+
+func (e *Engine) fetch(ctx context.Context, jobs chan<- *job) error {
+	for {
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		msg, err := e.source.FetchMessage(ctx)
+		if err != nil {
+			<-e.slots
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetch from %s: %w", e.opts.InputTopic, err)
+		}
+		e.consumed.Inc()
+		e.metrics.InFlight.Inc()
+		j := &job{msg: msg, part: e.tracker.Add(commit.TopicPartition{Topic: msg.Topic, Partition: msg.Partition}, msg.Offset)}
+		e.inFlight.Add(1)
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+			// Fetched but never started: it stays uncommitted in the tracker and is redelivered.
+			e.release()
+			return nil
+		}
+	}
+}
+
+// release frees a job's slot without marking it done.
+func (e *Engine) release() {
+	<-e.slots
+	e.metrics.InFlight.Dec()
+	e.inFlight.Done()
+}
+
+func (e *Engine) handle(ctx context.Context, j *job) {
+	start := e.now()
+	origin := event.Origin{Topic: j.msg.Topic, Partition: j.msg.Partition, Offset: j.msg.Offset}
+	in, err := e.dec.Decode(j.msg.Value, j.msg.Time, fmt.Sprintf("%s-%d-%d", origin.Topic, origin.Partition, origin.Offset))
+	e.decodeSeconds.Observe(e.now().Sub(start).Seconds())
+	if err != nil {
+		e.metrics.DeadLettered.WithLabelValues(string(event.ClassOf(err))).Inc()
+		e.publish(ctx, j, []kafka.Message{e.deadLetter(j.msg, err)})
+		return
+	}
+	e.metrics.Indicators.WithLabelValues(string(in.Format)).Add(float64(len(in.Sightings)))
+
+	outs := make([]kafka.Message, 0, len(in.Sightings))
+	for _, s := range in.Sightings {
+		ev := event.NewScored(in, s, origin, start)
+		if v, gated := e.gate.Check(s.Indicator.Addr); gated {
+			ev.Gate = &event.Gate{Reason: v.Reason, Prefix: v.Prefix.String()}
+			ev.Reasons = append(ev.Reasons, event.Reason{Source: "gate", Detail: fmt.Sprintf("%s range %s: no lookup", v.Reason, v.Prefix), Points: 0})
+			e.metrics.Gated.WithLabelValues(v.Reason).Inc()
+		} else {
+			t := e.now()
+			err := e.proc.Process(ctx, ev)
+			e.processSeconds.Observe(e.now().Sub(t).Seconds())
+			if err != nil {
+				if ctx.Err() != nil {
+					// Hard stop: leave the event uncommitted so it is redelivered whole.
+					e.release()
+					return
+				}
+				e.metrics.ProcessErrors.Inc()
+				ev.Warnings = append(ev.Warnings, "enrichment failed: "+err.Error())
+			}
+		}
+		ev.Score = min(max(ev.Score, 0), 100)
+		ev.Severity = event.SeverityOf(ev.Score)
+		out, err := e.scoredMessage(ev)
+		if err != nil {
+			// Marshalling our own struct cannot fail short of a bug; dead-letter rather than lose.
+			e.publish(ctx, j, []kafka.Message{e.deadLetter(j.msg, &event.DecodeError{Class: event.ClassInternal, Msg: err.Error()})})
+			return
+		}
+		outs = append(outs, out)
+	}
+	e.publish(ctx, j, outs)
+}
+
+// publish hands a job's outputs to the publisher; completed() finishes the job once all are
+// acknowledged.
+func (e *Engine) publish(ctx context.Context, j *job, outs []kafka.Message) {
+	for i := range outs {
+		outs[i].WriterData = j
+	}
+	j.pending.Store(int32(len(outs)))
+	j.published = e.now()
+	if err := e.pub.WriteMessages(ctx, outs...); err != nil {
+		e.completed(outs, err)
+	}
+}
+
+// completed is the publisher's completion callback, called from its goroutines.
+func (e *Engine) completed(msgs []kafka.Message, err error) {
+	if err != nil {
+		e.metrics.PublishRetries.Add(float64(len(msgs)))
+		e.log.Warn("publish failed; retrying", zap.Int("messages", len(msgs)), zap.Error(err))
+		retry := shrinkIfTooLarge(msgs, err)
+		select {
+		case e.retries <- retry:
+		case <-e.stopped:
+			// Shutting down: the jobs stay uncommitted and are redelivered after restart.
+		}
+		return
+	}
+	now := e.now()
+	for i := range msgs {
+		j := msgs[i].WriterData.(*job)
+		if msgs[i].Topic == e.opts.DLQTopic {
+			e.producedDLQ.Inc()
+		} else {
+			e.producedOut.Inc()
+		}
+		if j.pending.Add(-1) == 0 {
+			e.publishSeconds.Observe(now.Sub(j.published).Seconds())
+			if !j.msg.Time.IsZero() {
+				e.e2eSeconds.Observe(now.Sub(j.msg.Time).Seconds())
+			}
+			if !j.part.Done(j.msg.Offset) {
+				e.log.Error("offset completed twice or never tracked", zap.String("topic", j.msg.Topic),
+					zap.Int("partition", j.msg.Partition), zap.Int64("offset", j.msg.Offset))
+			}
+			e.release()
+		}
+	}
+}
+
+// retryLoop re-sends failed outputs with capped exponential backoff until they are
+// acknowledged or ctx ends. Retrying a whole failed batch can publish a message twice; that is
+// within at-least-once, and consumers key on event_id.
+func (e *Engine) retryLoop(ctx context.Context) {
+	delay := 100 * time.Millisecond
+	for {
+		select {
+		case msgs := <-e.retries:
+			for {
+				select {
+				case <-time.After(delay):
+				case <-ctx.Done():
+					return
+				}
+				delay = min(delay*2, 5*time.Second)
+				// An asynchronous publisher only fails here synchronously (closed, or a message
+				// over its own size limit); the outcome of an accepted write reaches completed.
+				err := e.pub.WriteMessages(ctx, msgs...)
+				if err == nil {
+					break
+				}
+				e.log.Warn("publish retry rejected", zap.Int("messages", len(msgs)), zap.Error(err))
+				msgs = shrinkIfTooLarge(msgs, err)
+			}
+		case <-time.After(30 * time.Second):
+			delay = 100 * time.Millisecond // quiet for a while: the next failure starts small again
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (e *Engine) commitLoop(ctx context.Context) {
+	t := time.NewTicker(e.opts.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := e.commit(cctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("offset commit failed; retrying next interval", zap.Error(err))
+			}
+			cancel()
+			e.reportLag()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// commit commits every partition's highest contiguous completed offset.
+func (e *Engine) commit(ctx context.Context) error {
+	positions := e.tracker.Committable()
+	if len(positions) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(positions))
+	for i, p := range positions {
+		msgs[i] = kafka.Message{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset}
+	}
+	if err := e.source.CommitMessages(ctx, msgs...); err != nil {
+		e.metrics.CommitErrors.Inc()
+		return fmt.Errorf("commit offsets: %w", err)
+	}
+	e.tracker.Committed(positions)
+	e.metrics.Commits.Inc()
+	return nil
+}
+
+func (e *Engine) reportLag() {
+	for _, l := range e.tracker.Lags() {
+		p := strconv.Itoa(l.Partition)
+		e.metrics.CommitLag.WithLabelValues(l.Topic, p).Set(float64(l.Uncommitted))
+		e.metrics.InFlightByPart.WithLabelValues(l.Topic, p).Set(float64(l.InFlight))
+	}
+	if s, ok := e.source.(interface{ Stats() kafka.ReaderStats }); ok {
+		e.metrics.ConsumerLag.Set(float64(s.Stats().Lag))
+	}
+}

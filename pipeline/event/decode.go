@@ -1,0 +1,365 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrorClass names why a message could not be decoded. It is written to the dead-letter header
+// x-threatpipe-error-class, so the values are part of the contract.
+type ErrorClass string
+
+// Decode error classes.
+const (
+	ClassTooLarge             ErrorClass = "too_large"
+	ClassInvalidEncoding      ErrorClass = "invalid_encoding"
+	ClassMalformedJSON        ErrorClass = "malformed_json"
+	ClassUnknownFormat        ErrorClass = "unknown_format"
+	ClassMissingField         ErrorClass = "missing_field"
+	ClassInvalidField         ErrorClass = "invalid_field"
+	ClassInvalidIndicator     ErrorClass = "invalid_indicator"
+	ClassUnsupportedIndicator ErrorClass = "unsupported_indicator"
+	ClassNoIndicator          ErrorClass = "no_indicator"
+	// ClassInternal marks a bug of threatpipe's own, dead-lettered rather than lost.
+	ClassInternal ErrorClass = "internal"
+)
+
+// DecodeError is returned for every message the decoder rejects.
+type DecodeError struct {
+	Class ErrorClass
+	Msg   string
+}
+
+func (e *DecodeError) Error() string { return string(e.Class) + ": " + e.Msg }
+
+func decodeErr(class ErrorClass, format string, args ...any) error {
+	return &DecodeError{Class: class, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ClassOf returns the class of a decode error, or "" if err is not one.
+func ClassOf(err error) ErrorClass {
+	var de *DecodeError
+	if errors.As(err, &de) {
+		return de.Class
+	}
+	return ""
+}
+
+// ECSIPFields are the ECS fields whose addresses become indicators, in the order they are read.
+var ECSIPFields = [...]string{"source.ip", "destination.ip", "client.ip", "server.ip", "related.ip"}
+
+// Decoder turns message values into Inputs. The zero value is not usable; use NewDecoder.
+// A Decoder is safe for concurrent use.
+type Decoder struct {
+	maxBytes      int
+	maxIndicators int
+}
+
+// NewDecoder returns a decoder that rejects values over maxBytes and keeps at most maxIndicators
+// distinct indicators per event (the rest are named in the scored events' warnings).
+func NewDecoder(maxBytes, maxIndicators int) *Decoder {
+	return &Decoder{maxBytes: maxBytes, maxIndicators: maxIndicators}
+}
+
+// Decode parses one message value. fallbackTime (the Kafka message timestamp) is used when the
+// event carries no time of its own, and fallbackID when an ECS event carries no event.id.
+// A returned error is always a *DecodeError.
+func (d *Decoder) Decode(value []byte, fallbackTime time.Time, fallbackID string) (*Input, error) {
+	if len(value) > d.maxBytes {
+		return nil, decodeErr(ClassTooLarge, "message is %d bytes, the limit is %d", len(value), d.maxBytes)
+	}
+	if !utf8.Valid(value) {
+		return nil, decodeErr(ClassInvalidEncoding, "message is not valid UTF-8")
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(value, &top); err != nil {
+		return nil, decodeErr(ClassMalformedJSON, "%s", jsonErrMsg(err))
+	}
+	if top == nil {
+		return nil, decodeErr(ClassMalformedJSON, "message is JSON null, not an object")
+	}
+	if _, ok := top["indicator"]; ok {
+		return d.decodeNative(top, fallbackTime)
+	}
+	if isECS(top) {
+		return d.decodeECS(value, top, fallbackTime, fallbackID)
+	}
+	return nil, decodeErr(ClassUnknownFormat,
+		"neither a native indicator event (no \"indicator\") nor an ECS event (no source/destination/client/server/related IP field)")
+}
+
+func jsonErrMsg(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, err)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("message is a JSON %s, not an object", te.Value)
+	}
+	return err.Error()
+}
+
+type nativeIndicator struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+var nativeKnown = map[string]bool{
+	"schema_version": true, "event_id": true, "observed_at": true, "source": true,
+	"indicator": true, "context": true,
+}
+
+func (d *Decoder) decodeNative(top map[string]json.RawMessage, fallbackTime time.Time) (*Input, error) {
+	in := &Input{Format: FormatNative}
+
+	if err := stringField(top, "event_id", &in.EventID); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.EventID) == "" {
+		return nil, decodeErr(ClassMissingField, "event_id is missing or empty")
+	}
+	if len(in.EventID) > 256 {
+		return nil, decodeErr(ClassInvalidField, "event_id is %d bytes, the limit is 256", len(in.EventID))
+	}
+	if err := stringField(top, "source", &in.Source); err != nil {
+		return nil, err
+	}
+	var observed string
+	if err := stringField(top, "observed_at", &observed); err != nil {
+		return nil, err
+	}
+	if observed == "" {
+		in.ObservedAt = fallbackTime.UTC()
+		in.Warnings = append(in.Warnings, "observed_at missing: used the Kafka message time")
+	} else {
+		t, err := time.Parse(time.RFC3339Nano, observed)
+		if err != nil {
+			return nil, decodeErr(ClassInvalidField, "observed_at %q is not RFC 3339", truncate(observed, 64))
+		}
+		in.ObservedAt = t
+	}
+
+	var ni nativeIndicator
+	if err := json.Unmarshal(top["indicator"], &ni); err != nil {
+		return nil, decodeErr(ClassInvalidField, "indicator must be an object with string type and value")
+	}
+	typ := IndicatorType(strings.ToLower(strings.TrimSpace(ni.Type)))
+	switch typ {
+	case IPv4, IPv6:
+	case "":
+		return nil, decodeErr(ClassMissingField, "indicator.type is missing")
+	default:
+		return nil, decodeErr(ClassUnsupportedIndicator, "indicator.type %q is not supported (want ipv4-addr or ipv6-addr)", truncate(ni.Type, 64))
+	}
+	ind, err := ParseIP(ni.Value)
+	if err != nil {
+		return nil, decodeErr(ClassInvalidIndicator, "indicator.value: %v", err)
+	}
+	if ind.Type != typ {
+		in.Warnings = append(in.Warnings, fmt.Sprintf("indicator.type %s corrected to %s", typ, ind.Type))
+	}
+	in.Sightings = []Sighting{{Indicator: ind}}
+
+	if ctx, ok := top["context"]; ok && string(ctx) != "null" {
+		if len(ctx) == 0 || ctx[0] != '{' {
+			return nil, decodeErr(ClassInvalidField, "context must be a JSON object")
+		}
+		in.Context = ctx
+	}
+	for k, v := range top {
+		if nativeKnown[k] {
+			continue
+		}
+		if in.Extra == nil {
+			in.Extra = make(map[string]json.RawMessage)
+		}
+		in.Extra[k] = v
+	}
+	if in.Source == "" {
+		in.Source = "unknown"
+	}
+	return in, nil
+}
+
+// stringField reads an optional string field; a present non-string value is an error.
+func stringField(top map[string]json.RawMessage, name string, dst *string) error {
+	raw, ok := top[name]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return decodeErr(ClassInvalidField, "%s must be a string", name)
+	}
+	return nil
+}
+
+func isECS(top map[string]json.RawMessage) bool {
+	if _, ok := top["@timestamp"]; ok {
+		return true
+	}
+	for _, f := range ECSIPFields {
+		obj, _, _ := strings.Cut(f, ".")
+		if raw, ok := top[obj]; ok && len(raw) > 0 && raw[0] == '{' {
+			return true
+		}
+		if _, ok := top[f]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// ecsDoc holds the few ECS fields the decoder reads; everything else stays in the raw document.
+type ecsDoc struct {
+	Timestamp string `json:"@timestamp"`
+	Event     struct {
+		ID      string `json:"id"`
+		Dataset string `json:"dataset"`
+		Created string `json:"created"`
+	} `json:"event"`
+	Observer struct {
+		Name     string `json:"name"`
+		Hostname string `json:"hostname"`
+	} `json:"observer"`
+	Agent struct {
+		Name string `json:"name"`
+	} `json:"agent"`
+	Host struct {
+		Name string `json:"name"`
+	} `json:"host"`
+}
+
+func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallbackTime time.Time, fallbackID string) (*Input, error) {
+	in := &Input{Format: FormatECS, Context: value}
+	var doc ecsDoc
+	// Field-level type mismatches (event.id as a number, say) are not fatal: the IPs are what
+	// matter, and everything else is carried in Context.
+	_ = json.Unmarshal(value, &doc)
+
+	// Producers that flatten ECS write dotted keys ({"event.id": …}); read those where the
+	// nested form is absent.
+	dotted := func(nested, key string) string {
+		if nested != "" {
+			return nested
+		}
+		var s string
+		_ = json.Unmarshal(top[key], &s)
+		return s
+	}
+	in.EventID = strings.TrimSpace(dotted(doc.Event.ID, "event.id"))
+	switch {
+	case in.EventID == "":
+		in.EventID = fallbackID
+	case len(in.EventID) > 256:
+		in.Warnings = append(in.Warnings, fmt.Sprintf("event.id is %d bytes (limit 256): replaced by %s", len(in.EventID), fallbackID))
+		in.EventID = fallbackID
+	}
+	in.Source = firstNonEmpty(dotted(doc.Observer.Name, "observer.name"), dotted(doc.Observer.Hostname, "observer.hostname"),
+		dotted(doc.Agent.Name, "agent.name"), dotted(doc.Host.Name, "host.name"), dotted(doc.Event.Dataset, "event.dataset"), "ecs")
+	in.ObservedAt = fallbackTime.UTC()
+	for _, ts := range []string{doc.Timestamp, dotted(doc.Event.Created, "event.created")} {
+		if ts == "" {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			in.ObservedAt = t
+			break
+		}
+		in.Warnings = append(in.Warnings, fmt.Sprintf("timestamp %q is not RFC 3339", truncate(ts, 64)))
+	}
+
+	index := make(map[string]int)
+	var rejected []string
+	for _, field := range ECSIPFields {
+		for _, raw := range ecsValues(top, field) {
+			ind, err := ParseIP(raw)
+			if err != nil {
+				rejected = append(rejected, fmt.Sprintf("%s: %v", field, err))
+				continue
+			}
+			if i, seen := index[ind.Value]; seen {
+				if f := &in.Sightings[i].Fields; !slices.Contains(*f, field) {
+					*f = append(*f, field)
+				}
+				continue
+			}
+			if len(in.Sightings) >= d.maxIndicators {
+				rejected = append(rejected, fmt.Sprintf("%s: %s skipped, the event already names %d indicators", field, ind.Value, d.maxIndicators))
+				continue
+			}
+			index[ind.Value] = len(in.Sightings)
+			in.Sightings = append(in.Sightings, Sighting{Indicator: ind, Fields: []string{field}})
+		}
+	}
+	if len(in.Sightings) == 0 {
+		if len(rejected) > 0 {
+			return nil, decodeErr(ClassNoIndicator, "no valid IP in the ECS IP fields (%s)", strings.Join(limit(rejected, 5), "; "))
+		}
+		return nil, decodeErr(ClassNoIndicator, "no IP in source.ip, destination.ip, client.ip, server.ip or related.ip")
+	}
+	in.Warnings = append(in.Warnings, limit(rejected, 16)...)
+	return in, nil
+}
+
+// ecsValues returns the strings in an ECS IP field, nested ({"source":{"ip":…}}) or dotted
+// ({"source.ip":…}); each may hold a string or an array of strings. Values of other types are
+// returned as their JSON text so that they are reported, not ignored.
+func ecsValues(top map[string]json.RawMessage, field string) []string {
+	obj, key, _ := strings.Cut(field, ".")
+	var out []string
+	if raw, ok := top[obj]; ok && len(raw) > 0 && raw[0] == '{' {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) == nil {
+			out = appendIPValues(out, m[key])
+		}
+	}
+	return appendIPValues(out, top[field])
+}
+
+func appendIPValues(out []string, raw json.RawMessage) []string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return out
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return append(out, s)
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) == nil {
+		for _, item := range list {
+			if string(item) == "null" {
+				continue
+			}
+			var v string
+			if json.Unmarshal(item, &v) == nil {
+				out = append(out, v)
+			} else {
+				out = append(out, string(item))
+			}
+		}
+		return out
+	}
+	return append(out, string(raw))
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func limit(list []string, n int) []string {
+	if len(list) <= n {
+		return list
+	}
+	return append(list[:n:n], fmt.Sprintf("and %d more", len(list)-n))
+}

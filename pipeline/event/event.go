@@ -1,0 +1,154 @@
+// Package event defines threatpipe's message contracts: the indicator events that SIEM producers
+// publish, the scored events the enricher emits, and the decoder that turns raw Kafka message
+// values into indicators. The JSON shapes are documented in docs/events.md and docs/schemas/.
+package event
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+)
+
+// SchemaVersion is written into every scored and dead-letter message. Bump it on any change that
+// a consumer could notice, and document the change in docs/events.md.
+const SchemaVersion = "1"
+
+// IndicatorType is the STIX-style type of an indicator.
+type IndicatorType string
+
+// Supported indicator types.
+const (
+	IPv4 IndicatorType = "ipv4-addr"
+	IPv6 IndicatorType = "ipv6-addr"
+)
+
+// Indicator is one normalised IP address.
+type Indicator struct {
+	Type IndicatorType `json:"type"`
+	// Value is the canonical spelling (netip.Addr.String of the unmapped address); two spellings
+	// of one address always have the same Value, so it is safe as a cache and partition key.
+	Value string     `json:"value"`
+	Addr  netip.Addr `json:"-"`
+}
+
+// Format names the shape an input message arrived in.
+type Format string
+
+// Input formats.
+const (
+	FormatNative Format = "native"
+	FormatECS    Format = "ecs"
+)
+
+// Sighting is one indicator named by an input event, with the ECS fields it was found in.
+type Sighting struct {
+	Indicator Indicator
+	Fields    []string
+}
+
+// Input is a decoded input message.
+type Input struct {
+	Format     Format
+	EventID    string
+	ObservedAt time.Time
+	Source     string
+	// Context is carried to every scored event unchanged: the native event's context object, or
+	// the whole original document of an ECS event.
+	Context json.RawMessage
+	// Extra holds the native event's unknown top-level fields, kept rather than rejected.
+	Extra     map[string]json.RawMessage
+	Sightings []Sighting
+	Warnings  []string
+}
+
+// Severity buckets a score for routing and display.
+type Severity string
+
+// Severities, lowest first.
+const (
+	SeverityInfo     Severity = "info"
+	SeverityLow      Severity = "low"
+	SeverityMedium   Severity = "medium"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// SeverityOf maps a 0-100 score to its severity: 0-19 info, 20-39 low, 40-59 medium,
+// 60-79 high, 80-100 critical.
+func SeverityOf(score int) Severity {
+	switch {
+	case score >= 80:
+		return SeverityCritical
+	case score >= 60:
+		return SeverityHigh
+	case score >= 40:
+		return SeverityMedium
+	case score >= 20:
+		return SeverityLow
+	default:
+		return SeverityInfo
+	}
+}
+
+// Reason explains one contribution to a score.
+type Reason struct {
+	Source string `json:"source"`
+	Detail string `json:"detail"`
+	Points int    `json:"points"`
+}
+
+// Gate records why an indicator was not looked up.
+type Gate struct {
+	Reason string `json:"reason"`
+	Prefix string `json:"prefix"`
+}
+
+// Origin locates the input message a scored event came from.
+type Origin struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+// Scored is the output contract: one per indicator of an input event.
+type Scored struct {
+	SchemaVersion string                     `json:"schema_version"`
+	EventID       string                     `json:"event_id"`
+	ObservedAt    time.Time                  `json:"observed_at"`
+	ProcessedAt   time.Time                  `json:"processed_at"`
+	Source        string                     `json:"source"`
+	InputFormat   Format                     `json:"input_format"`
+	Indicator     Indicator                  `json:"indicator"`
+	ECSFields     []string                   `json:"ecs_fields,omitempty"`
+	Score         int                        `json:"score"`
+	Severity      Severity                   `json:"severity"`
+	Tags          []string                   `json:"tags"`
+	Reasons       []Reason                   `json:"reasons"`
+	Gate          *Gate                      `json:"gate,omitempty"`
+	Warnings      []string                   `json:"warnings,omitempty"`
+	Context       json.RawMessage            `json:"context,omitempty"`
+	Extra         map[string]json.RawMessage `json:"extra,omitempty"`
+	Origin        Origin                     `json:"origin"`
+}
+
+// NewScored starts the scored event for one sighting of in, with score 0 and empty
+// explanations; the gate and the processor fill in the rest.
+func NewScored(in *Input, s Sighting, origin Origin, now time.Time) *Scored {
+	return &Scored{
+		SchemaVersion: SchemaVersion,
+		EventID:       in.EventID,
+		ObservedAt:    in.ObservedAt,
+		ProcessedAt:   now,
+		Source:        in.Source,
+		InputFormat:   in.Format,
+		Indicator:     s.Indicator,
+		ECSFields:     s.Fields,
+		Severity:      SeverityInfo,
+		Tags:          []string{},
+		Reasons:       []Reason{},
+		Warnings:      in.Warnings,
+		Context:       in.Context,
+		Extra:         in.Extra,
+		Origin:        origin,
+	}
+}

@@ -1,0 +1,38 @@
+package event
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// ParseIP normalises one IP spelling into an Indicator. It accepts IPv4, IPv6 (with or without
+// brackets) and IPv4-mapped IPv6, which becomes the IPv4 address it maps. Zones are dropped: a
+// scope such as %eth0 has no meaning outside the host that logged it. Anything else, including
+// IPv4 with leading zeros (ambiguous octal), ports and CIDR suffixes, is an error.
+func ParseIP(s string) (Indicator, error) {
+	v := strings.TrimSpace(s)
+	if len(v) > 2 && v[0] == '[' && v[len(v)-1] == ']' {
+		v = v[1 : len(v)-1]
+	}
+	if v == "" {
+		return Indicator{}, fmt.Errorf("empty IP address")
+	}
+	addr, err := netip.ParseAddr(v)
+	if err != nil {
+		return Indicator{}, fmt.Errorf("invalid IP address %q", truncate(s, 64))
+	}
+	addr = addr.Unmap().WithZone("")
+	ind := Indicator{Type: IPv6, Value: addr.String(), Addr: addr}
+	if addr.Is4() {
+		ind.Type = IPv4
+	}
+	return ind, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,119 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/threatpipe/threatpipe/pipeline/event"
+)
+
+// Dead-letter headers. Their names and meaning are part of the contract in docs/events.md.
+const (
+	HeaderErrorClass        = "x-threatpipe-error-class"
+	HeaderErrorMessage      = "x-threatpipe-error-message"
+	HeaderOriginalTopic     = "x-threatpipe-original-topic"
+	HeaderOriginalPartition = "x-threatpipe-original-partition"
+	HeaderOriginalOffset    = "x-threatpipe-original-offset"
+	HeaderOriginalTimestamp = "x-threatpipe-original-timestamp"
+	HeaderFailedAt          = "x-threatpipe-failed-at"
+	HeaderSchemaVersion     = "x-threatpipe-schema-version"
+	HeaderTruncated         = "x-threatpipe-truncated"
+)
+
+// maxErrorMessage bounds the error header; decode errors quote input, which may be huge.
+const maxErrorMessage = 1024
+
+// deadLetter wraps an input message for the DLQ: original key, value and headers unchanged, plus
+// headers naming the error and where the message came from.
+func (e *Engine) deadLetter(msg kafka.Message, err error) kafka.Message {
+	class := string(event.ClassOf(err))
+	text := err.Error()
+	var de *event.DecodeError
+	if errors.As(err, &de) {
+		text = de.Msg
+	}
+	if len(text) > maxErrorMessage {
+		// Cut on a rune boundary: a header is text that consumers will decode.
+		text = strings.ToValidUTF8(text[:maxErrorMessage], "")
+	}
+	headers := make([]kafka.Header, 0, len(msg.Headers)+8)
+	headers = append(headers, msg.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderErrorClass, Value: []byte(class)},
+		kafka.Header{Key: HeaderErrorMessage, Value: []byte(text)},
+		kafka.Header{Key: HeaderOriginalTopic, Value: []byte(msg.Topic)},
+		kafka.Header{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(msg.Partition))},
+		kafka.Header{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
+		kafka.Header{Key: HeaderOriginalTimestamp, Value: []byte(msg.Time.UTC().Format(time.RFC3339Nano))},
+		kafka.Header{Key: HeaderFailedAt, Value: []byte(e.now().UTC().Format(time.RFC3339Nano))},
+		kafka.Header{Key: HeaderSchemaVersion, Value: []byte(event.SchemaVersion)},
+	)
+	return kafka.Message{Topic: e.opts.DLQTopic, Key: msg.Key, Value: msg.Value, Headers: headers}
+}
+
+// scoredMessage encodes a scored event keyed by its indicator, so that one indicator always
+// lands on one output partition. An event that would outgrow the input limit loses its carried
+// context (noted in warnings) rather than fail at the broker.
+func (e *Engine) scoredMessage(ev *event.Scored) (kafka.Message, error) {
+	value, err := json.Marshal(ev)
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	if len(value) > e.opts.MaxEventBytes && (ev.Context != nil || ev.Extra != nil) {
+		ev.Context, ev.Extra = nil, nil
+		ev.Warnings = append(ev.Warnings, "context and extra fields dropped: the scored event exceeded the size limit")
+		if value, err = json.Marshal(ev); err != nil {
+			return kafka.Message{}, err
+		}
+	}
+	return kafka.Message{Topic: e.opts.OutputTopic, Key: []byte(ev.Indicator.Value), Value: value}, nil
+}
+
+// truncatedDeadLetterBytes is what is kept of a dead letter the broker refuses as too large.
+const truncatedDeadLetterBytes = 64 << 10
+
+// shrinkIfTooLarge makes messages the broker refused for size acceptable: a dead letter keeps
+// its first 64 KiB with a header saying so; a scored event loses its carried context. Other
+// errors return msgs unchanged.
+func shrinkIfTooLarge(msgs []kafka.Message, err error) []kafka.Message {
+	var tooLarge kafka.MessageTooLargeError
+	if !errors.Is(err, kafka.MessageSizeTooLarge) && !errors.As(err, &tooLarge) {
+		return msgs
+	}
+	out := make([]kafka.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = m
+		switch {
+		case hasHeader(m, HeaderErrorClass):
+			if len(m.Value) > truncatedDeadLetterBytes {
+				out[i].Value = m.Value[:truncatedDeadLetterBytes]
+				out[i].Headers = append(append([]kafka.Header(nil), m.Headers...),
+					kafka.Header{Key: HeaderTruncated, Value: []byte(strconv.Itoa(len(m.Value)))})
+			}
+		default:
+			var ev event.Scored
+			if json.Unmarshal(m.Value, &ev) == nil && (ev.Context != nil || ev.Extra != nil) {
+				ev.Context, ev.Extra = nil, nil
+				ev.Warnings = append(ev.Warnings, "context and extra fields dropped: the broker refused the scored event as too large")
+				if v, err := json.Marshal(&ev); err == nil {
+					out[i].Value = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+func hasHeader(m kafka.Message, key string) bool {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}

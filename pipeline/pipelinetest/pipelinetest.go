@@ -1,0 +1,275 @@
+// Package pipelinetest gives tests access to the real Kafka broker and Redis server that
+// `make test` starts (scripts/services.sh), and small helpers to create throw-away topics and
+// read them back.
+//
+// Tests that need a service call Kafka(t) or Redis(t). Without THREATPIPE_TEST_KAFKA_BROKERS /
+// THREATPIPE_TEST_REDIS_ADDR they are skipped, unless THREATPIPE_TEST_REQUIRE_SERVICES=1 (set by
+// `make test` and CI), in which case a missing service fails the test instead of hiding it.
+package pipelinetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+func need(t testing.TB, envVar, what string) string {
+	t.Helper()
+	v := os.Getenv(envVar)
+	if v == "" {
+		if os.Getenv("THREATPIPE_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("%s is not set but THREATPIPE_TEST_REQUIRE_SERVICES=1: start services with `make services-up`", envVar)
+		}
+		t.Skipf("%s needs a real %s: set %s (make test does)", t.Name(), what, envVar)
+	}
+	return v
+}
+
+// Kafka returns the real broker's bootstrap addresses.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	brokers := strings.Split(need(t, "THREATPIPE_TEST_KAFKA_BROKERS", "Kafka broker"), ",")
+	conn, err := net.DialTimeout("tcp", brokers[0], 3*time.Second)
+	if err != nil {
+		t.Fatalf("Kafka at %s is not reachable: %v", brokers[0], err)
+	}
+	_ = conn.Close()
+	return brokers
+}
+
+// Redis returns the real Redis server's address.
+func Redis(t testing.TB) string {
+	t.Helper()
+	addr := need(t, "THREATPIPE_TEST_REDIS_ADDR", "Redis server")
+	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		t.Fatalf("Redis at %s is not reachable: %v", addr, err)
+	}
+	_ = conn.Close()
+	return addr
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// Name returns a unique, topic-safe name derived from the test name.
+func Name(t testing.TB, suffix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	base := unsafeChars.ReplaceAllString(t.Name(), "-")
+	if len(base) > 120 {
+		base = base[:120]
+	}
+	return fmt.Sprintf("test.%s.%s.%s", base, hex.EncodeToString(b), suffix)
+}
+
+// Topic creates a fresh topic with the given partitions and deletes it when the test ends.
+func Topic(t testing.TB, brokers []string, suffix string, partitions int) string {
+	t.Helper()
+	name := Name(t, suffix)
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 15 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: name, NumPartitions: partitions, ReplicationFactor: 1,
+	}}})
+	if err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	if err := res.Errors[name]; err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	// Wait until metadata shows every partition with a leader, so first writes do not race it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{name}})
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) == partitions {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s not ready: %v", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{name}})
+	})
+	return name
+}
+
+// Produce writes msgs to topic synchronously with acks=all.
+func Produce(t testing.TB, brokers []string, topic string, msgs []kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for start := 0; start < len(msgs); start += 1000 {
+		end := min(start+1000, len(msgs))
+		if err := w.WriteMessages(ctx, msgs[start:end]...); err != nil {
+			t.Fatalf("produce to %s: %v", topic, err)
+		}
+	}
+}
+
+// Partitions returns the partition ids of topic.
+func Partitions(t testing.TB, brokers []string, topic string) []int {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil || len(md.Topics) != 1 {
+		t.Fatalf("metadata of %s: %v", topic, err)
+	}
+	var ids []int
+	for _, p := range md.Topics[0].Partitions {
+		ids = append(ids, p.ID)
+	}
+	sort.Ints(ids)
+	return ids
+}
+
+// EndOffsets returns each partition's end offset (the offset the next message will get).
+func EndOffsets(t testing.TB, brokers []string, topic string) map[int]int64 {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	req := map[string][]kafka.OffsetRequest{}
+	for _, p := range Partitions(t, brokers, topic) {
+		req[topic] = append(req[topic], kafka.LastOffsetOf(p))
+	}
+	res, err := client.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: req})
+	if err != nil {
+		t.Fatalf("list offsets of %s: %v", topic, err)
+	}
+	out := map[int]int64{}
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			t.Fatalf("list offsets of %s/%d: %v", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	return out
+}
+
+// Count returns how many messages topic holds (sum of end offsets; topics here are never
+// compacted or truncated).
+func Count(t testing.TB, brokers []string, topic string) int64 {
+	var n int64
+	for _, off := range EndOffsets(t, brokers, topic) {
+		n += off
+	}
+	return n
+}
+
+// Committed returns group's committed offset per partition of topic (-1 when none).
+func Committed(t testing.TB, brokers []string, group, topic string) map[int]int64 {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	res, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{
+		GroupID: group, Topics: map[string][]int{topic: Partitions(t, brokers, topic)},
+	})
+	if err != nil {
+		t.Fatalf("offset fetch %s/%s: %v", group, topic, err)
+	}
+	out := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out
+}
+
+// WaitFor polls cond every 100 ms until it is true or timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ReadAll reads every message currently in topic (all partitions, from the start) without a
+// consumer group, stopping at the end offsets observed when it was called.
+func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	ends := EndOffsets(t, brokers, topic)
+	var (
+		mu   sync.Mutex
+		out  []kafka.Message
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for p, end := range ends {
+		if end == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
+				MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
+					mu.Unlock()
+					return
+				}
+				mu.Lock()
+				out = append(out, m)
+				mu.Unlock()
+				if m.Offset+1 >= end {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Header returns the value of a message header, or "".
+func Header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// ArtifactDir returns the directory tests write reports and screenshots to
+// (THREATPIPE_TEST_ARTIFACTS, default a temporary directory), creating it.
+func ArtifactDir(t testing.TB) string {
+	dir := os.Getenv("THREATPIPE_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "threatpipe-test-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("artifact dir: %v", err)
+	}
+	return dir
+}
