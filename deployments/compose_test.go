@@ -1,0 +1,415 @@
+package deployments
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	yamlv3 "gopkg.in/yaml.v3"
+)
+
+// The Compose Specification keys docker-compose.yml uses, and no others: decoding with
+// KnownFields(true) turns a misspelt key (depends_on.conditon, stop_grace_periode) into an error.
+type composeFile struct {
+	Name     string                    `yaml:"name"`
+	Services map[string]composeService `yaml:"services"`
+}
+
+type composeService struct {
+	Image           string                       `yaml:"image"`
+	Build           *composeBuild                `yaml:"build"`
+	Command         []string                     `yaml:"command"`
+	Environment     map[string]string            `yaml:"environment"`
+	Ports           []string                     `yaml:"ports"`
+	DependsOn       map[string]composeDependency `yaml:"depends_on"`
+	Healthcheck     *composeHealthcheck          `yaml:"healthcheck"`
+	Restart         string                       `yaml:"restart"`
+	StopGracePeriod string                       `yaml:"stop_grace_period"`
+}
+
+type composeBuild struct {
+	Context    string `yaml:"context"`
+	Dockerfile string `yaml:"dockerfile"`
+}
+
+type composeDependency struct {
+	Condition string `yaml:"condition"`
+}
+
+type composeHealthcheck struct {
+	Test        []string `yaml:"test"`
+	Interval    string   `yaml:"interval"`
+	Timeout     string   `yaml:"timeout"`
+	Retries     int      `yaml:"retries"`
+	StartPeriod string   `yaml:"start_period"`
+}
+
+const composePath = repoRoot + "/docker-compose.yml"
+
+// decodeCompose decodes one YAML document strictly into composeFile.
+func decodeCompose(data []byte) (*composeFile, error) {
+	dec := yamlv3.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f composeFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, err
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document")
+	}
+	return &f, nil
+}
+
+func loadCompose(t *testing.T) *composeFile {
+	t.Helper()
+	f, err := decodeCompose(readFile(t, composePath))
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not decode strictly into the Compose model: %v", err)
+	}
+	return f
+}
+
+func TestComposeDecoderCatchesTypos(t *testing.T) {
+	for name, doc := range map[string]string{
+		"unknown service key": "services:\n  a:\n    image: x:1\n    stop_grace_periode: 45s\n",
+		"unknown nested key":  "services:\n  a:\n    depends_on:\n      b:\n        conditon: service_healthy\n",
+		"unknown top key":     "service:\n  a:\n    image: x:1\n",
+		"list environment":    "services:\n  a:\n    environment:\n      - A=1\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := decodeCompose([]byte(doc)); err == nil {
+				t.Fatalf("decodeCompose accepted %q", doc)
+			}
+		})
+	}
+}
+
+// TestComposeSchema validates docker-compose.yml with compose-go, the loader of the docker
+// compose CLI: the Compose Specification JSON schema plus its consistency checks.
+func TestComposeSchema(t *testing.T) {
+	abs, err := filepath.Abs(composePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  filepath.Dir(abs),
+		ConfigFiles: []types.ConfigFile{{Filename: abs}},
+		Environment: types.Mapping{},
+	}, func(o *loader.Options) { o.SetProjectName("threatpipe", false) })
+	if err != nil {
+		t.Fatalf("compose-go rejects docker-compose.yml: %v", err)
+	}
+	enricher, ok := project.Services["enricher"]
+	if !ok {
+		t.Fatal("compose-go found no enricher service")
+	}
+	if enricher.StopGracePeriod == nil || time.Duration(*enricher.StopGracePeriod) <= 30*time.Second {
+		t.Errorf("compose-go reads enricher stop_grace_period %v; want more than 30s", enricher.StopGracePeriod)
+	}
+	for _, dep := range []string{"kafka", "redis"} {
+		if d, ok := enricher.DependsOn[dep]; !ok || d.Condition != types.ServiceConditionHealthy {
+			t.Errorf("compose-go reads enricher depends_on %s as %+v; want condition service_healthy", dep, d)
+		}
+	}
+}
+
+func TestCompose(t *testing.T) {
+	f := loadCompose(t)
+	for _, name := range []string{"kafka", "redis", "enricher"} {
+		if _, ok := f.Services[name]; !ok {
+			t.Fatalf("docker-compose.yml has no service %q", name)
+		}
+	}
+	kafka, redis, enr := f.Services["kafka"], f.Services["redis"], f.Services["enricher"]
+
+	t.Run("images pinned", func(t *testing.T) {
+		for name, s := range f.Services {
+			if s.Image == "" && s.Build == nil {
+				t.Errorf("service %s has neither image nor build", name)
+			}
+			if s.Image != "" {
+				checkImageRef(t, "docker-compose.yml service "+name, s.Image)
+			}
+		}
+		if !strings.HasPrefix(kafka.Image, "apache/kafka:4.") {
+			t.Errorf("kafka image %q: want apache/kafka 4.x (KRaft, the broker version the tests use)", kafka.Image)
+		}
+	})
+	t.Run("enricher builds the Dockerfile", func(t *testing.T) {
+		if enr.Build == nil {
+			t.Fatal("enricher has no build section")
+		}
+		df := filepath.Join(repoRoot, filepath.FromSlash(enr.Build.Context), filepath.FromSlash(enr.Build.Dockerfile))
+		if _, err := os.Stat(df); err != nil {
+			t.Errorf("build context %q + dockerfile %q: %v", enr.Build.Context, enr.Build.Dockerfile, err)
+		}
+		if len(enr.Command) != 1 || enr.Command[0] != "enrich" {
+			t.Errorf("enricher command %v, want [enrich]", enr.Command)
+		}
+	})
+	t.Run("enricher environment", func(t *testing.T) {
+		for k := range enr.Environment {
+			checkVarName(t, "docker-compose.yml enricher environment", k)
+		}
+		cfg := loadConfig(t, "docker-compose.yml enricher environment", enr.Environment)
+		if !cfg.Kafka.CreateTopics {
+			t.Error("THREATPIPE_KAFKA_CREATE_TOPICS should be true: the compose Kafka starts empty")
+		}
+	})
+	t.Run("depends on healthy services", func(t *testing.T) {
+		for _, dep := range []string{"kafka", "redis"} {
+			d, ok := enr.DependsOn[dep]
+			if !ok || d.Condition != "service_healthy" {
+				t.Errorf("enricher depends_on %s: %+v, want condition service_healthy", dep, d)
+			}
+			if s := f.Services[dep]; s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
+				t.Errorf("service %s has no healthcheck, so service_healthy never holds", dep)
+			}
+		}
+		for name, d := range enr.DependsOn {
+			if _, ok := f.Services[name]; !ok {
+				t.Errorf("enricher depends_on unknown service %s (%+v)", name, d)
+			}
+		}
+	})
+	t.Run("healthchecks", func(t *testing.T) {
+		for name, s := range f.Services {
+			h := s.Healthcheck
+			if h == nil {
+				continue
+			}
+			if len(h.Test) < 2 || (h.Test[0] != "CMD" && h.Test[0] != "CMD-SHELL") {
+				t.Errorf("service %s healthcheck test %v: want [CMD ...] or [CMD-SHELL ...]", name, h.Test)
+			}
+			for field, v := range map[string]string{"interval": h.Interval, "timeout": h.Timeout, "start_period": h.StartPeriod} {
+				if _, err := time.ParseDuration(v); v != "" && err != nil {
+					t.Errorf("service %s healthcheck %s %q: %v", name, field, v, err)
+				}
+			}
+			if h.Retries < 1 {
+				t.Errorf("service %s healthcheck retries %d", name, h.Retries)
+			}
+		}
+		if got := strings.Join(redis.Healthcheck.Test, " "); !strings.Contains(got, "redis-cli ping") {
+			t.Errorf("redis healthcheck %q: want redis-cli ping", got)
+		}
+		if got := strings.Join(kafka.Healthcheck.Test, " "); !strings.Contains(got, "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:") {
+			t.Errorf("kafka healthcheck %q: want /opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:PORT", got)
+		}
+	})
+	t.Run("redis keeps nothing on disk", func(t *testing.T) {
+		cmd := strings.Join(redis.Command, " ")
+		if !strings.Contains(cmd, `--save `) || !strings.Contains(cmd, "--appendonly no") {
+			t.Errorf("redis command %v: want --save \"\" and --appendonly no", redis.Command)
+		}
+	})
+	t.Run("kafka KRaft settings", func(t *testing.T) {
+		checkKafkaEnv(t, f)
+	})
+	t.Run("enricher reaches kafka and redis", func(t *testing.T) {
+		cfg := loadConfig(t, "enricher environment", enr.Environment)
+		adv := listenerAddrs(t, kafka.Environment["KAFKA_ADVERTISED_LISTENERS"])
+		for _, b := range cfg.Kafka.Brokers {
+			found := false
+			for _, a := range adv {
+				found = found || a.addr == b
+			}
+			if !found {
+				t.Errorf("THREATPIPE_KAFKA_BROKERS %s is not an advertised listener of kafka (%s)", b, kafka.Environment["KAFKA_ADVERTISED_LISTENERS"])
+			}
+			if host, _, _ := net.SplitHostPort(b); host != "kafka" {
+				t.Errorf("THREATPIPE_KAFKA_BROKERS %s: inside the compose network the broker is kafka:PORT", b)
+			}
+		}
+		for _, a := range cfg.Redis.Addrs {
+			if a != "redis:6379" {
+				t.Errorf("THREATPIPE_REDIS_ADDR %s: want redis:6379", a)
+			}
+		}
+	})
+	t.Run("ports", func(t *testing.T) {
+		cfg := loadConfig(t, "enricher environment", enr.Environment)
+		_, httpPort, _ := net.SplitHostPort(cfg.HTTPAddr)
+		if !publishes(t, enr.Ports, httpPort) {
+			t.Errorf("enricher ports %v do not publish THREATPIPE_HTTP_ADDR's port %s", enr.Ports, httpPort)
+		}
+		// The host listener: advertised as 127.0.0.1:P (or localhost:P) and published as P.
+		hostListener := false
+		for _, a := range listenerAddrs(t, kafka.Environment["KAFKA_ADVERTISED_LISTENERS"]) {
+			host, port, _ := net.SplitHostPort(a.addr)
+			if host == "127.0.0.1" || host == "localhost" {
+				hostListener = true
+				if !publishes(t, kafka.Ports, port) {
+					t.Errorf("kafka advertises %s for the host but its ports %v do not publish %s", a.addr, kafka.Ports, port)
+				}
+			}
+		}
+		if !hostListener {
+			t.Error("kafka advertises no listener for clients on the host (127.0.0.1:9094)")
+		}
+		for name, s := range f.Services {
+			for _, p := range s.Ports {
+				if !strings.HasPrefix(p, "127.0.0.1:") {
+					t.Errorf("service %s publishes %q on every interface; bind 127.0.0.1", name, p)
+				}
+			}
+		}
+	})
+	t.Run("restart and stop", func(t *testing.T) {
+		if enr.Restart != "unless-stopped" {
+			t.Errorf("enricher restart %q, want unless-stopped", enr.Restart)
+		}
+		for name, s := range f.Services {
+			switch s.Restart {
+			case "", "no", "always", "on-failure", "unless-stopped":
+			default:
+				if !strings.HasPrefix(s.Restart, "on-failure:") {
+					t.Errorf("service %s restart %q is not a Compose restart policy", name, s.Restart)
+				}
+			}
+		}
+		cfg := loadConfig(t, "enricher environment", enr.Environment)
+		d, err := time.ParseDuration(enr.StopGracePeriod)
+		if err != nil || d <= cfg.Pipeline.ShutdownTimeout+5*time.Second {
+			t.Errorf("enricher stop_grace_period %q must exceed THREATPIPE_PIPELINE_SHUTDOWN_TIMEOUT (%s) + 5s reader close (Compose's default is 10s)", enr.StopGracePeriod, cfg.Pipeline.ShutdownTimeout)
+		}
+		if enr.Healthcheck != nil {
+			t.Error("enricher has a healthcheck, but the distroless image has no shell or HTTP client to run one")
+		}
+	})
+}
+
+// listener is one NAME://host:port entry of KAFKA_LISTENERS or KAFKA_ADVERTISED_LISTENERS.
+type listener struct{ name, addr string }
+
+func listenerAddrs(t *testing.T, s string) []listener {
+	t.Helper()
+	var out []listener
+	for _, l := range strings.Split(s, ",") {
+		name, addr, ok := strings.Cut(strings.TrimSpace(l), "://")
+		if !ok || name == "" {
+			t.Errorf("listener %q is not NAME://host:port", l)
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			t.Errorf("listener %q: %v", l, err)
+			continue
+		}
+		out = append(out, listener{name, addr})
+	}
+	return out
+}
+
+func checkKafkaEnv(t *testing.T, f *composeFile) {
+	t.Helper()
+	env := f.Services["kafka"].Environment
+	for k, want := range map[string]string{
+		"KAFKA_PROCESS_ROLES":                            "broker,controller",
+		"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         "1",
+		"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+		"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":            "1",
+		"KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS":         "0",
+	} {
+		if env[k] != want {
+			t.Errorf("kafka %s=%q, want %q", k, env[k], want)
+		}
+	}
+	for _, k := range []string{"KAFKA_NODE_ID", "KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_CONTROLLER_LISTENER_NAMES",
+		"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "KAFKA_CONTROLLER_QUORUM_VOTERS", "KAFKA_INTER_BROKER_LISTENER_NAME", "CLUSTER_ID"} {
+		if env[k] == "" {
+			t.Errorf("kafka %s is not set", k)
+		}
+	}
+	for k := range env {
+		if !strings.HasPrefix(k, "KAFKA_") && k != "CLUSTER_ID" {
+			t.Errorf("kafka environment %s: the apache/kafka image reads KAFKA_* variables and CLUSTER_ID", k)
+		}
+	}
+	listeners := map[string]string{} // name -> port
+	for _, l := range listenerAddrs(t, env["KAFKA_LISTENERS"]) {
+		_, port, _ := net.SplitHostPort(l.addr)
+		listeners[l.name] = port
+	}
+	protocols := map[string]bool{}
+	for _, p := range strings.Split(env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"], ",") {
+		name, proto, ok := strings.Cut(p, ":")
+		if !ok || proto == "" {
+			t.Errorf("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP entry %q is not NAME:PROTOCOL", p)
+		}
+		protocols[name] = true
+	}
+	for name := range listeners {
+		if !protocols[name] {
+			t.Errorf("listener %s has no entry in KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", name)
+		}
+	}
+	for _, a := range listenerAddrs(t, env["KAFKA_ADVERTISED_LISTENERS"]) {
+		port, ok := listeners[a.name]
+		if !ok {
+			t.Errorf("advertised listener %s is not in KAFKA_LISTENERS", a.name)
+			continue
+		}
+		if _, p, _ := net.SplitHostPort(a.addr); p != port {
+			t.Errorf("advertised listener %s://%s does not use its listener's port %s", a.name, a.addr, port)
+		}
+	}
+	ctrl := env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+	if _, ok := listeners[ctrl]; !ok {
+		t.Errorf("KAFKA_CONTROLLER_LISTENER_NAMES %s is not in KAFKA_LISTENERS", ctrl)
+	}
+	if _, ok := listeners[env["KAFKA_INTER_BROKER_LISTENER_NAME"]]; !ok {
+		t.Errorf("KAFKA_INTER_BROKER_LISTENER_NAME %s is not in KAFKA_LISTENERS", env["KAFKA_INTER_BROKER_LISTENER_NAME"])
+	}
+	// One voter: this node, at the controller listener, under the service's name.
+	id, hostPort, ok := strings.Cut(env["KAFKA_CONTROLLER_QUORUM_VOTERS"], "@")
+	if !ok || id != env["KAFKA_NODE_ID"] {
+		t.Errorf("KAFKA_CONTROLLER_QUORUM_VOTERS %q: want %s@kafka:%s", env["KAFKA_CONTROLLER_QUORUM_VOTERS"], env["KAFKA_NODE_ID"], listeners[ctrl])
+	} else if host, port, err := net.SplitHostPort(hostPort); err != nil || host != "kafka" || port != listeners[ctrl] {
+		t.Errorf("KAFKA_CONTROLLER_QUORUM_VOTERS %q: want %s@kafka:%s", env["KAFKA_CONTROLLER_QUORUM_VOTERS"], id, listeners[ctrl])
+	}
+	// The healthcheck's bootstrap port must be a listener.
+	hc := strings.Join(f.Services["kafka"].Healthcheck.Test, " ")
+	if _, after, ok := strings.Cut(hc, "--bootstrap-server localhost:"); ok {
+		port := strings.FieldsFunc(after, func(r rune) bool { return r < '0' || r > '9' })
+		found := false
+		for _, p := range listeners {
+			found = found || (len(port) > 0 && p == port[0])
+		}
+		if !found {
+			t.Errorf("kafka healthcheck bootstraps on a port no listener uses: %q", hc)
+		}
+	}
+}
+
+// publishes reports whether ports (short syntax, [ip:]host:container) maps host port p to
+// container port p.
+func publishes(t *testing.T, ports []string, p string) bool {
+	t.Helper()
+	for _, spec := range ports {
+		spec, _, _ = strings.Cut(spec, "/")
+		parts := strings.Split(spec, ":")
+		if len(parts) < 2 || len(parts) > 3 {
+			t.Errorf("port %q: want [ip:]host:container", spec)
+			continue
+		}
+		host, cont := parts[len(parts)-2], parts[len(parts)-1]
+		if _, err := strconv.Atoi(cont); err != nil {
+			t.Errorf("port %q: container port is not a number", spec)
+		}
+		if host == p && cont == p {
+			return true
+		}
+	}
+	return false
+}

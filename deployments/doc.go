@@ -1,0 +1,9 @@
+// Package deployments holds no code, only tests of the deployment artefacts next to it and at the
+// repository root: the container image (Dockerfile, ../.dockerignore), the Compose stack
+// (../docker-compose.yml) and the Kubernetes manifests (kubernetes/, kubernetes/keda/).
+//
+// No container engine or cluster is needed: the tests decode every file strictly into the real
+// types (k8s.io/api, a Compose model, compose-go's schema validation) so that a misspelt key
+// fails, and check that the files agree with each other and with pipeline/config: every
+// THREATPIPE_* variable they set exists and the values pass config.Load.
+package deployments
