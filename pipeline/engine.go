@@ -57,6 +57,12 @@ type Processor interface {
 	Process(ctx context.Context, ev *event.Scored) error
 }
 
+// GateObserver is optionally implemented by a Processor that wants to know about indicators the
+// gate spared a lookup (to count the savings).
+type GateObserver interface {
+	Gated(ev *event.Scored)
+}
+
 // Options are the engine's settings.
 type Options struct {
 	InputTopic, OutputTopic, DLQTopic string
@@ -235,6 +241,9 @@ func (e *Engine) handle(ctx context.Context, j *job) {
 			ev.Gate = &event.Gate{Reason: v.Reason, Prefix: v.Prefix.String()}
 			ev.Reasons = append(ev.Reasons, event.Reason{Source: "gate", Detail: fmt.Sprintf("%s range %s: no lookup", v.Reason, v.Prefix), Points: 0})
 			e.metrics.Gated.WithLabelValues(v.Reason).Inc()
+			if o, ok := e.proc.(GateObserver); ok {
+				o.Gated(ev)
+			}
 		} else {
 			t := e.now()
 			err := e.proc.Process(ctx, ev)

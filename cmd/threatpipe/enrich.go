@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/gate"
@@ -50,12 +49,17 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	}
 	k := &cfg.Kafka
 	if k.CreateTopics {
-		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic); err != nil {
+		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic, k.OpsTopic); err != nil {
 			return err
 		}
 	}
 	rdb := redisx.New(&cfg.Redis)
 	defer func() { _ = rdb.Close() }()
+
+	enr, err := buildEnrichment(cfg, env.environ, rdb, clients, reg, log)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 
 	srv, err := telemetry.NewServer(cfg.HTTPAddr, reg, log)
 	if err != nil {
@@ -77,25 +81,30 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		MaxEventBytes: cfg.Pipeline.MaxEventBytes, MaxIndicators: cfg.Pipeline.MaxIndicators,
 		CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
 	}, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
-		enrich.Unscored{}, gate.New(own, allow), metrics, log)
+		enr.proc, gate.New(own, allow), metrics, log)
 
 	log.Info("enricher starting", zap.Strings("brokers", k.Brokers), zap.String("input", k.InputTopic),
 		zap.String("output", k.OutputTopic), zap.String("dlq", k.DLQTopic), zap.String("group", k.GroupID),
-		zap.String("http", srv.Addr()), zap.Int("workers", cfg.Pipeline.Workers), zap.Int("max_in_flight", cfg.Pipeline.MaxInFlight))
+		zap.String("http", srv.Addr()), zap.Int("workers", cfg.Pipeline.Workers), zap.Int("max_in_flight", cfg.Pipeline.MaxInFlight),
+		zap.Strings("providers", enr.providers))
 
-	// The HTTP server outlives the engine's drain so metrics stay scrapeable; readiness turns
-	// false as soon as shutdown starts.
-	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopHTTP()
+	// The HTTP server and the enrichment loops outlive the engine's drain: in-flight events
+	// still read the cache, and metrics stay scrapeable. Readiness turns false as soon as
+	// shutdown starts.
+	afterCtx, stopAfter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAfter()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := srv.Run(httpCtx); err != nil {
+		if err := srv.Run(afterCtx); err != nil {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
 	})
+	for _, loop := range enr.loops {
+		g.Go(func() error { return loop(afterCtx) })
+	}
 	g.Go(func() error {
-		defer stopHTTP()
+		defer stopAfter()
 		stopDraining := context.AfterFunc(gctx, srv.SetDraining)
 		defer stopDraining()
 		start := time.Now()

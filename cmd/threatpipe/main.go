@@ -32,9 +32,11 @@ type environment struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"enrich":  {"consume indicator events, enrich and score them, publish scored events", runEnrich},
-		"produce": {"publish JSON lines from a file or stdin to a Kafka topic", runProduce},
-		"config":  {"print the configuration variables and their defaults", runConfig},
+		"enrich":    {"consume indicator events, enrich and score them, publish scored events", runEnrich},
+		"produce":   {"publish JSON lines from a file or stdin to a Kafka topic", runProduce},
+		"config":    {"print the configuration variables and their defaults", runConfig},
+		"providers": {"list the enrichment providers, or check their keys and remaining credits", runProviders},
+		"sim":       {"serve the provider simulator (Criminal IP API shapes) for demos, tests and benchmarks", runSim},
 	}
 }
 

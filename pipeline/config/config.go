@@ -62,6 +62,7 @@ type Kafka struct {
 	InputTopic           string        `env:"INPUT_TOPIC" envDefault:"indicators" desc:"Topic the enricher consumes indicator events from."`
 	OutputTopic          string        `env:"OUTPUT_TOPIC" envDefault:"indicators.scored" desc:"Topic scored events are published to."`
 	DLQTopic             string        `env:"DLQ_TOPIC" envDefault:"indicators.dlq" desc:"Dead-letter topic for messages that cannot be decoded or name no valid indicator."`
+	OpsTopic             string        `env:"OPS_TOPIC" envDefault:"threatpipe.ops" desc:"Topic for operational events: quota warnings, exhausted quotas, disabled providers."`
 	GroupID              string        `env:"GROUP_ID" envDefault:"threatpipe-enricher" desc:"Consumer group of the enricher; replicas with the same group share the input partitions."`
 	ClientID             string        `env:"CLIENT_ID" envDefault:"threatpipe" desc:"Kafka client.id sent to the brokers."`
 	CreateTopics         bool          `env:"CREATE_TOPICS" envDefault:"false" desc:"Create missing topics at start-up (for development; production topics are usually managed)."`
@@ -95,13 +96,14 @@ type Redis struct {
 	Password         Secret        `env:"PASSWORD" desc:"Redis password." secret:"true"`
 	PasswordFromFile Secret        `env:"PASSWORD_FILE,file" desc:"File holding the Redis password (instead of THREATPIPE_REDIS_PASSWORD)." secret:"true"`
 	DB               int           `env:"DB" envDefault:"0" desc:"Database number (single node and Sentinel only)."`
+	KeyPrefix        string        `env:"KEY_PREFIX" envDefault:"tp" desc:"Prefix of every key threatpipe writes, so deployments can share a Redis."`
 	TLSEnabled       bool          `env:"TLS_ENABLED" envDefault:"false" desc:"Connect to Redis over TLS."`
 	DialTimeout      time.Duration `env:"DIAL_TIMEOUT" envDefault:"2s" desc:"Timeout of a Redis connection attempt."`
 }
 
 // Pipeline sizes the enricher's worker pool and in-flight window.
 type Pipeline struct {
-	Workers         int           `env:"WORKERS" envDefault:"64" desc:"Concurrent events being enriched."`
+	Workers         int           `env:"WORKERS" envDefault:"256" desc:"Concurrent events being enriched; a worker waiting on a provider holds nothing else up, so this bounds concurrent lookups."`
 	MaxInFlight     int           `env:"MAX_IN_FLIGHT" envDefault:"4096" desc:"Events fetched but not yet committable; when full, fetching pauses (backpressure). Bounds memory and duplicates after a crash."`
 	MaxEventBytes   int           `env:"MAX_EVENT_BYTES" envDefault:"1048576" desc:"Larger input messages are dead-lettered as too_large."`
 	MaxIndicators   int           `env:"MAX_INDICATORS_PER_EVENT" envDefault:"32" desc:"Distinct indicators taken from one ECS event; the rest are named in warnings."`
@@ -182,7 +184,7 @@ func (c *Config) Validate() error {
 			add("KAFKA_BROKERS", "%q: %v", b, err)
 		}
 	}
-	for name, t := range map[string]string{"KAFKA_INPUT_TOPIC": k.InputTopic, "KAFKA_OUTPUT_TOPIC": k.OutputTopic, "KAFKA_DLQ_TOPIC": k.DLQTopic} {
+	for name, t := range map[string]string{"KAFKA_INPUT_TOPIC": k.InputTopic, "KAFKA_OUTPUT_TOPIC": k.OutputTopic, "KAFKA_DLQ_TOPIC": k.DLQTopic, "KAFKA_OPS_TOPIC": k.OpsTopic} {
 		if !topicName.MatchString(t) || t == "." || t == ".." {
 			add(name, "%q is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -)", t)
 		}
@@ -245,6 +247,9 @@ func (c *Config) Validate() error {
 		if err := checkHostPort(a); err != nil {
 			add("REDIS_ADDR", "%q: %v", a, err)
 		}
+	}
+	if c.Redis.KeyPrefix == "" || strings.ContainsAny(c.Redis.KeyPrefix, " \t\r\n") {
+		add("REDIS_KEY_PREFIX", "%q must be non-empty and without spaces", c.Redis.KeyPrefix)
 	}
 	if c.Redis.DB < 0 {
 		add("REDIS_DB", "must not be negative")
@@ -324,18 +329,31 @@ type Var struct {
 	field       string
 }
 
-// Vars lists every variable in declaration order.
+// Vars lists every variable of Config in declaration order.
 func Vars() []Var {
+	return VarsOf(Prefix, reflect.TypeOf(Config{}))
+}
+
+// VarsOf lists the variables of any env-tagged struct type under prefix (provider configs use
+// it for their own documentation).
+func VarsOf(prefix string, t reflect.Type) []Var {
 	var out []Var
-	walk(reflect.TypeOf(Config{}), Prefix, &out)
+	walk(t, prefix, &out)
 	return out
 }
 
 func walk(t reflect.Type, prefix string, out *[]Var) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if p, ok := f.Tag.Lookup("envPrefix"); ok {
 			walk(f.Type, prefix+p, out)
+			continue
+		}
+		if f.Anonymous && f.Tag.Get("env") == "" {
+			walk(f.Type, prefix, out)
 			continue
 		}
 		key, _, _ := strings.Cut(f.Tag.Get("env"), ",")

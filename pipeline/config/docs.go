@@ -6,10 +6,13 @@ import (
 )
 
 // MarkdownTable renders Vars as the reference table of docs/configuration.md.
-func MarkdownTable() string {
+func MarkdownTable() string { return MarkdownTableOf(Vars()) }
+
+// MarkdownTableOf renders any list of variables as a reference table.
+func MarkdownTableOf(vars []Var) string {
 	var b strings.Builder
 	b.WriteString("| Variable | Default | Description |\n|---|---|---|\n")
-	for _, v := range Vars() {
+	for _, v := range vars {
 		def := "(unset)"
 		if v.Default != "" {
 			def = "`" + v.Default + "`"

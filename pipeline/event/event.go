@@ -112,23 +112,29 @@ type Origin struct {
 
 // Scored is the output contract: one per indicator of an input event.
 type Scored struct {
-	SchemaVersion string                     `json:"schema_version"`
-	EventID       string                     `json:"event_id"`
-	ObservedAt    time.Time                  `json:"observed_at"`
-	ProcessedAt   time.Time                  `json:"processed_at"`
-	Source        string                     `json:"source"`
-	InputFormat   Format                     `json:"input_format"`
-	Indicator     Indicator                  `json:"indicator"`
-	ECSFields     []string                   `json:"ecs_fields,omitempty"`
-	Score         int                        `json:"score"`
-	Severity      Severity                   `json:"severity"`
-	Tags          []string                   `json:"tags"`
-	Reasons       []Reason                   `json:"reasons"`
-	Gate          *Gate                      `json:"gate,omitempty"`
-	Warnings      []string                   `json:"warnings,omitempty"`
-	Context       json.RawMessage            `json:"context,omitempty"`
-	Extra         map[string]json.RawMessage `json:"extra,omitempty"`
-	Origin        Origin                     `json:"origin"`
+	SchemaVersion string    `json:"schema_version"`
+	EventID       string    `json:"event_id"`
+	ObservedAt    time.Time `json:"observed_at"`
+	ProcessedAt   time.Time `json:"processed_at"`
+	Source        string    `json:"source"`
+	InputFormat   Format    `json:"input_format"`
+	Indicator     Indicator `json:"indicator"`
+	ECSFields     []string  `json:"ecs_fields,omitempty"`
+	Score         int       `json:"score"`
+	Severity      Severity  `json:"severity"`
+	Tags          []string  `json:"tags"`
+	Reasons       []Reason  `json:"reasons"`
+	Gate          *Gate     `json:"gate,omitempty"`
+	// Providers holds each provider's outcome, keyed by provider name; absent for gated
+	// indicators.
+	Providers map[string]*ProviderOutcome `json:"providers,omitempty"`
+	AS        *AS                         `json:"as,omitempty"`
+	Geo       *GeoInfo                    `json:"geo,omitempty"`
+	ISP       string                      `json:"isp,omitempty"`
+	Warnings  []string                    `json:"warnings,omitempty"`
+	Context   json.RawMessage             `json:"context,omitempty"`
+	Extra     map[string]json.RawMessage  `json:"extra,omitempty"`
+	Origin    Origin                      `json:"origin"`
 }
 
 // NewScored starts the scored event for one sighting of in, with score 0 and empty

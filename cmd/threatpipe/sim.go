@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/threatpipe/threatpipe/enrich/sim"
+)
+
+func runSim(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "sim [flags]", `Serves a Criminal IP API simulator (GET /v1/asset/ip/report, POST /v1/user/me) with the real
+response shapes and verdicts derived from each IP, for demos, benchmarks and tests. Point the
+enricher at it with THREATPIPE_CRIMINALIP_BASE_URL and one of --keys as THREATPIPE_CRIMINALIP_API_KEY.
+Knobs can be changed while it runs: GET /_sim/stats, GET /_sim/calls?ip=, POST /_sim/reset,
+GET or POST /_sim/config (e.g. {"latency":"200ms","error_rate":0.1,"force_429_for":"30s"}).`)
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address (host:port; port 0 picks a free one)")
+	latency := fs.Duration("latency", 0, "delay added to every API answer")
+	jitter := fs.Duration("jitter", 0, "random extra delay, uniform between 0 and this")
+	errorRate := fs.Float64("error-rate", 0, "fraction (0-1) of lookups answered with HTTP 500")
+	rateLimit := fs.Float64("rate-limit", 0, "requests per second before HTTP 429 with Retry-After (0: unlimited)")
+	dailyQuota := fs.Int64("daily-quota", 0, "successful lookups per UTC day before the in-body status 402 answer (0: unmetered)")
+	keys := fs.String("keys", "sim-key", "comma-separated accepted API keys (empty: any non-empty key)")
+	invalidKeys := fs.Bool("invalid-keys", false, "reject every API key with HTTP 401")
+	seed := fs.Uint64("seed", 1, "seed of the error and jitter sequences")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	switch {
+	case *latency < 0 || *jitter < 0:
+		return errors.New("--latency and --jitter must not be negative")
+	case *errorRate < 0 || *errorRate > 1:
+		return errors.New("--error-rate must be between 0 and 1")
+	case *rateLimit < 0 || *dailyQuota < 0:
+		return errors.New("--rate-limit and --daily-quota must not be negative")
+	}
+	var validKeys []string
+	for _, k := range strings.Split(*keys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			validKeys = append(validKeys, k)
+		}
+	}
+
+	handler := sim.New(sim.Options{
+		Latency: *latency, Jitter: *jitter, ErrorRate: *errorRate, RateLimit: *rateLimit,
+		DailyQuota: *dailyQuota, ValidKeys: validKeys, InvalidKeyMode: *invalidKeys, Seed: *seed,
+	})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	base := "http://" + advertised(ln.Addr())
+	fmt.Fprintf(env.stderr, "threatpipe sim: Criminal IP simulator listening on %s (admin API under %s/_sim/)\n", base, base)
+	fmt.Fprintf(env.stderr, "use: THREATPIPE_CRIMINALIP_BASE_URL=%s\n", base)
+	if len(validKeys) > 0 && !*invalidKeys {
+		fmt.Fprintf(env.stderr, "     THREATPIPE_CRIMINALIP_API_KEY=%s\n", validKeys[0])
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	st := handler.Stats()
+	fmt.Fprintf(env.stderr, "threatpipe sim: stopped after %d requests (%d lookups, %d distinct IPs)\n", st.Total, st.Lookups, st.DistinctIPs)
+	return nil
+}
+
+// advertised is the address clients should dial: a wildcard listen address becomes loopback.
+func advertised(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		if ip.To4() == nil && ip != nil {
+			ip = net.IPv6loopback
+		} else {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
+}

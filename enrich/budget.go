@@ -1,0 +1,136 @@
+package enrich
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+// QuotaLedger counts one provider's lookups per UTC day in Redis, shared by every replica.
+// A reservation is taken before each request and refunded when the request provably cost
+// nothing (a 5xx, a 429, a timeout), so the count tracks what the provider bills.
+type QuotaLedger struct {
+	rdb      redis.UniversalClient
+	keys     Keys
+	provider string
+	limit    atomic.Int64 // configured quota, or the provider's reported limit; 0 = unmetered
+	now      func() time.Time
+}
+
+var reserveScript = redis.NewScript(`
+local used = redis.call('INCR', KEYS[1])
+if used == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+local limit = tonumber(ARGV[1])
+if limit > 0 and used > limit then
+  redis.call('DECR', KEYS[1])
+  return -1
+end
+return used`)
+
+// NewQuotaLedger returns a ledger with the configured daily quota (0 = unmetered).
+func NewQuotaLedger(rdb redis.UniversalClient, keys Keys, provider string, dailyQuota int64, now func() time.Time) *QuotaLedger {
+	q := &QuotaLedger{rdb: rdb, keys: keys, provider: provider, now: now}
+	q.limit.Store(dailyQuota)
+	return q
+}
+
+func (q *QuotaLedger) key() string {
+	return q.keys.Quota(q.provider, q.now().UTC().Format("2006-01-02"))
+}
+
+// Limit is the quota in force (0 = unmetered).
+func (q *QuotaLedger) Limit() int64 { return q.limit.Load() }
+
+// Reserve takes one unit. ok is false when the quota is spent; used is the count after it.
+func (q *QuotaLedger) Reserve(ctx context.Context) (used int64, ok bool, err error) {
+	n, err := reserveScript.Run(ctx, q.rdb, []string{q.key()}, q.limit.Load(), int((48 * time.Hour).Seconds())).Int64()
+	if err != nil {
+		return 0, false, fmt.Errorf("quota reserve: %w", err)
+	}
+	if n < 0 {
+		return q.limit.Load(), false, nil
+	}
+	return n, true, nil
+}
+
+// Refund gives back a unit that bought nothing.
+func (q *QuotaLedger) Refund(ctx context.Context) error {
+	return q.rdb.Decr(ctx, q.key()).Err()
+}
+
+// Used reads today's count.
+func (q *QuotaLedger) Used(ctx context.Context) (int64, error) {
+	v, err := q.rdb.Get(ctx, q.key()).Result()
+	if err == redis.Nil {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// Correct replaces today's count with what the provider reported (limit - remaining): the
+// provider's ledger is the one that bills. Without a configured quota, its limit becomes ours.
+func (q *QuotaLedger) Correct(ctx context.Context, r *QuotaReport) error {
+	if r == nil || r.Limit <= 0 {
+		return nil
+	}
+	if q.limit.Load() == 0 {
+		q.limit.Store(r.Limit)
+	}
+	used := max(r.Limit-r.Remaining, 0)
+	return q.rdb.Set(ctx, q.key(), used, 48*time.Hour).Err()
+}
+
+// NextReset is when the quota renews: the provider's reset time if it reported one, else the
+// next UTC midnight.
+func (q *QuotaLedger) NextReset(r *QuotaReport) time.Time {
+	if r != nil && r.Reset.After(q.now()) {
+		return r.Reset
+	}
+	return q.now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+}
+
+// RateLimiter is the provider's request rate shared by every replica (GCRA in Redis).
+type RateLimiter struct {
+	limiter *redis_rate.Limiter
+	key     string
+	limit   redis_rate.Limit
+}
+
+// NewRateLimiter allows perSecond requests (fractions allowed) with burst.
+func NewRateLimiter(rdb redis.UniversalClient, keys Keys, provider string, perSecond float64, burst int) *RateLimiter {
+	// redis_rate takes an integer rate per period: per minute keeps fractions such as 0.5/s.
+	perMinute := max(int(perSecond*60+0.5), 1)
+	return &RateLimiter{
+		limiter: redis_rate.NewLimiter(rdb),
+		key:     keys.Rate(provider),
+		limit:   redis_rate.Limit{Rate: perMinute, Period: time.Minute, Burst: max(burst, 1)},
+	}
+}
+
+// Wait blocks until a request may go out, or ctx ends.
+func (r *RateLimiter) Wait(ctx context.Context) error {
+	for {
+		res, err := r.limiter.Allow(ctx, r.key, r.limit)
+		if err != nil {
+			return fmt.Errorf("rate limit: %w", err)
+		}
+		if res.Allowed > 0 {
+			return nil
+		}
+		t := time.NewTimer(res.RetryAfter)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}

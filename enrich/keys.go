@@ -1,0 +1,40 @@
+package enrich
+
+import "fmt"
+
+// cacheSchema versions cached values: bump it when Intel changes incompatibly, and old entries
+// are simply not found.
+const cacheSchema = "v1"
+
+// Keys names everything threatpipe keeps in Redis, under a prefix (THREATPIPE_REDIS_KEY_PREFIX)
+// so that several deployments, or tests, can share one Redis.
+type Keys struct{ Prefix string }
+
+func (k Keys) key(kind, rest string) string {
+	return fmt.Sprintf("%s:%s:%s:%s", k.Prefix, cacheSchema, kind, rest)
+}
+
+// Cache is the key of one provider's answer for one indicator. shape names the request
+// (endpoint and options), so two lookups of different depth never share an answer.
+func (k Keys) Cache(provider, shape, indicator string) string {
+	return k.key("cache", provider+":"+shape+":"+indicator)
+}
+
+// Lease is the cross-replica single-flight lease of one lookup.
+func (k Keys) Lease(provider, indicator string) string {
+	return k.key("lease", provider+":"+indicator)
+}
+
+// LeaseFailed holds a failed lookup's outcome for the replicas that waited on its lease.
+func (k Keys) LeaseFailed(token string) string { return k.key("lease-failed", token) }
+
+// Quota is one provider's lookup count for one UTC day.
+func (k Keys) Quota(provider, day string) string { return k.key("quota", provider+":"+day) }
+
+// QuotaWarned marks that the quota warning went out for one provider and day.
+func (k Keys) QuotaWarned(provider, day string) string {
+	return k.key("quota-warned", provider+":"+day)
+}
+
+// Rate is one provider's shared rate-limiter state (redis_rate adds its own prefix).
+func (k Keys) Rate(provider string) string { return k.key("rate", provider) }

@@ -1,0 +1,56 @@
+package enrich
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the enrichment metrics, all labelled by provider.
+type Metrics struct {
+	Calls         *prometheus.CounterVec   // provider, outcome
+	Cache         *prometheus.CounterVec   // provider, result (hit, miss, error)
+	Saved         *prometheus.CounterVec   // provider, reason (cache_hit, singleflight, gated)
+	QuotaUsed     *prometheus.GaugeVec     // provider
+	QuotaLimit    *prometheus.GaugeVec     // provider
+	QuotaWarnings *prometheus.CounterVec   // provider
+	Breaker       *prometheus.GaugeVec     // provider: 0 closed, 1 half-open, 2 open
+	Disabled      *prometheus.GaugeVec     // provider: 1 when switched off after a key rejection
+	Latency       *prometheus.HistogramVec // provider: one request to the provider
+	Outcomes      *prometheus.CounterVec   // provider, status: what scored events carry
+}
+
+// NewMetrics registers the enrichment metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "threatpipe_provider_calls_total", Help: "Requests sent to a provider (each one may be billed), by outcome.",
+		}, []string{"provider", "outcome"}),
+		Cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "threatpipe_cache_requests_total", Help: "Answer-cache reads, by result (hit, miss, error).",
+		}, []string{"provider", "result"}),
+		Saved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "threatpipe_lookups_saved_total", Help: "Lookups not paid for: cache hits, single-flight joins and gated indicators.",
+		}, []string{"provider", "reason"}),
+		QuotaUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "threatpipe_quota_used", Help: "Lookups counted against today's (UTC) quota, across replicas.",
+		}, []string{"provider"}),
+		QuotaLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "threatpipe_quota_limit", Help: "Daily quota in force (0 = unmetered).",
+		}, []string{"provider"}),
+		QuotaWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "threatpipe_quota_warnings_total", Help: "Times the quota warning threshold was crossed (once per provider per day across replicas).",
+		}, []string{"provider"}),
+		Breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "threatpipe_provider_breaker_state", Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+		}, []string{"provider"}),
+		Disabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "threatpipe_provider_disabled", Help: "1 when the provider was switched off because it rejected its key.",
+		}, []string{"provider"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "threatpipe_provider_latency_seconds", Help: "Latency of one provider request.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"provider"}),
+		Outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "threatpipe_provider_outcomes_total", Help: "Provider statuses written into scored events.",
+		}, []string{"provider", "status"}),
+	}
+	reg.MustRegister(m.Calls, m.Cache, m.Saved, m.QuotaUsed, m.QuotaLimit, m.QuotaWarnings, m.Breaker, m.Disabled, m.Latency, m.Outcomes)
+	return m
+}

@@ -1,0 +1,105 @@
+package event
+
+import "time"
+
+// Verdict is a provider's overall judgement.
+type Verdict string
+
+// Verdicts, from worst.
+const (
+	VerdictMalicious  Verdict = "malicious"
+	VerdictSuspicious Verdict = "suspicious"
+	VerdictBenign     Verdict = "benign"
+	VerdictNotFound   Verdict = "not_found"
+)
+
+// Intel is one provider's answer, normalised. Field names follow ECS where ECS has one.
+type Intel struct {
+	Verdict Verdict `json:"verdict"`
+	// Score is the provider's own risk on 0-100 (documented per provider in docs/scoring.md).
+	Score int `json:"score"`
+	// Detail is a one-line human summary used in the scored event's reasons.
+	Detail string   `json:"detail"`
+	Tags   []string `json:"tags,omitempty"`
+
+	InboundLevel   string  `json:"inbound_level,omitempty"`
+	InboundScore   int     `json:"inbound_score,omitempty"`
+	OutboundLevel  string  `json:"outbound_level,omitempty"`
+	OutboundScore  int     `json:"outbound_score,omitempty"`
+	ASNumber       int64   `json:"as_number,omitempty"`
+	ASOrganization string  `json:"as_organization,omitempty"`
+	ISP            string  `json:"isp,omitempty"`
+	CountryISO     string  `json:"country_iso_code,omitempty"`
+	City           string  `json:"city_name,omitempty"`
+	Location       *Geo    `json:"location,omitempty"`
+	OpenPorts      []int   `json:"open_ports,omitempty"`
+	CVECount       int     `json:"cve_count,omitempty"`
+	MaxCVSS        float64 `json:"max_cvss,omitempty"`
+
+	// Quota, when the provider reported its remaining allowance with this answer (rate-limit
+	// headers), corrects the quota ledger. Not cached.
+	Quota *QuotaReport `json:"-"`
+}
+
+// Geo is a coordinate pair (ECS geo.location).
+type Geo struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
+// QuotaReport is what a provider said about its allowance.
+type QuotaReport struct {
+	Limit     int64
+	Remaining int64
+	Reset     time.Time // zero if unknown
+}
+
+// ProviderStatus says how a provider's part of a scored event came about.
+type ProviderStatus string
+
+// Provider statuses.
+const (
+	StatusOK             ProviderStatus = "ok"              // answered (from cache or a lookup)
+	StatusNotFound       ProviderStatus = "not_found"       // the provider knows nothing of the indicator
+	StatusQuotaExhausted ProviderStatus = "quota_exhausted" // not looked up: the daily quota is spent
+	StatusRateLimited    ProviderStatus = "rate_limited"    // still rate-limited when the retry budget ran out
+	StatusFailed         ProviderStatus = "failed"          // errors (5xx, timeouts, open breaker) outlasted the retries
+	StatusDisabled       ProviderStatus = "disabled"        // the provider rejected its key and was switched off
+)
+
+// ProviderOutcome is one provider's part of a scored event.
+type ProviderOutcome struct {
+	Status ProviderStatus `json:"status"`
+	Result *Intel         `json:"result,omitempty"`
+	Error  string         `json:"error,omitempty"`
+	Cache  *CacheInfo     `json:"cache,omitempty"`
+}
+
+// CacheInfo says where an answer came from.
+type CacheInfo struct {
+	// Hit: the answer was in the shared cache; no lookup was made for this event.
+	Hit bool `json:"hit"`
+	// AgeSeconds is how old the cached answer was.
+	AgeSeconds int64 `json:"age_seconds"`
+	// Joined: another worker or replica was already looking this indicator up, and this event
+	// got its answer (single-flight); no lookup was made for this event.
+	Joined bool `json:"joined,omitempty"`
+}
+
+// AS is ECS's autonomous-system group.
+type AS struct {
+	Number       int64     `json:"number,omitempty"`
+	Organization *ASOrgRef `json:"organization,omitempty"`
+}
+
+// ASOrgRef is ECS's as.organization.
+type ASOrgRef struct {
+	Name string `json:"name"`
+}
+
+// GeoInfo is ECS's geo group.
+type GeoInfo struct {
+	CountryISOCode string `json:"country_iso_code,omitempty"`
+	CityName       string `json:"city_name,omitempty"`
+	Location       *Geo   `json:"location,omitempty"`
+}
