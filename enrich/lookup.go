@@ -313,7 +313,7 @@ func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator) *
 			l.markExhausted(nil, used)
 			return backoff.Permanent(errQuotaSpent)
 		default:
-			l.o.Metrics.QuotaUsed.WithLabelValues(l.name).Set(float64(used))
+			l.recordQuota(used)
 			l.warnIfNear(ctx, used)
 		}
 		r, err := l.breaker.Execute(func() (*event.Intel, error) {
@@ -338,8 +338,7 @@ func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator) *
 			l.o.Metrics.Calls.WithLabelValues(l.name, "ok").Inc()
 			if r.Quota != nil {
 				if err := l.quota.Correct(ctx, r.Quota); err == nil {
-					l.o.Metrics.QuotaUsed.WithLabelValues(l.name).Set(float64(r.Quota.Limit - r.Quota.Remaining))
-					l.o.Metrics.QuotaLimit.WithLabelValues(l.name).Set(float64(l.quota.Limit()))
+					l.recordQuota(r.Quota.Limit - r.Quota.Remaining)
 					l.warnIfNear(ctx, r.Quota.Limit-r.Quota.Remaining)
 				}
 			}
@@ -410,6 +409,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+func (l *Lookuper) recordQuota(used int64) {
+	l.o.Metrics.QuotaUsed.WithLabelValues(l.name).Set(float64(used))
+	if limit := l.quota.Limit(); limit > 0 {
+		l.o.Metrics.QuotaLimit.WithLabelValues(l.name).Set(float64(limit))
+		l.o.Metrics.QuotaLeft.WithLabelValues(l.name).Set(float64(max(limit-used, 0)))
 	}
 }
 

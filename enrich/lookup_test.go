@@ -271,8 +271,8 @@ func TestQuotaWarningThenExhaustion(t *testing.T) {
 	if w := testutil.ToFloat64(r.metrics.QuotaWarnings.WithLabelValues(p.name)); w != 1 {
 		t.Errorf("quota warnings metric %v", w)
 	}
-	if used := testutil.ToFloat64(r.metrics.QuotaUsed.WithLabelValues(p.name)); used != 5 {
-		t.Errorf("quota used gauge %v, want 5", used)
+	if used, left := testutil.ToFloat64(r.metrics.QuotaUsed.WithLabelValues(p.name)), testutil.ToFloat64(r.metrics.QuotaLeft.WithLabelValues(p.name)); used != 5 || left != 0 {
+		t.Errorf("quota gauges used %v remaining %v, want 5 and 0", used, left)
 	}
 }
 

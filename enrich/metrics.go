@@ -9,6 +9,7 @@ type Metrics struct {
 	Saved         *prometheus.CounterVec   // provider, reason (cache_hit, singleflight, gated)
 	QuotaUsed     *prometheus.GaugeVec     // provider
 	QuotaLimit    *prometheus.GaugeVec     // provider
+	QuotaLeft     *prometheus.GaugeVec     // provider
 	QuotaWarnings *prometheus.CounterVec   // provider
 	Breaker       *prometheus.GaugeVec     // provider: 0 closed, 1 half-open, 2 open
 	Disabled      *prometheus.GaugeVec     // provider: 1 when switched off after a key rejection
@@ -34,6 +35,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		QuotaLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "threatpipe_quota_limit", Help: "Daily quota in force (0 = unmetered).",
 		}, []string{"provider"}),
+		QuotaLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "threatpipe_quota_remaining", Help: "Lookups left today under the daily quota (absent while unmetered).",
+		}, []string{"provider"}),
 		QuotaWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "threatpipe_quota_warnings_total", Help: "Times the quota warning threshold was crossed (once per provider per day across replicas).",
 		}, []string{"provider"}),
@@ -51,6 +55,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "threatpipe_provider_outcomes_total", Help: "Provider statuses written into scored events.",
 		}, []string{"provider", "status"}),
 	}
-	reg.MustRegister(m.Calls, m.Cache, m.Saved, m.QuotaUsed, m.QuotaLimit, m.QuotaWarnings, m.Breaker, m.Disabled, m.Latency, m.Outcomes)
+	reg.MustRegister(m.Calls, m.Cache, m.Saved, m.QuotaUsed, m.QuotaLimit, m.QuotaLeft, m.QuotaWarnings, m.Breaker, m.Disabled, m.Latency, m.Outcomes)
 	return m
 }

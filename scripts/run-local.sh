@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# `make run` until the embedded mode exists: the enricher on the local Kafka and Redis started by
-# scripts/services.sh, fed with scripts/sample-events.jsonl every few seconds.
-# Ctrl-C stops the enricher (it drains and commits) and the feeder.
+# `make run` until the embedded all-in-one mode exists: the provider simulator (Criminal IP API
+# shapes), and the enricher on the local Kafka and Redis started by scripts/services.sh, fed with
+# scripts/sample-events.jsonl every few seconds. Ctrl-C stops everything; the enricher drains and
+# commits first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/services.sh env)"
+SIM_ADDR="${THREATPIPE_SIM_ADDR:-127.0.0.1:8090}"
 export THREATPIPE_KAFKA_CREATE_TOPICS=true THREATPIPE_HTTP_ADDR="${THREATPIPE_HTTP_ADDR:-127.0.0.1:8080}" \
-	THREATPIPE_LOG_FORMAT="${THREATPIPE_LOG_FORMAT:-console}"
+	THREATPIPE_LOG_FORMAT="${THREATPIPE_LOG_FORMAT:-console}" \
+	THREATPIPE_CRIMINALIP_API_KEY="${THREATPIPE_CRIMINALIP_API_KEY:-sim-key}" \
+	THREATPIPE_CRIMINALIP_BASE_URL="${THREATPIPE_CRIMINALIP_BASE_URL:-http://$SIM_ADDR}" \
+	THREATPIPE_CRIMINALIP_DAILY_QUOTA="${THREATPIPE_CRIMINALIP_DAILY_QUOTA:-1000}"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+bin/threatpipe sim --addr "$SIM_ADDR" --latency 80ms --jitter 40ms --daily-quota 1000 &
+pids+=($!)
 
 feed() {
 	while true; do
@@ -15,13 +27,14 @@ feed() {
 	done
 }
 feed &
-feeder=$!
-trap 'kill $feeder 2>/dev/null || true' EXIT
+pids+=($!)
 
 cat >&2 <<MSG
-threatpipe: enricher on ${THREATPIPE_KAFKA_BROKERS}; sample events every 5 s.
+threatpipe: enricher on ${THREATPIPE_KAFKA_BROKERS}, Criminal IP simulated at ${THREATPIPE_CRIMINALIP_BASE_URL};
+sample events every 5 s.
   metrics:  http://${THREATPIPE_HTTP_ADDR}/metrics   readiness: http://${THREATPIPE_HTTP_ADDR}/readyz
-  scored events: topic indicators.scored   dead letters: topic indicators.dlq
+  simulator counters: http://${SIM_ADDR}/_sim/stats
+  topics: indicators (in), indicators.scored, indicators.dlq, threatpipe.ops
 Ctrl-C to stop.
 MSG
 bin/threatpipe enrich
