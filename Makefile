@@ -28,8 +28,11 @@ test: services-up ## every test: unit, fuzz seed corpora, and integration on rea
 test-unit: ## fast tests only: no Kafka or Redis needed (integration tests skip)
 	$(GO) test -race -short -count=1 ./...
 
-bench: services-up ## benchmarks (not part of make test)
-	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+BENCH_FLAGS ?=
+bench: build services-up ## benchmarks on the real broker (not part of make test); results in bench/results/
+	$(GO) build -trimpath -o bin/tpbench ./cmd/tpbench
+	bin/tpbench $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pipeline/... ./enrich/...
 
 FUZZ_TARGETS := FuzzDecode:./pipeline/event FuzzParseIP:./pipeline/event
 fuzz: ## run every fuzz target for FUZZTIME each (default 1m)

@@ -2,12 +2,13 @@ package enrich
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
@@ -16,16 +17,36 @@ import (
 type CacheEntry struct {
 	Result   *event.Intel `json:"result"`
 	StoredAt time.Time    `json:"stored_at"`
+	// ExpiresAt is when the Redis entry expires; the in-process copy never outlives it.
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Cache is the read-through answer cache in Redis. Reads from concurrent workers are coalesced:
 // every Get waiting when the loader is free goes out in one pipelined round trip (one per
 // Cluster node), so the indicators of a fetched batch cost one round trip, not one each. Errors
 // and rate-limit answers are never cached: only Set stores, and only answers reach it.
+//
+// A bounded in-process copy of recent answers (LocalCacheOptions) serves repeats without the
+// round trip and the decoding; a copy lives at most the local TTL and never past the Redis
+// entry's own expiry, so it can only save lookups, never cause one.
 type Cache struct {
 	rdb      redis.UniversalClient
 	requests chan cacheRequest
 	maxBatch int
+	local    *lru.Cache[string, localEntry] // nil when disabled
+	localTTL time.Duration
+	now      func() time.Time
+}
+
+type localEntry struct {
+	entry *CacheEntry
+	until time.Time
+}
+
+// LocalCacheOptions size the in-process copy; Size 0 disables it.
+type LocalCacheOptions struct {
+	Size int
+	TTL  time.Duration
 }
 
 type cacheRequest struct {
@@ -39,8 +60,38 @@ type cacheReply struct {
 }
 
 // NewCache returns a cache on rdb. Run must be running for Get to answer.
-func NewCache(rdb redis.UniversalClient) *Cache {
-	return &Cache{rdb: rdb, requests: make(chan cacheRequest, 1024), maxBatch: 512}
+func NewCache(rdb redis.UniversalClient, local LocalCacheOptions) *Cache {
+	c := &Cache{rdb: rdb, requests: make(chan cacheRequest, 1024), maxBatch: 512, localTTL: local.TTL, now: time.Now}
+	if local.Size > 0 && local.TTL > 0 {
+		c.local, _ = lru.New[string, localEntry](local.Size) // errors only for a size <= 0
+	}
+	return c
+}
+
+func (c *Cache) remember(key string, e *CacheEntry) {
+	if c.local == nil || e.ExpiresAt.IsZero() {
+		return
+	}
+	until := c.now().Add(c.localTTL)
+	if e.ExpiresAt.Before(until) {
+		until = e.ExpiresAt
+	}
+	c.local.Add(key, localEntry{entry: e, until: until})
+}
+
+func (c *Cache) recall(key string) *CacheEntry {
+	if c.local == nil {
+		return nil
+	}
+	le, ok := c.local.Get(key)
+	if !ok {
+		return nil
+	}
+	if !c.now().Before(le.until) {
+		c.local.Remove(key)
+		return nil
+	}
+	return le.entry
 }
 
 // Run serves Gets in batches until ctx is done.
@@ -74,7 +125,11 @@ func (c *Cache) load(ctx context.Context, batch []cacheRequest) {
 	}
 	_, _ = pipe.Exec(ctx) // per-command errors are read below
 	for i, r := range batch {
-		r.reply <- decodeEntry(cmds[i])
+		rep := decodeEntry(cmds[i])
+		if rep.entry != nil {
+			c.remember(r.key, rep.entry)
+		}
+		r.reply <- rep
 	}
 }
 
@@ -97,6 +152,9 @@ func decodeEntry(cmd *redis.StringCmd) cacheReply {
 // Get returns the cached entry for key, or nil on a miss. A Redis error is returned as such;
 // callers treat it as a miss and go on (a cache outage costs quota, never events).
 func (c *Cache) Get(ctx context.Context, key string) (*CacheEntry, error) {
+	if e := c.recall(key); e != nil {
+		return e, nil
+	}
 	r := cacheRequest{key: key, reply: make(chan cacheReply, 1)}
 	select {
 	case c.requests <- r:
@@ -113,6 +171,7 @@ func (c *Cache) Get(ctx context.Context, key string) (*CacheEntry, error) {
 
 // Set stores an answer for ttl.
 func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Duration) error {
+	e.ExpiresAt = e.StoredAt.Add(ttl)
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -120,6 +179,7 @@ func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Dur
 	if err := c.rdb.Set(ctx, key, raw, ttl).Err(); err != nil {
 		return fmt.Errorf("cache set: %w", err)
 	}
+	c.remember(key, e)
 	return nil
 }
 

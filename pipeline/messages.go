@@ -1,8 +1,8 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"errors"
+	"github.com/segmentio/encoding/json"
 	"strconv"
 	"strings"
 	"time"

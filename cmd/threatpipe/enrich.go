@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -27,9 +29,16 @@ cannot be decoded go to THREATPIPE_KAFKA_DLQ_TOPIC with headers naming the error
 Offsets are committed only after every output is acknowledged (at least once).
 Serves /healthz, /readyz and /metrics on THREATPIPE_HTTP_ADDR. SIGTERM drains and commits.
 Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile to this file at exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	cfg, err := config.Load(env.environ)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -148,4 +157,33 @@ func closeWithin(c io.Closer, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
+}
+
+// startProfiles starts CPU profiling and returns the function that stops it and writes the
+// allocation profile. Benchmarks use them to name the hot path's costs.
+func startProfiles(cpuPath, memPath string) (func(), error) {
+	var cpuFile *os.File
+	if cpuPath != "" {
+		f, err := os.Create(cpuPath)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		cpuFile = f
+	}
+	return func() {
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			_ = cpuFile.Close()
+		}
+		if memPath != "" {
+			if f, err := os.Create(memPath); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}
+	}, nil
 }

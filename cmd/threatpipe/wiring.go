@@ -58,7 +58,7 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 		return &enrichment{proc: enrich.Unscored{}}, nil
 	}
 	metrics := enrich.NewMetrics(reg)
-	cache := enrich.NewCache(rdb)
+	cache := enrich.NewCache(rdb, enrich.LocalCacheOptions{Size: cfg.Pipeline.LocalCacheSize, TTL: cfg.Pipeline.LocalCacheTTL})
 	ops := clients.NewJSONPublisher(cfg.Kafka.OpsTopic, log.Named("ops"))
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s-%d", host, os.Getpid())

@@ -107,6 +107,8 @@ type Pipeline struct {
 	MaxInFlight     int           `env:"MAX_IN_FLIGHT" envDefault:"4096" desc:"Events fetched but not yet committable; when full, fetching pauses (backpressure). Bounds memory and duplicates after a crash."`
 	MaxEventBytes   int           `env:"MAX_EVENT_BYTES" envDefault:"1048576" desc:"Larger input messages are dead-lettered as too_large."`
 	MaxIndicators   int           `env:"MAX_INDICATORS_PER_EVENT" envDefault:"32" desc:"Distinct indicators taken from one ECS event; the rest are named in warnings."`
+	LocalCacheSize  int           `env:"LOCAL_CACHE_SIZE" envDefault:"100000" desc:"Provider answers kept in process memory besides Redis, so repeats skip the round trip; 0 disables."`
+	LocalCacheTTL   time.Duration `env:"LOCAL_CACHE_TTL" envDefault:"30s" desc:"Longest an in-process copy is used (never past its Redis expiry); bounds how stale a replica can be after an answer changes."`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"On SIGTERM, how long in-flight events may take to finish and commit before exit."`
 }
 
@@ -253,6 +255,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis.DB < 0 {
 		add("REDIS_DB", "must not be negative")
+	}
+	if c.Pipeline.LocalCacheSize < 0 || c.Pipeline.LocalCacheTTL < 0 {
+		add("PIPELINE_LOCAL_CACHE_SIZE", "size and THREATPIPE_PIPELINE_LOCAL_CACHE_TTL must not be negative")
 	}
 	if c.Pipeline.MaxInFlight < c.Pipeline.Workers {
 		add("PIPELINE_MAX_IN_FLIGHT", "%d is less than THREATPIPE_PIPELINE_WORKERS (%d)", c.Pipeline.MaxInFlight, c.Pipeline.Workers)

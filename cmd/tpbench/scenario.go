@@ -1,0 +1,494 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+type topics struct{ in, out, dlq, group string }
+
+func (b *bench) topics(ctx context.Context, name string) (topics, error) {
+	t := topics{
+		in:    fmt.Sprintf("bench.%s.%s.in", b.runID, name),
+		out:   fmt.Sprintf("bench.%s.%s.out", b.runID, name),
+		dlq:   fmt.Sprintf("bench.%s.%s.dlq", b.runID, name),
+		group: fmt.Sprintf("bench.%s.%s", b.runID, name),
+	}
+	var cfgs []kafka.TopicConfig
+	for _, n := range []string{t.in, t.out, t.dlq} {
+		cfgs = append(cfgs, kafka.TopicConfig{Topic: n, NumPartitions: b.o.partitions, ReplicationFactor: 1})
+	}
+	res, err := b.kclient.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: cfgs})
+	if err != nil {
+		return t, err
+	}
+	for n, err := range res.Errors {
+		if err != nil {
+			return t, fmt.Errorf("create %s: %w", n, err)
+		}
+	}
+	return t, b.waitPartitions(ctx, t.in, t.out, t.dlq)
+}
+
+func (b *bench) waitPartitions(ctx context.Context, names ...string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		md, err := b.kclient.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+		ok := err == nil && len(md.Topics) == len(names)
+		for _, t := range md.Topics {
+			ok = ok && t.Error == nil && len(t.Partitions) == b.o.partitions
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topics %v not ready: %v", names, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (b *bench) deleteTopics(t topics) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _ = b.kclient.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{t.in, t.out, t.dlq}})
+}
+
+func (b *bench) produce(ctx context.Context, topic string, msgs []kafka.Message) error {
+	w := &kafka.Writer{Addr: kafka.TCP(b.o.brokers), Topic: topic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000, BatchBytes: 16 << 20}
+	defer w.Close()
+	for i := 0; i < len(msgs); i += 5000 {
+		if err := w.WriteMessages(ctx, msgs[i:min(i+5000, len(msgs))]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endOffsets returns each partition's end offset.
+func (b *bench) endOffsets(ctx context.Context, topic string) (map[int]int64, error) {
+	req := map[string][]kafka.OffsetRequest{}
+	for p := range b.o.partitions {
+		req[topic] = append(req[topic], kafka.LastOffsetOf(p))
+	}
+	res, err := b.kclient.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return nil, po.Error
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	return out, nil
+}
+
+func sum(m map[int]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func (b *bench) count(ctx context.Context, topics ...string) (int64, error) {
+	var n int64
+	for _, t := range topics {
+		ends, err := b.endOffsets(ctx, t)
+		if err != nil {
+			return 0, err
+		}
+		n += sum(ends)
+	}
+	return n, nil
+}
+
+func (b *bench) waitCount(ctx context.Context, want int64, topics ...string) error {
+	deadline := time.Now().Add(b.o.completionTimeout)
+	for {
+		n, err := b.count(ctx, topics...)
+		if err == nil && n >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out with %d of %d outputs", n, want)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// readRange reads topic's messages from the given start offsets up to its end offsets.
+func (b *bench) readRange(ctx context.Context, topic string, from map[int]int64) ([]kafka.Message, error) {
+	ends, err := b.endOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu   sync.Mutex
+		out  []kafka.Message
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for p, end := range ends {
+		start := from[p]
+		if end <= start {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.o.brokers}, Topic: topic, Partition: p,
+				MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			if err := r.SetOffset(start); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			for {
+				m, err := r.ReadMessage(rctx)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
+					mu.Unlock()
+					return
+				}
+				mu.Lock()
+				out = append(out, m)
+				mu.Unlock()
+				if m.Offset+1 >= end {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return out, nil
+}
+
+// span returns the first and last record timestamps of topic's messages in [from, end).
+func (b *bench) span(ctx context.Context, topic string, from map[int]int64) (first, last time.Time, err error) {
+	ends, err := b.endOffsets(ctx, topic)
+	if err != nil {
+		return first, last, err
+	}
+	for p, end := range ends {
+		if end <= from[p] {
+			continue
+		}
+		for _, off := range []int64{from[p], end - 1} {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.o.brokers}, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20})
+			if err := r.SetOffset(off); err != nil {
+				r.Close()
+				return first, last, err
+			}
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			m, err := r.ReadMessage(rctx)
+			cancel()
+			r.Close()
+			if err != nil {
+				return first, last, err
+			}
+			if first.IsZero() || m.Time.Before(first) {
+				first = m.Time
+			}
+			if m.Time.After(last) {
+				last = m.Time
+			}
+		}
+	}
+	return first, last, nil
+}
+
+func (b *bench) enricherEnv(t topics) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"THREATPIPE_KAFKA_BROKERS=" + b.o.brokers,
+		"THREATPIPE_KAFKA_INPUT_TOPIC=" + t.in, "THREATPIPE_KAFKA_OUTPUT_TOPIC=" + t.out,
+		"THREATPIPE_KAFKA_DLQ_TOPIC=" + t.dlq, "THREATPIPE_KAFKA_GROUP_ID=" + t.group,
+		"THREATPIPE_KAFKA_OPS_TOPIC=bench." + b.runID + ".ops",
+		"THREATPIPE_KAFKA_SESSION_TIMEOUT=10s", "THREATPIPE_KAFKA_HEARTBEAT_INTERVAL=1s",
+		"THREATPIPE_REDIS_ADDR=" + b.o.redis,
+		"THREATPIPE_REDIS_KEY_PREFIX=bench-" + b.runID,
+		"THREATPIPE_HTTP_ADDR=127.0.0.1:0",
+		"THREATPIPE_LOG_LEVEL=warn",
+		"THREATPIPE_CRIMINALIP_API_KEY=bench-key",
+		"THREATPIPE_CRIMINALIP_BASE_URL=" + b.simURL,
+		"THREATPIPE_CRIMINALIP_RATE_LIMIT=4000", "THREATPIPE_CRIMINALIP_RATE_BURST=200",
+		"THREATPIPE_CRIMINALIP_MAX_CONCURRENT=512",
+	}
+	if b.o.enricherExtraEnv != "" {
+		env = append(env, strings.Split(b.o.enricherExtraEnv, ",")...)
+	}
+	return env
+}
+
+// warmUp runs the enricher once over every warm address, so the hits scenario finds them all
+// in the cache.
+func (b *bench) warmUp(ctx context.Context) error {
+	t, err := b.topics(ctx, "warmup")
+	if err != nil {
+		return err
+	}
+	defer b.deleteTopics(t)
+	msgs := make([]kafka.Message, b.o.warm)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf(
+			`{"event_id":"warm-%d","observed_at":"2026-11-27T10:00:00Z","source":"bench","indicator":{"type":"ipv4-addr","value":%q}}`, i, warmIP(i)))}
+	}
+	if err := b.produce(ctx, t.in, msgs); err != nil {
+		return err
+	}
+	p, err := startProc(b.o.bin, []string{"enrich"}, b.enricherEnv(t), filepath.Join(b.dir, "warmup.log"))
+	if err != nil {
+		return err
+	}
+	defer p.terminate(b.o.drainTimeout)
+	start := time.Now()
+	if err := b.waitCount(ctx, int64(len(msgs)), t.out); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "tpbench: warm-up: %d addresses looked up in %s (%d simulator calls)\n", b.o.warm, time.Since(start).Round(time.Millisecond), b.sim.Stats().Lookups)
+	return nil
+}
+
+// scenario runs one measured scenario: the load is produced first (a backlog), the processes
+// start, throughput is the input events over the span between the first and the last output
+// record; then a paced phase at a fixed rate measures end-to-end latency.
+func (b *bench) scenario(ctx context.Context, name string, argv []string, nproc int, d *dataset, m mix, profile bool) (*Result, error) {
+	t, err := b.topics(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer b.deleteTopics(t)
+	if err := b.produce(ctx, t.in, d.msgs); err != nil {
+		return nil, err
+	}
+	expected := int64(d.outputs + d.deadLetter)
+	outTopics := []string{t.out, t.dlq}
+	if name == "baseline" {
+		expected, outTopics = int64(len(d.msgs)), []string{t.out}
+	}
+	simBefore := b.sim.Stats().Lookups
+
+	var procs []*proc
+	for i := range nproc {
+		args := slices.Clone(argv[1:])
+		env := b.enricherEnv(t)
+		if name == "baseline" {
+			args = append(args, t.in, t.out)
+		} else if profile && i == 0 {
+			args = append(args, "--cpuprofile", filepath.Join(b.dir, "cpu.prof"), "--memprofile", filepath.Join(b.dir, "allocs.prof"))
+		}
+		p, err := startProc(argv[0], args, env, filepath.Join(b.dir, fmt.Sprintf("%s-%d.log", name, i)))
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+	}
+	stopped := false
+	stopAll := func() (peakKB int64) {
+		if stopped {
+			return 0
+		}
+		stopped = true
+		for _, p := range procs {
+			kb, _ := p.terminate(b.o.drainTimeout)
+			peakKB = max(peakKB, kb)
+		}
+		return peakKB
+	}
+	defer stopAll()
+
+	cpuStart := cpuOf(procs)
+	markStart := procs[0].mark()
+	if err := b.waitCount(ctx, expected, outTopics...); err != nil {
+		return nil, err
+	}
+	cpuBacklog := cpuOf(procs) - cpuStart
+	markEnd := procs[0].mark()
+	first, last, err := b.span(ctx, outTopics[0], map[int]int64{})
+	if err != nil {
+		return nil, err
+	}
+	secs := last.Sub(first).Seconds()
+	res := &Result{Scenario: name, Processes: nproc, Events: len(d.msgs), Outputs: int(expected), Seconds: secs,
+		FreshIPs: d.freshIPs}
+	if secs > 0 {
+		res.EventsPerSec = float64(len(d.msgs)) / secs
+		misses := 0.0
+		if name != "baseline" {
+			misses = float64(d.freshIPs)
+		}
+		res.HitEventsPerSec = (float64(len(d.msgs)) - misses) / secs
+	}
+	res.CPUSecPerMillion = cpuBacklog.Seconds() / float64(len(d.msgs)) * 1e6
+	res.RSSGrowth = growth(procs[0].samplesBetween(markStart, markEnd))
+	if name != "baseline" {
+		res.PaidCalls = b.sim.Stats().Lookups - simBefore
+		if d.freshIPs > 0 {
+			res.PaidPerFreshIP = float64(res.PaidCalls) / float64(d.freshIPs)
+		}
+	}
+
+	if name != "baseline" {
+		all, err := b.readRange(ctx, t.out, map[int]int64{})
+		if err != nil {
+			return nil, err
+		}
+		res.Statuses = statuses(all)
+	}
+
+	// Latency below saturation: a steady trickle of fresh-stamped events of the same mix.
+	from, err := b.endOffsets(ctx, t.out)
+	if err != nil {
+		return nil, err
+	}
+	pacedMsgs, pacedOutputs, err := b.paced(ctx, t.in, m, b.o.latencyRate, b.o.latencySeconds, len(name))
+	if err != nil {
+		return nil, err
+	}
+	if name == "baseline" {
+		pacedOutputs = pacedMsgs // the copy is one to one
+	}
+	if err := b.waitCount(ctx, expected+pacedOutputs, outTopics...); err != nil {
+		return nil, err
+	}
+	msgs, err := b.readRange(ctx, t.out, from)
+	if err != nil {
+		return nil, err
+	}
+	ms := latencies(msgs)
+	slices.Sort(ms)
+	res.LatencyRate = b.o.latencyRate
+	res.LatencyP50ms, res.LatencyP99ms = percentile(ms, 0.5), percentile(ms, 0.99)
+	if len(ms) > 0 {
+		res.LatencyMaxms = ms[len(ms)-1]
+	}
+	res.PeakRSSMB = float64(stopAll()) / 1024
+	return res, nil
+}
+
+// paced produces rate events/s for secs seconds, each stamped when produced, and returns how
+// many messages it produced and how many outputs they must give.
+func (b *bench) paced(ctx context.Context, topic string, m mix, rate, secs, run int) (msgs, outputs int64, err error) {
+	w := &kafka.Writer{Addr: kafka.TCP(b.o.brokers), Topic: topic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000}
+	defer w.Close()
+	const tick = 20 * time.Millisecond
+	perTick := max(rate*int(tick)/int(time.Second), 1)
+	fresh := 0
+	next := time.Now()
+	for i := 0; i < rate*secs; i += perTick {
+		d := generate(perTick, b.o.warm, m, 100+run, fresh, b.o.seed+uint64(i), true)
+		fresh += d.freshIPs
+		msgs += int64(len(d.msgs))
+		outputs += int64(d.outputs + d.deadLetter)
+		if err := w.WriteMessages(ctx, d.msgs...); err != nil {
+			return 0, 0, err
+		}
+		next = next.Add(tick)
+		time.Sleep(time.Until(next))
+	}
+	return msgs, outputs, nil
+}
+
+// latencies are, per output, its record time minus the event's own timestamp, in ms.
+func latencies(msgs []kafka.Message) []float64 {
+	out := make([]float64, 0, len(msgs))
+	for _, m := range msgs {
+		var v struct {
+			ObservedAt string `json:"observed_at"`
+			Timestamp  string `json:"@timestamp"`
+		}
+		if json.Unmarshal(m.Value, &v) != nil {
+			continue
+		}
+		ts := v.ObservedAt
+		if ts == "" {
+			ts = v.Timestamp
+		}
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			continue
+		}
+		out = append(out, float64(m.Time.Sub(t).Microseconds())/1000)
+	}
+	return out
+}
+
+// statuses counts the criminalip outcome of each scored event ("gated" when it was not looked
+// up).
+func statuses(msgs []kafka.Message) map[string]int {
+	out := map[string]int{}
+	for _, m := range msgs {
+		var ev struct {
+			Providers map[string]struct {
+				Status string `json:"status"`
+				Cache  *struct {
+					Hit    bool `json:"hit"`
+					Joined bool `json:"joined"`
+				} `json:"cache"`
+			} `json:"providers"`
+		}
+		if json.Unmarshal(m.Value, &ev) != nil {
+			continue
+		}
+		p, ok := ev.Providers["criminalip"]
+		switch {
+		case !ok:
+			out["gated"]++
+		case p.Cache != nil && p.Cache.Hit:
+			out[p.Status+" (cache hit)"]++
+		case p.Cache != nil && p.Cache.Joined:
+			out[p.Status+" (joined)"]++
+		default:
+			out[p.Status+" (looked up)"]++
+		}
+	}
+	return out
+}
+
+func cpuOf(procs []*proc) time.Duration {
+	var d time.Duration
+	for _, p := range procs {
+		d += p.cpu()
+	}
+	return d
+}
+
+// growth compares resident memory late in the backlog with memory early in it: about 1.0 is
+// flat.
+func growth(samples []int64) float64 {
+	if len(samples) < 8 {
+		return 1
+	}
+	q := len(samples) / 4
+	early, late := median(samples[q:2*q]), median(samples[3*q:])
+	if early == 0 {
+		return 1
+	}
+	return late / early
+}

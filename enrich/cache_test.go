@@ -1,0 +1,65 @@
+package enrich
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/threatpipe/threatpipe/pipeline/event"
+)
+
+func runCache(t *testing.T, c *Cache) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestLocalCopyNeverOutlivesItsBoundOrTheRedisEntry(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name               string
+		redisTTL, localTTL time.Duration
+	}{{"bounded by the Redis expiry", 300 * time.Millisecond, time.Hour}, {"bounded by the local TTL", time.Hour, 300 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCache(r.rdb, LocalCacheOptions{Size: 10, TTL: tc.localTTL})
+			runCache(t, c)
+			key := testKeys.Cache(providerName(t), "default", "1.2.3.4")
+			if err := c.Set(ctx, key, &CacheEntry{Result: &event.Intel{Verdict: event.VerdictBenign}, StoredAt: time.Now()}, tc.redisTTL); err != nil {
+				t.Fatal(err)
+			}
+			r.rdb.Del(ctx, key) // from now on only the local copy can answer
+			if e, err := c.Get(ctx, key); err != nil || e == nil {
+				t.Fatalf("the local copy must answer: %v %v", e, err)
+			}
+			time.Sleep(400 * time.Millisecond)
+			if e, _ := c.Get(ctx, key); e != nil {
+				t.Fatal("the local copy outlived its bound")
+			}
+		})
+	}
+}
+
+func TestRedisHitsFillTheLocalCopy(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	writer := NewCache(r.rdb, LocalCacheOptions{})
+	reader := NewCache(r.rdb, LocalCacheOptions{Size: 10, TTL: time.Minute})
+	runCache(t, writer)
+	runCache(t, reader)
+	key := testKeys.Cache(providerName(t), "default", "5.6.7.8")
+	if err := writer.Set(ctx, key, &CacheEntry{Result: &event.Intel{Verdict: event.VerdictMalicious, Score: 95}, StoredAt: time.Now()}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := reader.Get(ctx, key); e == nil || e.Result.Score != 95 {
+		t.Fatalf("redis hit: %+v", e)
+	}
+	r.rdb.Del(ctx, key)
+	if e, _ := reader.Get(ctx, key); e == nil {
+		t.Fatal("a Redis hit must be remembered locally")
+	}
+	if e, _ := writer.Get(ctx, key); e != nil {
+		t.Fatal("with the local copy disabled, a deleted entry is a miss")
+	}
+}
