@@ -19,6 +19,7 @@ type proc struct {
 
 	mu      sync.Mutex
 	samples []int64 // VmRSS in KiB, every 250 ms
+	hwmKB   int64   // VmHWM (peak RSS) at the last sample
 	stop    chan struct{}
 }
 
@@ -50,9 +51,11 @@ func (p *proc) sample() {
 	for {
 		select {
 		case <-t.C:
-			if kb := p.rssKB(); kb > 0 {
+			rss, hwm := p.memKB()
+			if rss > 0 {
 				p.mu.Lock()
-				p.samples = append(p.samples, kb)
+				p.samples = append(p.samples, rss)
+				p.hwmKB = max(p.hwmKB, hwm)
 				p.mu.Unlock()
 			}
 		case <-p.done:
@@ -77,21 +80,26 @@ func (p *proc) samplesBetween(from, to int) []int64 {
 	return append([]int64(nil), p.samples[min(from, to):to]...)
 }
 
-func (p *proc) rssKB() int64 {
+// memKB reads the process's current and peak resident set size (VmRSS, VmHWM) in KiB.
+func (p *proc) memKB() (rss, hwm int64) {
 	raw, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				return n
-			}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = n
+		case "VmHWM:":
+			hwm = n
 		}
 	}
-	return 0
+	return rss, hwm
 }
 
 // cpu is the process's user+system CPU time so far.
@@ -113,8 +121,14 @@ func (p *proc) cpu() time.Duration {
 }
 
 // terminate stops the process with SIGTERM (it drains and commits) and returns its peak RSS in
-// KiB from the kernel's accounting.
+// KiB (VmHWM). Not ru_maxrss: a child started with vfork is charged the parent's RSS until exec,
+// which here would report the harness's own memory.
 func (p *proc) terminate(timeout time.Duration) (peakKB int64, err error) {
+	if _, hwm := p.memKB(); hwm > 0 {
+		p.mu.Lock()
+		p.hwmKB = max(p.hwmKB, hwm)
+		p.mu.Unlock()
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -122,8 +136,7 @@ func (p *proc) terminate(timeout time.Duration) (peakKB int64, err error) {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		peakKB = ru.Maxrss
-	}
-	return peakKB, p.err
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hwmKB, p.err
 }

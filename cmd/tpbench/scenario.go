@@ -133,6 +133,35 @@ func (b *bench) waitCount(ctx context.Context, want int64, topics ...string) err
 	}
 }
 
+// waitCommitted waits until the group has committed every input offset.
+func (b *bench) waitCommitted(ctx context.Context, t topics, want int64) error {
+	parts := make([]int, b.o.partitions)
+	for i := range parts {
+		parts[i] = i
+	}
+	deadline := time.Now().Add(b.o.completionTimeout)
+	for {
+		res, err := b.kclient.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: t.group, Topics: map[string][]int{t.in: parts}})
+		if err == nil {
+			var n int64
+			for _, p := range res.Topics[t.in] {
+				n += max(p.CommittedOffset, 0)
+			}
+			if n >= want {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for the group to commit %d offsets: %v", want, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // readRange reads topic's messages from the given start offsets up to its end offsets.
 func (b *bench) readRange(ctx context.Context, topic string, from map[int]int64) ([]kafka.Message, error) {
 	ends, err := b.endOffsets(ctx, topic)
@@ -325,6 +354,11 @@ func (b *bench) scenario(ctx context.Context, name string, argv []string, nproc 
 	cpuStart := cpuOf(procs)
 	markStart := procs[0].mark()
 	if err := b.waitCount(ctx, expected, outTopics...); err != nil {
+		return nil, err
+	}
+	// Outputs can include redeliveries (replicas joining one after another rebalance the group),
+	// so the backlog is done when every input offset is committed, not when enough outputs exist.
+	if err := b.waitCommitted(ctx, t, int64(len(d.msgs))); err != nil {
 		return nil, err
 	}
 	cpuBacklog := cpuOf(procs) - cpuStart
