@@ -43,6 +43,7 @@ type options struct {
 	scenarios         string
 	outDir            string
 	profile           bool
+	profileScenario   string
 	seed              uint64
 	enricherExtraEnv  string
 	replicas          int
@@ -78,7 +79,8 @@ func main() {
 	flag.Float64Var(&o.simRateLimit, "sim-rate-limit", 5000, "provider simulator rate limit (requests/s)")
 	flag.StringVar(&o.scenarios, "scenarios", "baseline,hits,mixed,replicas", "scenarios to run, in order")
 	flag.StringVar(&o.outDir, "out", "bench/results", "directory for results")
-	flag.BoolVar(&o.profile, "profile", true, "CPU and allocation profiles of the hits scenario")
+	flag.BoolVar(&o.profile, "profile", true, "CPU and allocation profiles of one scenario's (first) enricher")
+	flag.StringVar(&o.profileScenario, "profile-scenario", "hits", "scenario to profile")
 	flag.Uint64Var(&o.seed, "seed", 1, "load generator seed")
 	flag.StringVar(&o.enricherExtraEnv, "env", "", "extra THREATPIPE_* settings for the enricher, comma-separated K=V")
 	flag.IntVar(&o.replicas, "replicas", 3, "enricher processes in the replicas scenario")
@@ -199,7 +201,7 @@ func run(ctx context.Context, o *options) error {
 				}
 				warmed = true
 			}
-			res, err = b.scenario(ctx, sc, []string{o.bin, "enrich"}, 1, generate(o.events, o.warm, baseMix, 0, 0, o.seed, false), baseMix, o.profile)
+			res, err = b.scenario(ctx, sc, []string{o.bin, "enrich"}, 1, generate(o.events, o.warm, baseMix, 0, 0, o.seed, false), baseMix, o.profile && o.profileScenario == sc)
 		case "mixed", "replicas":
 			if !warmed {
 				if err := b.warmUp(ctx); err != nil {
@@ -211,7 +213,7 @@ func run(ctx context.Context, o *options) error {
 			if sc == "replicas" {
 				n, run = o.replicas, 2
 			}
-			res, err = b.scenario(ctx, sc, []string{o.bin, "enrich"}, n, generate(o.events, o.warm, o.mix, run, 0, o.seed+uint64(run), false), o.mix, false)
+			res, err = b.scenario(ctx, sc, []string{o.bin, "enrich"}, n, generate(o.events, o.warm, o.mix, run, 0, o.seed+uint64(run), false), o.mix, o.profile && o.profileScenario == sc)
 		default:
 			return fmt.Errorf("unknown scenario %q", sc)
 		}
