@@ -185,7 +185,8 @@ func TestE2EKill9LosesNothing(t *testing.T) {
 	pipelinetest.Produce(t, brokers, tp.in, nativeEvents(0, backlog))
 
 	httpAddr := freeAddr(t)
-	env := enricherEnv(brokers, tp, httpAddr)
+	// Frequent commits, so the first one lands while most of the backlog is still ahead.
+	env := enricherEnv(brokers, tp, httpAddr, "THREATPIPE_KAFKA_COMMIT_INTERVAL=100ms")
 	first := startProc(t, env, httpAddr)
 	// Kill once it has committed some progress and published more beyond it: the state a crash
 	// must not lose anything from.
@@ -261,7 +262,7 @@ func TestE2EGracefulShutdownCommitsWhatItPublished(t *testing.T) {
 	brokers := pipelinetest.Kafka(t)
 	pipelinetest.Redis(t)
 	tp := newE2ETopics(t, brokers, 3)
-	const total = 30000
+	const total = 60000
 	pipelinetest.Produce(t, brokers, tp.in, nativeEvents(0, total))
 
 	httpAddr := freeAddr(t)
