@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/segmentio/encoding/json"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +72,14 @@ type Lookuper struct {
 	flights singleflight.Group
 	log     *zap.Logger
 
+	// Flights outlive the caller that started them (others may have joined) but not the
+	// Lookuper: Close cancels them and waits.
+	lifetime context.Context
+	closeAll context.CancelFunc
+	mu       sync.Mutex
+	closed   bool
+	running  sync.WaitGroup // flights in progress
+
 	disabled       atomic.Bool
 	disabledReason atomic.Pointer[string]
 	exhaustedUntil atomic.Int64 // unix nanoseconds; 0 = not exhausted
@@ -86,6 +95,7 @@ func NewLookuper(o LookuperOptions) *Lookuper {
 	}
 	name := o.Provider.Name()
 	l := &Lookuper{o: o, name: name, shape: "default", log: o.Log.With(zap.String("provider", name))}
+	l.lifetime, l.closeAll = context.WithCancel(context.Background())
 	if s, ok := o.Provider.(Shaper); ok {
 		l.shape = s.Shape()
 	}
@@ -114,6 +124,27 @@ func NewLookuper(o LookuperOptions) *Lookuper {
 // Name is the provider's name.
 func (l *Lookuper) Name() string { return l.name }
 
+// enter registers a flight unless the Lookuper is closed.
+func (l *Lookuper) enter() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.running.Add(1)
+	return true
+}
+
+// Close cancels lookups still in flight and waits for them to end. Call it after the pipeline
+// has drained.
+func (l *Lookuper) Close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.closeAll()
+	l.running.Wait()
+}
+
 // Lookup returns the provider's outcome for ind. It never fails: problems become the outcome's
 // status, so the event is published either way. It returns within the policy's retry budget
 // (plus a lease wait), or sooner if ctx ends.
@@ -139,11 +170,15 @@ func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.Provi
 	}
 
 	// The flight outlives the caller that started it: callers that join it must not see it
-	// cancelled because the first one gave up.
+	// cancelled because the first one gave up. It is bounded by the retry budget and by Close.
 	leader := false
 	ch := l.flights.DoChan(ind.Value, func() (any, error) {
 		leader = true
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.o.Policy.RetryBudget+l.o.Policy.AttemptTimeout)
+		if !l.enter() {
+			return &event.ProviderOutcome{Status: event.StatusFailed, Error: "shutting down"}, nil
+		}
+		defer l.running.Done()
+		fctx, cancel := context.WithTimeout(l.lifetime, l.o.Policy.RetryBudget+l.o.Policy.AttemptTimeout)
 		defer cancel()
 		return l.sharedLookup(fctx, key, ind), nil
 	})

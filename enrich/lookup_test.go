@@ -98,8 +98,10 @@ func (r *rig) lookuper(t *testing.T, p Provider, pol *Policy, owner string) *Loo
 	done := make(chan struct{})
 	go func() { defer close(done); _ = cache.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return NewLookuper(LookuperOptions{Provider: p, Policy: pol, Redis: r.rdb, Keys: testKeys, Cache: cache, Metrics: r.metrics,
+	l := NewLookuper(LookuperOptions{Provider: p, Policy: pol, Redis: r.rdb, Keys: testKeys, Cache: cache, Metrics: r.metrics,
 		Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), Ops: r.ops, Owner: owner, LeaseTTL: time.Second})
+	t.Cleanup(l.Close) // runs before the cache loader stops: cleanups run last-in first-out
+	return l
 }
 
 func providerName(t *testing.T) string {

@@ -118,6 +118,7 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		defer stopDraining()
 		start := time.Now()
 		runErr := engine.Run(gctx)
+		enr.close()
 		closeErr := closeWithin(reader, 5*time.Second) // after the final commit: Close leaves the group
 		log.Info("enricher stopped", zap.Duration("uptime", time.Since(start)))
 		return errors.Join(runErr, closeErr)

@@ -25,6 +25,14 @@ type enrichment struct {
 	proc      pipeline.Processor
 	providers []string
 	loops     []func(ctx context.Context) error
+	lookupers []*enrich.Lookuper
+}
+
+// close ends lookups still in flight once the engine has drained.
+func (e *enrichment) close() {
+	for _, l := range e.lookupers {
+		l.Close()
+	}
 }
 
 // providerHTTPClient is shared by every provider: connection reuse matters when every miss is a
@@ -71,7 +79,7 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 		}))
 		e.providers = append(e.providers, c.Provider.Name())
 	}
-	e.proc = enrich.NewEnricher(lookupers, metrics)
+	e.proc, e.lookupers = enrich.NewEnricher(lookupers, metrics), lookupers
 	return e, nil
 }
 
