@@ -2,11 +2,11 @@ package pipeline
 
 import (
 	"errors"
-	"github.com/segmentio/encoding/json"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/segmentio/encoding/json"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
