@@ -334,6 +334,17 @@ func (e *Engine) retryLoop(ctx context.Context) {
 					return
 				}
 				delay = min(delay*2, 5*time.Second)
+				// A broker outage fails many batches at once: retry everything that failed
+				// meanwhile in one go, so the backoff is per wave and not per batch.
+			gather:
+				for {
+					select {
+					case more := <-e.retries:
+						msgs = append(msgs, more...)
+					default:
+						break gather
+					}
+				}
 				// An asynchronous publisher only fails here synchronously (closed, or a message
 				// over its own size limit); the outcome of an accepted write reaches completed.
 				err := e.pub.WriteMessages(ctx, msgs...)

@@ -456,3 +456,24 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestPublishOutageRetriesInWaves: when a broker outage fails many batches at once, they are
+// retried together after one backoff, not one backoff per batch (which would take minutes
+// here: 40 batches with delays doubling to 5 s).
+func TestPublishOutageRetriesInWaves(t *testing.T) {
+	var msgs []kafka.Message
+	for i := range 40 {
+		msgs = append(msgs, nativeMsg(0, int64(i), fmt.Sprintf("8.8.%d.1", i)))
+	}
+	pub := &fakePublisher{fail: func(attempt int64) error {
+		if attempt <= 40 {
+			return kafka.NotLeaderForPartition
+		}
+		return nil
+	}}
+	h := start(t, defaultOptions(), msgs, &blockingProcessor{}, pub)
+	waitUntil(t, "every event acknowledged and committed after the outage", func() bool { return h.source.committedAt(0) == 40 })
+	if got := len(pub.messages("out")); got < 40 {
+		t.Fatalf("%d acknowledged, want 40", got)
+	}
+}
