@@ -2,13 +2,13 @@ package providers
 
 import (
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated provider tables in docs/configuration.md")
@@ -25,27 +25,7 @@ func providerTables() string {
 // TestDocsInSync fails when docs/configuration.md's provider tables drift from the provider
 // configs; `go test ./enrich/providers -run TestDocsInSync -update` regenerates them.
 func TestDocsInSync(t *testing.T) {
-	const begin, end = "<!-- BEGIN GENERATED: provider tables -->\n", "<!-- END GENERATED: provider tables -->"
-	path := filepath.Join("..", "..", "docs", "configuration.md")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(raw)
-	i, j := strings.Index(doc, begin), strings.Index(doc, end)
-	if i < 0 || j < i {
-		t.Fatalf("%s lacks the provider-table markers", path)
-	}
-	want := providerTables()
-	if doc[i+len(begin):j] != want {
-		if *update {
-			if err := os.WriteFile(path, []byte(doc[:i+len(begin)]+want+doc[j:]), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		t.Fatalf("%s is out of date; run: go test ./enrich/providers -run TestDocsInSync -update", path)
-	}
+	pipelinetest.GeneratedSection(t, filepath.Join("..", "..", "docs", "configuration.md"), "provider tables", providerTables(), *update)
 }
 
 func TestEveryProviderIsDistinctAndDocumented(t *testing.T) {

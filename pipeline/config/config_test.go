@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/configuration.md's generated table")
@@ -132,27 +134,7 @@ func TestSecretsFromFilesAndRedaction(t *testing.T) {
 // TestDocsInSync fails when docs/configuration.md and the Config struct drift apart. Run
 // `go test ./pipeline/config -run TestDocsInSync -update` to regenerate the table.
 func TestDocsInSync(t *testing.T) {
-	const begin, end = "<!-- BEGIN GENERATED: config table -->\n", "<!-- END GENERATED: config table -->"
-	path := filepath.Join("..", "..", "docs", "configuration.md")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(raw)
-	i, j := strings.Index(doc, begin), strings.Index(doc, end)
-	if i < 0 || j < i {
-		t.Fatalf("%s lacks the generated-table markers", path)
-	}
-	want := MarkdownTable()
-	if got := doc[i+len(begin) : j]; got != want {
-		if *update {
-			if err := os.WriteFile(path, []byte(doc[:i+len(begin)]+want+doc[j:]), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		t.Fatalf("%s is out of date with the Config struct; run: go test ./pipeline/config -run TestDocsInSync -update", path)
-	}
+	pipelinetest.GeneratedSection(t, filepath.Join("..", "..", "docs", "configuration.md"), "config table", MarkdownTable(), *update)
 	for _, v := range Vars() {
 		if v.Description == "" {
 			t.Errorf("%s has no desc tag", v.Name)

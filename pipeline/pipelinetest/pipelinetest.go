@@ -273,3 +273,31 @@ func ArtifactDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// GeneratedSection checks that the part of the file at path between
+// "<!-- BEGIN GENERATED: name -->" and "<!-- END GENERATED: name -->" equals want, and rewrites
+// it instead when update is set (the tests' -update flag). Documentation generated from code
+// cannot drift unnoticed.
+func GeneratedSection(t testing.TB, path, name, want string, update bool) {
+	t.Helper()
+	begin, end := "<!-- BEGIN GENERATED: "+name+" -->\n", "<!-- END GENERATED: "+name+" -->"
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the markers of the generated section %q", path, name)
+	}
+	if doc[i+len(begin):j] == want {
+		return
+	}
+	if update {
+		if err := os.WriteFile(path, []byte(doc[:i+len(begin)]+want+doc[j:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("%s: the generated section %q is out of date; rerun this test with -update", path, name)
+}
