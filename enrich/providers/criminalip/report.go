@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/threatpipe/threatpipe/enrich"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Level is a Criminal IP score level. The zero value is "unknown".
@@ -292,7 +294,13 @@ type envelope struct {
 
 // unmarshalLenient decodes JSON, tolerating values of the wrong type (encoding/json skips such a
 // field and completes the rest); only syntax errors fail.
+//
+// segmentio/encoding decodes first (several times faster); on any error the standard library
+// decodes again, because only it keeps going past a mistyped field.
 func unmarshalLenient(body []byte, v any) error {
+	if fastjson.Unmarshal(body, v) == nil {
+		return nil
+	}
 	err := json.Unmarshal(body, v)
 	var te *json.UnmarshalTypeError
 	if err != nil && !errors.As(err, &te) {
