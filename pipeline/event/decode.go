@@ -241,19 +241,26 @@ type ecsDoc struct {
 
 func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallbackTime time.Time, fallbackID string) (*Input, error) {
 	in := &Input{Format: FormatECS, Context: value}
+	// The few metadata objects are decoded from the top-level map, not by parsing the whole
+	// document a second time. A mistyped one (event.id as a number, say) is skipped, not fatal:
+	// the IPs are what matter, and everything else is carried in Context.
 	var doc ecsDoc
-	// Field-level type mismatches (event.id as a number, say) are not fatal: the IPs are what
-	// matter, and everything else is carried in Context.
-	_ = unmarshal(value, &doc)
+	for key, dst := range map[string]any{"@timestamp": &doc.Timestamp, "event": &doc.Event,
+		"observer": &doc.Observer, "agent": &doc.Agent, "host": &doc.Host} {
+		if raw, ok := top[key]; ok {
+			_ = unmarshal(raw, dst)
+		}
+	}
 
 	// Producers that flatten ECS write dotted keys ({"event.id": …}); read those where the
 	// nested form is absent.
 	dotted := func(nested, key string) string {
-		if nested != "" {
+		raw, ok := top[key]
+		if nested != "" || !ok {
 			return nested
 		}
 		var s string
-		_ = unmarshal(top[key], &s)
+		_ = unmarshal(raw, &s)
 		return s
 	}
 	in.EventID = strings.TrimSpace(dotted(doc.Event.ID, "event.id"))

@@ -6,6 +6,7 @@ package event
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -152,9 +153,11 @@ func NewScored(in *Input, s Sighting, origin Origin, now time.Time) *Scored {
 		Severity:      SeverityInfo,
 		Tags:          []string{},
 		Reasons:       []Reason{},
-		Warnings:      in.Warnings,
-		Context:       in.Context,
-		Extra:         in.Extra,
-		Origin:        origin,
+		// Clipped: the scored events of one input share its warnings, and a warning appended to
+		// one of them must not write into the others' backing array.
+		Warnings: slices.Clip(in.Warnings),
+		Context:  in.Context,
+		Extra:    in.Extra,
+		Origin:   origin,
 	}
 }

@@ -124,3 +124,16 @@ func TestNewScoredNativeOmitsEmpty(t *testing.T) {
 		t.Errorf("input_format = %s", m["input_format"])
 	}
 }
+
+func TestScoredEventsOfOneInputDoNotShareWarningStorage(t *testing.T) {
+	warnings := make([]string, 1, 8) // spare capacity: a shared append would land in it
+	warnings[0] = "from the decoder"
+	in := &Input{EventID: "e", Warnings: warnings}
+	a := NewScored(in, Sighting{Indicator: Indicator{Value: "1.1.1.1"}}, Origin{}, time.Now())
+	b := NewScored(in, Sighting{Indicator: Indicator{Value: "9.9.9.9"}}, Origin{}, time.Now())
+	a.Warnings = append(a.Warnings, "enrichment failed: a")
+	b.Warnings = append(b.Warnings, "enrichment failed: b")
+	if a.Warnings[1] != "enrichment failed: a" || b.Warnings[1] != "enrichment failed: b" || len(in.Warnings) != 1 {
+		t.Fatalf("warnings leaked between events: a=%q b=%q", a.Warnings, b.Warnings)
+	}
+}
