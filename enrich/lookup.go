@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/encoding/json"
 	"github.com/sony/gobreaker/v2"
@@ -69,8 +70,12 @@ type Lookuper struct {
 	quota   *QuotaLedger
 	breaker *gobreaker.CircuitBreaker[*event.Intel]
 	slots   *semaphore.Weighted // requests in flight to the provider
-	flights singleflight.Group
-	log     *zap.Logger
+
+	// Counters of the per-event path, resolved once: a label lookup per event is measurable.
+	cacheHit, cacheMiss, cacheErr, savedHit, savedJoin prometheus.Counter
+	outcomes                                           map[event.ProviderStatus]prometheus.Counter
+	flights                                            singleflight.Group
+	log                                                *zap.Logger
 
 	// Flights outlive the caller that started them (others may have joined) but not the
 	// Lookuper: Close cancels them and waits.
@@ -96,6 +101,14 @@ func NewLookuper(o LookuperOptions) *Lookuper {
 	name := o.Provider.Name()
 	l := &Lookuper{o: o, name: name, shape: "default", log: o.Log.With(zap.String("provider", name))}
 	l.lifetime, l.closeAll = context.WithCancel(context.Background())
+	m := o.Metrics
+	l.cacheHit, l.cacheMiss, l.cacheErr = m.Cache.WithLabelValues(name, "hit"), m.Cache.WithLabelValues(name, "miss"), m.Cache.WithLabelValues(name, "error")
+	l.savedHit, l.savedJoin = m.Saved.WithLabelValues(name, "cache_hit"), m.Saved.WithLabelValues(name, "singleflight")
+	l.outcomes = make(map[event.ProviderStatus]prometheus.Counter)
+	for _, s := range []event.ProviderStatus{event.StatusOK, event.StatusNotFound, event.StatusQuotaExhausted,
+		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled} {
+		l.outcomes[s] = m.Outcomes.WithLabelValues(name, string(s))
+	}
 	if s, ok := o.Provider.(Shaper); ok {
 		l.shape = s.Shape()
 	}
@@ -156,14 +169,14 @@ func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.Provi
 	entry, err := l.o.Cache.Get(ctx, key)
 	switch {
 	case err != nil:
-		l.o.Metrics.Cache.WithLabelValues(l.name, "error").Inc()
+		l.cacheErr.Inc()
 		l.log.Debug("cache read failed; treating as a miss", zap.Error(err))
 	case entry != nil:
-		l.o.Metrics.Cache.WithLabelValues(l.name, "hit").Inc()
-		l.o.Metrics.Saved.WithLabelValues(l.name, "cache_hit").Inc()
+		l.cacheHit.Inc()
+		l.savedHit.Inc()
 		return l.outcome(l.answer(entry, &event.CacheInfo{Hit: true, AgeSeconds: int64(l.o.Now().Sub(entry.StoredAt).Seconds())}))
 	default:
-		l.o.Metrics.Cache.WithLabelValues(l.name, "miss").Inc()
+		l.cacheMiss.Inc()
 	}
 	if l.exhausted() {
 		return l.outcome(&event.ProviderOutcome{Status: event.StatusQuotaExhausted, Error: "daily quota exhausted; not looked up until " + l.resetTime()})
@@ -186,7 +199,7 @@ func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.Provi
 	case r := <-ch:
 		out := *r.Val.(*event.ProviderOutcome)
 		if !leader {
-			l.o.Metrics.Saved.WithLabelValues(l.name, "singleflight").Inc()
+			l.savedJoin.Inc()
 			out.Cache = &event.CacheInfo{Joined: true}
 		}
 		return l.outcome(&out)
@@ -196,7 +209,7 @@ func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.Provi
 }
 
 func (l *Lookuper) outcome(o *event.ProviderOutcome) *event.ProviderOutcome {
-	l.o.Metrics.Outcomes.WithLabelValues(l.name, string(o.Status)).Inc()
+	l.outcomes[o.Status].Inc()
 	return o
 }
 
@@ -262,7 +275,7 @@ func (l *Lookuper) joinResult(ctx context.Context, key, token string) *event.Pro
 	}
 	_, _ = pipe.Exec(ctx)
 	if rep := decodeEntry(cacheCmd); rep.entry != nil {
-		l.o.Metrics.Saved.WithLabelValues(l.name, "singleflight").Inc()
+		l.savedJoin.Inc()
 		return l.answer(rep.entry, &event.CacheInfo{Joined: true})
 	}
 	if failCmd != nil {

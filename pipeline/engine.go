@@ -95,6 +95,7 @@ type Engine struct {
 	// Observers resolved once: a label lookup per event is measurable on the hot path.
 	decodeSeconds, processSeconds, publishSeconds, e2eSeconds interface{ Observe(float64) }
 	producedOut, producedDLQ, consumed                        interface{ Inc() }
+	indicators                                                map[event.Format]interface{ Add(float64) }
 }
 
 // New wires an engine. The caller owns source (closing it after Run returns, so the final commit
@@ -118,6 +119,10 @@ func New(opts Options, source Source, newPub NewPublisher, proc Processor, g *ga
 	e.producedOut = m.Produced.WithLabelValues(opts.OutputTopic)
 	e.producedDLQ = m.Produced.WithLabelValues(opts.DLQTopic)
 	e.consumed = m.Consumed.WithLabelValues(opts.InputTopic)
+	e.indicators = map[event.Format]interface{ Add(float64) }{
+		event.FormatNative: m.Indicators.WithLabelValues(string(event.FormatNative)),
+		event.FormatECS:    m.Indicators.WithLabelValues(string(event.FormatECS)),
+	}
 	return e
 }
 
@@ -232,7 +237,7 @@ func (e *Engine) handle(ctx context.Context, j *job) {
 		e.publish(ctx, j, []kafka.Message{e.deadLetter(j.msg, err)})
 		return
 	}
-	e.metrics.Indicators.WithLabelValues(string(in.Format)).Add(float64(len(in.Sightings)))
+	e.indicators[in.Format].Add(float64(len(in.Sightings)))
 
 	outs := make([]kafka.Message, 0, len(in.Sightings))
 	for _, s := range in.Sightings {
