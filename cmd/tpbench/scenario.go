@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/threatpipe/threatpipe/pipeline/kafkax/readback"
 )
 
 type topics struct{ in, out, dlq, group string }
@@ -77,22 +78,7 @@ func (b *bench) produce(ctx context.Context, topic string, msgs []kafka.Message)
 
 // endOffsets returns each partition's end offset.
 func (b *bench) endOffsets(ctx context.Context, topic string) (map[int]int64, error) {
-	req := map[string][]kafka.OffsetRequest{}
-	for p := range b.o.partitions {
-		req[topic] = append(req[topic], kafka.LastOffsetOf(p))
-	}
-	res, err := b.kclient.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]int64{}
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			return nil, po.Error
-		}
-		out[po.Partition] = po.LastOffset
-	}
-	return out, nil
+	return readback.EndOffsets(ctx, b.kclient, topic)
 }
 
 func sum(m map[int]int64) int64 {
@@ -168,53 +154,9 @@ func (b *bench) readRange(ctx context.Context, topic string, from map[int]int64)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		mu   sync.Mutex
-		out  []kafka.Message
-		errs []error
-		wg   sync.WaitGroup
-	)
-	for p, end := range ends {
-		start := from[p]
-		if end <= start {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.o.brokers}, Topic: topic, Partition: p,
-				MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
-			defer r.Close()
-			if err := r.SetOffset(start); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				return
-			}
-			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			defer cancel()
-			for {
-				m, err := r.ReadMessage(rctx)
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
-					mu.Unlock()
-					return
-				}
-				mu.Lock()
-				out = append(out, m)
-				mu.Unlock()
-				if m.Offset+1 >= end {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return nil, errs[0]
-	}
-	return out, nil
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return readback.ReadRange(rctx, []string{b.o.brokers}, topic, from, ends)
 }
 
 // span returns the first and last record timestamps of topic's messages in [from, end).

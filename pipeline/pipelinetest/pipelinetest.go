@@ -11,19 +11,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/threatpipe/threatpipe/pipeline/kafkax/readback"
 )
 
 func need(t testing.TB, envVar, what string) string {
@@ -130,37 +129,19 @@ func Produce(t testing.TB, brokers []string, topic string, msgs []kafka.Message)
 // Partitions returns the partition ids of topic.
 func Partitions(t testing.TB, brokers []string, topic string) []int {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil || len(md.Topics) != 1 {
-		t.Fatalf("metadata of %s: %v", topic, err)
+	ids, err := readback.Partitions(context.Background(), &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}, topic)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var ids []int
-	for _, p := range md.Topics[0].Partitions {
-		ids = append(ids, p.ID)
-	}
-	sort.Ints(ids)
 	return ids
 }
 
 // EndOffsets returns each partition's end offset (the offset the next message will get).
 func EndOffsets(t testing.TB, brokers []string, topic string) map[int]int64 {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	req := map[string][]kafka.OffsetRequest{}
-	for _, p := range Partitions(t, brokers, topic) {
-		req[topic] = append(req[topic], kafka.LastOffsetOf(p))
-	}
-	res, err := client.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: req})
+	out, err := readback.EndOffsets(context.Background(), &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}, topic)
 	if err != nil {
-		t.Fatalf("list offsets of %s: %v", topic, err)
-	}
-	out := map[int]int64{}
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			t.Fatalf("list offsets of %s/%d: %v", topic, po.Partition, po.Error)
-		}
-		out[po.Partition] = po.LastOffset
+		t.Fatal(err)
 	}
 	return out
 }
@@ -208,44 +189,10 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // consumer group, stopping at the end offsets observed when it was called.
 func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 	t.Helper()
-	ends := EndOffsets(t, brokers, topic)
-	var (
-		mu   sync.Mutex
-		out  []kafka.Message
-		wg   sync.WaitGroup
-		errs []error
-	)
-	for p, end := range ends {
-		if end == 0 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
-				MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
-			defer r.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			for {
-				m, err := r.ReadMessage(ctx)
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
-					mu.Unlock()
-					return
-				}
-				mu.Lock()
-				out = append(out, m)
-				mu.Unlock()
-				if m.Offset+1 >= end {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := readback.ReadRange(ctx, brokers, topic, nil, EndOffsets(t, brokers, topic))
+	if err != nil {
 		t.Fatal(err)
 	}
 	return out
