@@ -412,3 +412,17 @@ func (g *Gate) Own() ([]netip.Prefix, error) { return gate.ParsePrefixes(g.OwnCI
 
 // Allowlist parses THREATPIPE_GATE_ALLOWLIST_CIDRS.
 func (g *Gate) Allowlist() ([]netip.Prefix, error) { return gate.ParsePrefixes(g.AllowlistCIDRs) }
+
+// ResolveSecretFile applies a NAME_FILE secret: when fromFile is set (its content, read by
+// caarlos0/env's "file" option) it becomes *value, trailing newline trimmed. Setting both NAME
+// and NAME_FILE is an error naming both. name is the full variable name without _FILE.
+func ResolveSecretFile(value *Secret, fromFile Secret, name string) error {
+	if fromFile == "" {
+		return nil
+	}
+	if *value != "" {
+		return fmt.Errorf("%s and %s_FILE are both set: set one", name, name)
+	}
+	*value = Secret(strings.TrimRight(string(fromFile), "\r\n"))
+	return nil
+}
