@@ -34,7 +34,7 @@ bench: build services-up ## benchmarks on the real broker (not part of make test
 	bin/tpbench $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pipeline/... ./enrich/...
 
-FUZZ_TARGETS := FuzzDecode:./pipeline/event FuzzParseIP:./pipeline/event FuzzDecodeReport:./enrich/providers/criminalip FuzzRun:./pipeline/produce
+FUZZ_TARGETS := FuzzDecode:./pipeline/event FuzzAppendJSON:./pipeline/event FuzzParseIP:./pipeline/event FuzzDecodeReport:./enrich/providers/criminalip FuzzRun:./pipeline/produce
 fuzz: ## run every fuzz target for FUZZTIME each (default 1m)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \

@@ -2,8 +2,8 @@ package enrich
 
 import (
 	"context"
-	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/threatpipe/threatpipe/pipeline"
@@ -14,6 +14,7 @@ import (
 // (concurrently) and fuses the answers into the scored event.
 type Enricher struct {
 	lookupers []*Lookuper
+	names     []string
 	metrics   *Metrics
 }
 
@@ -25,7 +26,11 @@ var (
 // NewEnricher returns a processor over lookupers, in the order their answers take precedence
 // for context fields (AS, geo, ISP).
 func NewEnricher(lookupers []*Lookuper, m *Metrics) *Enricher {
-	return &Enricher{lookupers: lookupers, metrics: m}
+	names := make([]string, len(lookupers))
+	for i, l := range lookupers {
+		names[i] = l.Name()
+	}
+	return &Enricher{lookupers: lookupers, names: names, metrics: m}
 }
 
 // Process implements pipeline.Processor. Provider problems become statuses in the event; only
@@ -52,7 +57,7 @@ func (e *Enricher) Process(ctx context.Context, ev *event.Scored) error {
 	for i, l := range e.lookupers {
 		ev.Providers[l.Name()] = outcomes[i]
 	}
-	Fuse(ev, e.names())
+	Fuse(ev, e.names)
 	return nil
 }
 
@@ -61,14 +66,6 @@ func (e *Enricher) Gated(*event.Scored) {
 	for _, l := range e.lookupers {
 		e.metrics.Saved.WithLabelValues(l.Name(), "gated").Inc()
 	}
-}
-
-func (e *Enricher) names() []string {
-	out := make([]string, len(e.lookupers))
-	for i, l := range e.lookupers {
-		out[i] = l.Name()
-	}
-	return out
 }
 
 // Fuse computes the event's score, tags, reasons and context from its provider outcomes
@@ -90,14 +87,14 @@ func Fuse(ev *event.Scored, order []string) {
 			tags = append(tags, r.Tags...)
 			detail := r.Detail
 			if out.Cache != nil && out.Cache.Hit {
-				detail += fmt.Sprintf(" (cached %ds ago)", out.Cache.AgeSeconds)
+				detail += " (cached " + strconv.FormatInt(out.Cache.AgeSeconds, 10) + "s ago)"
 			}
 			ev.Reasons = append(ev.Reasons, event.Reason{Source: name, Detail: detail, Points: r.Score})
 			fuseContext(ev, r)
 		case out.Status == event.StatusNotFound:
 			ev.Reasons = append(ev.Reasons, event.Reason{Source: name, Detail: "no record of this address", Points: 0})
 		default:
-			ev.Reasons = append(ev.Reasons, event.Reason{Source: name, Detail: fmt.Sprintf("not consulted: %s", out.Status), Points: 0})
+			ev.Reasons = append(ev.Reasons, event.Reason{Source: name, Detail: "not consulted: " + string(out.Status), Points: 0})
 		}
 	}
 	slices.Sort(tags)

@@ -465,8 +465,13 @@ func TestPublishOutageRetriesInWaves(t *testing.T) {
 	for i := range 40 {
 		msgs = append(msgs, nativeMsg(0, int64(i), fmt.Sprintf("8.8.%d.1", i)))
 	}
-	pub := &fakePublisher{fail: func(attempt int64) error {
-		if attempt <= 40 {
+	// Every write fails for the first 300 ms after the first one: however the engine batches
+	// them, every output is refused at least once.
+	var outageStart atomic.Pointer[time.Time]
+	pub := &fakePublisher{fail: func(int64) error {
+		now := time.Now()
+		outageStart.CompareAndSwap(nil, &now)
+		if now.Sub(*outageStart.Load()) < 300*time.Millisecond {
 			return kafka.NotLeaderForPartition
 		}
 		return nil
@@ -475,5 +480,8 @@ func TestPublishOutageRetriesInWaves(t *testing.T) {
 	waitUntil(t, "every event acknowledged and committed after the outage", func() bool { return h.source.committedAt(0) == 40 })
 	if got := len(pub.messages("out")); got < 40 {
 		t.Fatalf("%d acknowledged, want 40", got)
+	}
+	if got := h.metrics.PublishRetries; testutil.ToFloat64(got) < 40 {
+		t.Fatalf("%v outputs retried, want every one of the 40 (the outage refused them all)", testutil.ToFloat64(got))
 	}
 }

@@ -59,19 +59,24 @@ func (e *Engine) deadLetter(msg kafka.Message, err error) kafka.Message {
 // scoredMessage encodes a scored event keyed by its indicator, so that one indicator always
 // lands on one output partition. An event that would outgrow the input limit loses its carried
 // context (noted in warnings) rather than fail at the broker.
-func (e *Engine) scoredMessage(ev *event.Scored) (kafka.Message, error) {
-	value, err := json.Marshal(ev)
-	if err != nil {
-		return kafka.Message{}, err
-	}
+func (e *Engine) scoredMessage(ev *event.Scored) kafka.Message {
+	value := ev.AppendJSON(make([]byte, 0, scoredSizeHint(ev)))
 	if len(value) > e.opts.MaxEventBytes && (ev.Context != nil || ev.Extra != nil) {
 		ev.Context, ev.Extra = nil, nil
 		ev.Warnings = append(ev.Warnings, "context and extra fields dropped: the scored event exceeded the size limit")
-		if value, err = json.Marshal(ev); err != nil {
-			return kafka.Message{}, err
-		}
+		value = ev.AppendJSON(value[:0])
 	}
-	return kafka.Message{Topic: e.opts.OutputTopic, Key: []byte(ev.Indicator.Value), Value: value}, nil
+	return kafka.Message{Topic: e.opts.OutputTopic, Key: []byte(ev.Indicator.Value), Value: value}
+}
+
+// scoredSizeHint is enough room for an enriched event (about 1.2 KB with one provider's
+// answer) plus what it carries, so that encoding allocates once.
+func scoredSizeHint(ev *event.Scored) int {
+	n := 1536 + 1024*len(ev.Providers) + len(ev.Context)
+	for k, v := range ev.Extra {
+		n += len(k) + len(v) + 4
+	}
+	return n
 }
 
 // truncatedDeadLetterBytes is what is kept of a dead letter the broker refuses as too large.
@@ -100,9 +105,7 @@ func shrinkIfTooLarge(msgs []kafka.Message, err error) []kafka.Message {
 			if json.Unmarshal(m.Value, &ev) == nil && (ev.Context != nil || ev.Extra != nil) {
 				ev.Context, ev.Extra = nil, nil
 				ev.Warnings = append(ev.Warnings, "context and extra fields dropped: the broker refused the scored event as too large")
-				if v, err := json.Marshal(&ev); err == nil {
-					out[i].Value = v
-				}
+				out[i].Value = ev.AppendJSON(nil)
 			}
 		}
 	}

@@ -73,6 +73,16 @@ func NewDecoder(maxBytes, maxIndicators int) *Decoder {
 // event carries no time of its own, and fallbackID when an ECS event carries no event.id.
 // A returned error is always a *DecodeError.
 func (d *Decoder) Decode(value []byte, fallbackTime time.Time, fallbackID string) (*Input, error) {
+	return d.decode(value, fallbackTime, func() string { return fallbackID })
+}
+
+// DecodeRecord is Decode for a Kafka record read at origin: an ECS event without event.id is
+// named origin.ID(), built only when needed.
+func (d *Decoder) DecodeRecord(value []byte, recordTime time.Time, origin Origin) (*Input, error) {
+	return d.decode(value, recordTime, origin.ID)
+}
+
+func (d *Decoder) decode(value []byte, fallbackTime time.Time, fallbackID func() string) (*Input, error) {
 	if len(value) > d.maxBytes {
 		return nil, decodeErr(ClassTooLarge, "message is %d bytes, the limit is %d", len(value), d.maxBytes)
 	}
@@ -239,7 +249,7 @@ type ecsDoc struct {
 	} `json:"host"`
 }
 
-func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallbackTime time.Time, fallbackID string) (*Input, error) {
+func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallbackTime time.Time, fallbackIDFunc func() string) (*Input, error) {
 	in := &Input{Format: FormatECS, Context: value}
 	// The few metadata objects are decoded from the top-level map, not by parsing the whole
 	// document a second time. A mistyped one (event.id as a number, say) is skipped, not fatal:
@@ -264,6 +274,10 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 		return s
 	}
 	in.EventID = strings.TrimSpace(dotted(doc.Event.ID, "event.id"))
+	var fallbackID string
+	if in.EventID == "" || len(in.EventID) > 256 {
+		fallbackID = fallbackIDFunc()
+	}
 	switch {
 	case in.EventID == "":
 		in.EventID = fallbackID

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -109,6 +110,19 @@ type Origin struct {
 	Topic     string `json:"topic"`
 	Partition int    `json:"partition"`
 	Offset    int64  `json:"offset"`
+}
+
+// ID names an event that carries no id of its own by where it was read:
+// <topic>-<partition>-<offset>.
+func (o Origin) ID() string {
+	var num [20]byte
+	b := make([]byte, 0, len(o.Topic)+24)
+	b = append(b, o.Topic...)
+	b = append(b, '-')
+	b = append(b, strconv.AppendInt(num[:0], int64(o.Partition), 10)...)
+	b = append(b, '-')
+	b = append(b, strconv.AppendInt(num[:0], o.Offset, 10)...)
+	return string(b)
 }
 
 // Scored is the output contract: one per indicator of an input event.

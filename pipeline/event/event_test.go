@@ -137,3 +137,18 @@ func TestScoredEventsOfOneInputDoNotShareWarningStorage(t *testing.T) {
 		t.Fatalf("warnings leaked between events: a=%q b=%q", a.Warnings, b.Warnings)
 	}
 }
+
+func TestOriginID(t *testing.T) {
+	for _, c := range []struct {
+		o    Origin
+		want string
+	}{
+		{Origin{Topic: "indicators", Partition: 3, Offset: 1048585}, "indicators-3-1048585"},
+		{Origin{Topic: "t", Partition: 0, Offset: 0}, "t-0-0"},
+		{Origin{Topic: "a.b-c", Partition: 11, Offset: 1<<63 - 1}, "a.b-c-11-9223372036854775807"},
+	} {
+		if got := c.o.ID(); got != c.want {
+			t.Errorf("%+v.ID() = %q, want %q", c.o, got, c.want)
+		}
+	}
+}
