@@ -141,12 +141,20 @@ func decodeEntry(cmd *redis.StringCmd) cacheReply {
 	if err != nil {
 		return cacheReply{err: fmt.Errorf("cache get: %w", err)}
 	}
+	return cacheReply{entry: parseEntry(raw)}
+}
+
+// parseEntry decodes a stored answer; a value we cannot read is a miss (nil), not an outage:
+// the lookup overwrites it.
+func parseEntry(raw []byte) *CacheEntry {
+	if len(raw) == 0 {
+		return nil
+	}
 	var e CacheEntry
 	if err := json.Unmarshal(raw, &e); err != nil || e.Result == nil {
-		// A value we cannot read is a miss, not an outage: the lookup overwrites it.
-		return cacheReply{}
+		return nil
 	}
-	return cacheReply{entry: &e}
+	return &e
 }
 
 // Get returns the cached entry for key, or nil on a miss. A Redis error is returned as such;
@@ -169,14 +177,21 @@ func (c *Cache) Get(ctx context.Context, key string) (*CacheEntry, error) {
 	}
 }
 
-// Set stores an answer for ttl.
-func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Duration) error {
+// Set stores e under key for ttl. Commands that with queues (may be nil) are sent in the same
+// round trip; only the store's own failure is returned.
+func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Duration, with func(redis.Pipeliner)) error {
 	e.ExpiresAt = e.StoredAt.Add(ttl)
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	if err := c.rdb.Set(ctx, key, raw, ttl).Err(); err != nil {
+	pipe := c.rdb.Pipeline()
+	set := pipe.Set(ctx, key, raw, ttl)
+	if with != nil {
+		with(pipe)
+	}
+	_, _ = pipe.Exec(ctx)
+	if err := set.Err(); err != nil {
 		return fmt.Errorf("cache set: %w", err)
 	}
 	c.remember(key, e)

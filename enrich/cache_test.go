@@ -26,7 +26,7 @@ func TestLocalCopyNeverOutlivesItsBoundOrTheRedisEntry(t *testing.T) {
 			c := NewCache(r.rdb, LocalCacheOptions{Size: 10, TTL: tc.localTTL})
 			runCache(t, c)
 			key := testKeys.Cache(providerName(t), "default", "1.2.3.4")
-			if err := c.Set(ctx, key, &CacheEntry{Result: &event.Intel{Verdict: event.VerdictBenign}, StoredAt: time.Now()}, tc.redisTTL); err != nil {
+			if err := c.Set(ctx, key, &CacheEntry{Result: &event.Intel{Verdict: event.VerdictBenign}, StoredAt: time.Now()}, tc.redisTTL, nil); err != nil {
 				t.Fatal(err)
 			}
 			r.rdb.Del(ctx, key) // from now on only the local copy can answer
@@ -49,7 +49,7 @@ func TestRedisHitsFillTheLocalCopy(t *testing.T) {
 	runCache(t, writer)
 	runCache(t, reader)
 	key := testKeys.Cache(providerName(t), "default", "5.6.7.8")
-	if err := writer.Set(ctx, key, &CacheEntry{Result: &event.Intel{Verdict: event.VerdictMalicious, Score: 95}, StoredAt: time.Now()}, time.Minute); err != nil {
+	if err := writer.Set(ctx, key, &CacheEntry{Result: &event.Intel{Verdict: event.VerdictMalicious, Score: 95}, StoredAt: time.Now()}, time.Minute, nil); err != nil {
 		t.Fatal(err)
 	}
 	if e, _ := reader.Get(ctx, key); e == nil || e.Result.Score != 95 {

@@ -1,7 +1,5 @@
 package enrich
 
-import "fmt"
-
 // cacheSchema versions cached values: bump it when Intel changes incompatibly, and old entries
 // are simply not found.
 const cacheSchema = "v1"
@@ -11,18 +9,21 @@ const cacheSchema = "v1"
 type Keys struct{ Prefix string }
 
 func (k Keys) key(kind, rest string) string {
-	return fmt.Sprintf("%s:%s:%s:%s", k.Prefix, cacheSchema, kind, rest)
+	return k.Prefix + ":" + cacheSchema + ":" + kind + ":" + rest
 }
 
 // Cache is the key of one provider's answer for one indicator. shape names the request
 // (endpoint and options), so two lookups of different depth never share an answer.
+// Built in one concatenation: it runs for every event.
 func (k Keys) Cache(provider, shape, indicator string) string {
-	return k.key("cache", provider+":"+shape+":"+indicator)
+	return k.Prefix + ":" + cacheSchema + ":cache:" + provider + ":" + shape + ":" + indicator
 }
 
-// Lease is the cross-replica single-flight lease of one lookup.
-func (k Keys) Lease(provider, indicator string) string {
-	return k.key("lease", provider+":"+indicator)
+// Lease is the cross-replica single-flight lease of the lookup whose answer is stored under
+// cacheKey. The cache key is its Redis Cluster hash tag, so the two share a slot and one script
+// can take the lease and read the answer atomically.
+func (k Keys) Lease(cacheKey string) string {
+	return k.key("lease", "{"+cacheKey+"}")
 }
 
 // LeaseFailed holds a failed lookup's outcome for the replicas that waited on its lease.

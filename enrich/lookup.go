@@ -222,6 +222,10 @@ func (l *Lookuper) answer(e *CacheEntry, c *event.CacheInfo) *event.ProviderOutc
 }
 
 var (
+	// acquireScript takes the lease (KEYS[1]) and, in the same step, reads the answer (KEYS[2])
+	// that a previous holder may have stored between our cache read and now: {1, answer} when
+	// taken, {0, holder token} when another replica holds it.
+	acquireScript = redis.NewScript(`if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, redis.call('GET', KEYS[2])} end return {0, redis.call('GET', KEYS[1])}`)
 	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 	renewScript   = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
 )
@@ -230,7 +234,7 @@ var (
 // for the holder's answer. A holder that fails leaves its outcome under its lease token for
 // the replicas that waited on it, and nothing for later events: errors are not cached.
 func (l *Lookuper) sharedLookup(ctx context.Context, key string, ind event.Indicator) *event.ProviderOutcome {
-	leaseKey := l.o.Keys.Lease(l.name, ind.Value)
+	leaseKey := l.o.Keys.Lease(key)
 	var waitingOn string
 	poll := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -240,20 +244,25 @@ func (l *Lookuper) sharedLookup(ctx context.Context, key string, ind event.Indic
 			}
 		}
 		token := l.o.Owner + ":" + randomToken()
-		acquired, err := l.o.Redis.SetNX(ctx, leaseKey, token, l.o.LeaseTTL).Result()
-		if err != nil {
+		reply, err := acquireScript.Run(ctx, l.o.Redis, []string{leaseKey, key}, token, l.o.LeaseTTL.Milliseconds()).Slice()
+		if err != nil || len(reply) != 2 {
 			// Without Redis there is no cross-replica coordination; in-process single-flight
 			// still holds, and the event must not wait for Redis to come back.
 			l.log.Warn("lease unavailable; looking up without cross-replica single-flight", zap.Error(err))
-			return l.fetch(ctx, key, ind)
+			return l.fetch(ctx, key, ind, nil)
 		}
-		if acquired {
+		value, _ := reply[1].(string)
+		if acquired, _ := reply[0].(int64); acquired == 1 {
+			// The answer may have landed between our cache read and the lease: its holder
+			// stores it before releasing. Reading it under the lease makes the lookup exactly-once.
+			if e := parseEntry([]byte(value)); e != nil {
+				_ = releaseScript.Run(ctx, l.o.Redis, []string{leaseKey}, token).Err()
+				l.savedJoin.Inc()
+				return l.answer(e, &event.CacheInfo{Joined: true})
+			}
 			return l.holdAndFetch(ctx, key, ind, leaseKey, token)
 		}
-		holder, err := l.o.Redis.Get(ctx, leaseKey).Result()
-		if err == nil {
-			waitingOn = holder
-		}
+		waitingOn = value
 		t := time.NewTimer(poll)
 		select {
 		case <-t.C:
@@ -306,27 +315,31 @@ func (l *Lookuper) holdAndFetch(ctx context.Context, key string, ind event.Indic
 			}
 		}
 	}()
-	// The answer may have landed between our cache read and the lease: its holder stores it
-	// before releasing. Checking again under the lease makes the lookup exactly-once.
-	out := l.joinResult(ctx, key, "")
-	if out == nil {
-		out = l.fetch(ctx, key, ind)
+	// An answer is stored and the lease released in one round trip; a failure is left under the
+	// token for the replicas waiting on it, in the same round trip as the release.
+	release := func(pipe redis.Pipeliner) {
+		releaseScript.Run(ctx, pipe, []string{leaseKey}, token)
 	}
+	out := l.fetch(ctx, key, ind, release)
 	stopRenew()
 	<-renewed
 	if out.Status != event.StatusOK && out.Status != event.StatusNotFound {
-		if raw, err := json.Marshal(out); err == nil {
-			_ = l.o.Redis.Set(ctx, l.o.Keys.LeaseFailed(token), raw, l.o.LeaseTTL+2*time.Second).Err()
-		}
+		_, _ = l.o.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			if raw, err := json.Marshal(out); err == nil {
+				pipe.Set(ctx, l.o.Keys.LeaseFailed(token), raw, l.o.LeaseTTL+2*time.Second)
+			}
+			release(pipe)
+			return nil
+		})
 	}
-	_ = releaseScript.Run(ctx, l.o.Redis, []string{leaseKey}, token).Err()
 	return out
 }
 
 var errQuotaSpent = errors.New("daily quota exhausted")
 
-// fetch calls the provider with retries and stores a cacheable answer.
-func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator) *event.ProviderOutcome {
+// fetch calls the provider with retries and stores a cacheable answer; alongside, in the same
+// round trip, it runs the commands with queues (the lease release), if any.
+func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, with func(redis.Pipeliner)) *event.ProviderOutcome {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 200 * time.Millisecond
 	b.MaxInterval = 5 * time.Second
@@ -426,7 +439,7 @@ func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator) *
 	err := backoff.Retry(op, backoff.WithContext(b, ctx))
 	if err == nil {
 		entry := &CacheEntry{Result: res, StoredAt: l.o.Now().UTC()}
-		if err := l.o.Cache.Set(ctx, key, entry, l.o.Policy.TTLFor(res.Verdict)); err != nil {
+		if err := l.o.Cache.Set(ctx, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
 			l.log.Warn("answer not cached; the next event pays again", zap.Error(err))
 		}
 		res.Quota = nil

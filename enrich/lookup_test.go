@@ -212,7 +212,7 @@ func TestCrashedLeaseHolderDoesNotBlockForLong(t *testing.T) {
 	p := &fakeProvider{name: providerName(t)}
 	l := r.lookuper(t, p, testPolicy(), "alive")
 	// A replica took the lease and died: nobody renews it.
-	if err := r.rdb.Set(context.Background(), testKeys.Lease(p.name, "9.9.9.9"), "dead-replica:tok", time.Second).Err(); err != nil {
+	if err := r.rdb.Set(context.Background(), testKeys.Lease(testKeys.Cache(p.name, l.shape, "9.9.9.9")), "dead-replica:tok", time.Second).Err(); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

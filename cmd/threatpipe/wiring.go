@@ -52,7 +52,19 @@ func providerHTTPClient() *http.Client {
 
 // loadProviders builds the providers the environment configures.
 func loadProviders(environ []string, log *zap.Logger) ([]enrich.Configured, error) {
-	return enrich.Load(providers.All(), environ, enrich.Deps{HTTPClient: providerHTTPClient(), Log: log})
+	client := providerHTTPClient()
+	configured, err := enrich.Load(providers.All(), environ, enrich.Deps{HTTPClient: client, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	// Keep as many idle connections per host as a provider may use at once: below that, every
+	// burst of misses closes connections after one request and dials new ones.
+	tr := client.Transport.(*http.Transport)
+	for _, c := range configured {
+		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, int(c.Policy.MaxConcurrent))
+	}
+	tr.MaxIdleConns = max(tr.MaxIdleConns, tr.MaxIdleConnsPerHost*len(configured))
+	return configured, nil
 }
 
 func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalClient, clients *kafkax.Clients,

@@ -96,8 +96,7 @@ func (l *Level) UnmarshalJSON(b []byte) error {
 	}
 	switch {
 	case b[0] == '"':
-		var s string
-		if json.Unmarshal(b, &s) == nil {
+		if s, ok := unquote(b); ok {
 			*l = ParseLevel(s)
 		}
 	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
@@ -107,6 +106,30 @@ func (l *Level) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// unquote reads a JSON string. Most report strings are plain ASCII without escapes and are
+// sliced directly; the rest go through the JSON decoder.
+func unquote(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	inner := b[1 : len(b)-1]
+	plain := true
+	for _, c := range inner {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '\\' || c == '"' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(inner), true
+	}
+	var s string
+	if fastjson.Unmarshal(b, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // flexInt is an integer sent as a number or a string ("15169", "AS15169"); OK says it was
@@ -124,7 +147,8 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	var s string
 	if b[0] == '"' {
-		if json.Unmarshal(b, &s) != nil {
+		var ok bool
+		if s, ok = unquote(b); !ok {
 			return nil
 		}
 		s = strings.TrimSpace(s)
@@ -158,7 +182,8 @@ func (n *flexFloat) UnmarshalJSON(b []byte) error {
 	}
 	s := string(b)
 	if b[0] == '"' {
-		if json.Unmarshal(b, &s) != nil {
+		var ok bool
+		if s, ok = unquote(b); !ok {
 			return nil
 		}
 	}
@@ -180,8 +205,7 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	}
 	switch {
 	case b[0] == '"':
-		var v string
-		if json.Unmarshal(b, &v) == nil {
+		if v, ok := unquote(b); ok {
 			*s = flexString(v)
 		}
 	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'), string(b) == "true", string(b) == "false":
@@ -197,7 +221,7 @@ type flags map[string]bool
 func (f *flags) UnmarshalJSON(b []byte) error {
 	*f = nil
 	var raw map[string]json.RawMessage
-	if json.Unmarshal(b, &raw) != nil {
+	if unmarshalLenient(b, &raw) != nil {
 		return nil
 	}
 	out := make(flags, len(raw))
@@ -217,8 +241,8 @@ func truthy(v json.RawMessage) bool {
 	case 't':
 		return string(v) == "true"
 	case '"':
-		var s string
-		if json.Unmarshal(v, &s) != nil {
+		s, ok := unquote(v)
+		if !ok {
 			return false
 		}
 		switch strings.ToLower(strings.TrimSpace(s)) {
