@@ -25,7 +25,6 @@ import (
 
 	"github.com/threatpipe/threatpipe/pipeline/commit"
 	"github.com/threatpipe/threatpipe/pipeline/event"
-	"github.com/threatpipe/threatpipe/pipeline/gate"
 	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 )
 
@@ -47,6 +46,25 @@ type Publisher interface {
 
 // NewPublisher builds a Publisher that reports outcomes to completion.
 type NewPublisher func(completion func(msgs []kafka.Message, err error)) Publisher
+
+// Handler turns one input message into the messages to publish for it: scored events and dead
+// letters for the enricher, audit records for the playbook workers. The engine commits the input
+// once every one of them is acknowledged (at once when there are none).
+//
+// Implementations must be safe for concurrent use. Handle returns an error only when ctx ended
+// before it could finish (a hard shutdown): the input then stays uncommitted and is redelivered.
+// Anything else, bad input included, becomes an output (a dead letter), never an error.
+type Handler interface {
+	Handle(ctx context.Context, msg kafka.Message) ([]kafka.Message, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, msg kafka.Message) ([]kafka.Message, error)
+
+// Handle implements Handler.
+func (f HandlerFunc) Handle(ctx context.Context, msg kafka.Message) ([]kafka.Message, error) {
+	return f(ctx, msg)
+}
 
 // Processor enriches one indicator's scored event in place: score, severity, tags, reasons.
 //
@@ -80,9 +98,7 @@ type Engine struct {
 	opts    Options
 	source  Source
 	pub     Publisher
-	proc    Processor
-	gate    *gate.Gate
-	dec     *event.Decoder
+	handler Handler
 	tracker *commit.Tracker
 	metrics *telemetry.PipelineMetrics
 	log     *zap.Logger
@@ -95,18 +111,16 @@ type Engine struct {
 	stopped  chan struct{}        // closed when Run gives up on in-flight work; completions stop retrying
 
 	// Observers resolved once: a label lookup per event is measurable on the hot path.
-	decodeSeconds, processSeconds, publishSeconds, e2eSeconds interface{ Observe(float64) }
-	producedOut, producedDLQ, consumed                        interface{ Inc() }
-	indicators                                                map[event.Format]interface{ Add(float64) }
+	publishSeconds, e2eSeconds         interface{ Observe(float64) }
+	producedOut, producedDLQ, consumed interface{ Inc() }
 }
 
-// New wires an engine. The caller owns source (closing it after Run returns, so the final commit
-// can still go through); the engine owns the publisher it builds.
-func New(opts Options, source Source, newPub NewPublisher, proc Processor, g *gate.Gate,
-	m *telemetry.PipelineMetrics, log *zap.Logger) *Engine {
+// New wires an engine that runs h on every message of source. The caller owns source (closing
+// it after Run returns, so the final commit can still go through); the engine owns the publisher
+// it builds.
+func New(opts Options, source Source, newPub NewPublisher, h Handler, m *telemetry.PipelineMetrics, log *zap.Logger) *Engine {
 	e := &Engine{
-		opts: opts, source: source, proc: proc, gate: g,
-		dec:     event.NewDecoder(opts.MaxEventBytes, opts.MaxIndicators),
+		opts: opts, source: source, handler: h,
 		tracker: commit.NewTracker(),
 		metrics: m, log: log, now: time.Now,
 		slots:   make(chan struct{}, opts.MaxInFlight),
@@ -115,17 +129,11 @@ func New(opts Options, source Source, newPub NewPublisher, proc Processor, g *ga
 		stopped: make(chan struct{}),
 	}
 	e.pub = newPub(e.completed)
-	e.decodeSeconds = m.StageSeconds.WithLabelValues(telemetry.StageDecode)
-	e.processSeconds = m.StageSeconds.WithLabelValues(telemetry.StageProcess)
 	e.publishSeconds = m.StageSeconds.WithLabelValues(telemetry.StagePublish)
 	e.e2eSeconds = m.StageSeconds.WithLabelValues(telemetry.StageEndToEnd)
 	e.producedOut = m.Produced.WithLabelValues(opts.OutputTopic)
 	e.producedDLQ = m.Produced.WithLabelValues(opts.DLQTopic)
 	e.consumed = m.Consumed.WithLabelValues(opts.InputTopic)
-	e.indicators = map[event.Format]interface{ Add(float64) }{
-		event.FormatNative: m.Indicators.WithLabelValues(string(event.FormatNative)),
-		event.FormatECS:    m.Indicators.WithLabelValues(string(event.FormatECS)),
-	}
 	return e
 }
 
@@ -238,45 +246,15 @@ func (e *Engine) release() {
 }
 
 func (e *Engine) handle(ctx context.Context, j *job) {
-	start := e.now()
-	origin := event.Origin{Topic: j.msg.Topic, Partition: j.msg.Partition, Offset: j.msg.Offset}
-	in, err := e.dec.DecodeRecord(j.msg.Value, j.msg.Time, origin)
-	e.decodeSeconds.Observe(e.now().Sub(start).Seconds())
+	outs, err := e.handler.Handle(ctx, j.msg)
 	if err != nil {
-		e.metrics.DeadLettered.WithLabelValues(string(event.ClassOf(err))).Inc()
-		e.publish(ctx, j, []kafka.Message{e.deadLetter(j.msg, err)})
+		// Hard stop: leave the message uncommitted so it is redelivered whole.
+		e.release()
 		return
 	}
-	e.indicators[in.Format].Add(float64(len(in.Sightings)))
-
-	outs := make([]kafka.Message, 0, len(in.Sightings))
-	for _, s := range in.Sightings {
-		ev := event.NewScored(in, s, origin, start)
-		if v, gated := e.gate.Check(s.Indicator.Addr); gated {
-			prefix := v.Prefix.String()
-			ev.Gate = &event.Gate{Reason: v.Reason, Prefix: prefix}
-			ev.Reasons = append(ev.Reasons, event.Reason{Source: "gate", Detail: v.Reason + " range " + prefix + ": no lookup", Points: 0})
-			e.metrics.Gated.WithLabelValues(v.Reason).Inc()
-			if o, ok := e.proc.(GateObserver); ok {
-				o.Gated(ev)
-			}
-		} else {
-			t := e.now()
-			err := e.proc.Process(ctx, ev)
-			e.processSeconds.Observe(e.now().Sub(t).Seconds())
-			if err != nil {
-				if ctx.Err() != nil {
-					// Hard stop: leave the event uncommitted so it is redelivered whole.
-					e.release()
-					return
-				}
-				e.metrics.ProcessErrors.Inc()
-				ev.Warnings = append(ev.Warnings, "enrichment failed: "+err.Error())
-			}
-		}
-		ev.Score = min(max(ev.Score, 0), 100)
-		ev.Severity = event.SeverityOf(ev.Score)
-		outs = append(outs, e.scoredMessage(ev))
+	if len(outs) == 0 {
+		e.finish(j)
+		return
 	}
 	e.publish(ctx, j, outs)
 }
@@ -327,6 +305,18 @@ func (e *Engine) publishLoop(ctx context.Context) {
 	}
 }
 
+// finish marks a job done: its offset becomes committable.
+func (e *Engine) finish(j *job) {
+	if !j.msg.Time.IsZero() {
+		e.e2eSeconds.Observe(e.now().Sub(j.msg.Time).Seconds())
+	}
+	if !j.part.Done(j.msg.Offset) {
+		e.log.Error("offset completed twice or never tracked", zap.String("topic", j.msg.Topic),
+			zap.Int("partition", j.msg.Partition), zap.Int64("offset", j.msg.Offset))
+	}
+	e.release()
+}
+
 // completed is the publisher's completion callback, called from its goroutines.
 func (e *Engine) completed(msgs []kafka.Message, err error) {
 	if err != nil {
@@ -350,14 +340,7 @@ func (e *Engine) completed(msgs []kafka.Message, err error) {
 		}
 		if j.pending.Add(-1) == 0 {
 			e.publishSeconds.Observe(now.Sub(j.published).Seconds())
-			if !j.msg.Time.IsZero() {
-				e.e2eSeconds.Observe(now.Sub(j.msg.Time).Seconds())
-			}
-			if !j.part.Done(j.msg.Offset) {
-				e.log.Error("offset completed twice or never tracked", zap.String("topic", j.msg.Topic),
-					zap.Int("partition", j.msg.Partition), zap.Int64("offset", j.msg.Offset))
-			}
-			e.release()
+			e.finish(j)
 		}
 	}
 }

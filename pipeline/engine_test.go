@@ -163,7 +163,7 @@ func start(t *testing.T, opts Options, msgs []kafka.Message, proc Processor, pub
 	h.engine = New(opts, h.source, func(done func([]kafka.Message, error)) Publisher {
 		pub.done = done
 		return pub
-	}, proc, gate.New(nil, nil), h.metrics, zaptest.NewLogger(t))
+	}, NewEnrichHandler(opts, proc, gate.New(nil, nil), h.metrics), h.metrics, zaptest.NewLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.result <- h.engine.Run(ctx) }()
@@ -483,5 +483,38 @@ func TestPublishOutageRetriesInWaves(t *testing.T) {
 	}
 	if got := h.metrics.PublishRetries; testutil.ToFloat64(got) < 40 {
 		t.Fatalf("%v outputs retried, want every one of the 40 (the outage refused them all)", testutil.ToFloat64(got))
+	}
+}
+
+// TestMessagesWithoutOutputsAreCommitted: a handler that publishes nothing for a message (a
+// playbook worker with no matching step) still has its offset committed, in order with the rest.
+func TestMessagesWithoutOutputsAreCommitted(t *testing.T) {
+	var msgs []kafka.Message
+	for i := range 20 {
+		msgs = append(msgs, nativeMsg(0, int64(i), "8.8.8.8"))
+	}
+	pub := &fakePublisher{}
+	source := newFakeSource(msgs)
+	metrics := telemetry.NewPipelineMetrics(prometheus.NewRegistry())
+	handler := HandlerFunc(func(_ context.Context, msg kafka.Message) ([]kafka.Message, error) {
+		if msg.Offset%2 == 0 {
+			return nil, nil
+		}
+		return []kafka.Message{{Topic: "out", Value: msg.Value}}, nil
+	})
+	engine := New(defaultOptions(), source, func(done func([]kafka.Message, error)) Publisher {
+		pub.done = done
+		return pub
+	}, handler, metrics, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	result := make(chan error, 1)
+	go func() { result <- engine.Run(ctx) }()
+	waitUntil(t, "all 20 committed", func() bool { return source.committedAt(0) == 20 })
+	cancel()
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(pub.messages("out")); got != 10 {
+		t.Fatalf("%d published, want 10", got)
 	}
 }

@@ -62,11 +62,12 @@ func startEnricher(t *testing.T, brokers []string, tp topics, g *gate.Gate) *ins
 	}
 	reader := kafka.NewReader(clients.ReaderConfig(tp.in))
 	m := telemetry.NewPipelineMetrics(prometheus.NewRegistry())
-	eng := pipeline.New(pipeline.Options{
+	opts := pipeline.Options{
 		InputTopic: tp.in, OutputTopic: tp.out, DLQTopic: tp.dlq, Workers: 16, MaxInFlight: 512,
 		MaxEventBytes: 1 << 20, MaxIndicators: 32, CommitInterval: cfg.Kafka.CommitInterval, ShutdownTimeout: 20 * time.Second,
-	}, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
-		enrich.Unscored{}, g, m, log)
+	}
+	eng := pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
+		pipeline.NewEnrichHandler(opts, enrich.Unscored{}, g, m), m, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	inst := &instance{metrics: m, cancel: cancel, done: make(chan error, 1)}
 	go func() {

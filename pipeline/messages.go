@@ -28,15 +28,19 @@ const (
 // maxErrorMessage bounds the error header; decode errors quote input, which may be huge.
 const maxErrorMessage = 1024
 
-// deadLetter wraps an input message for the DLQ: original key, value and headers unchanged, plus
-// headers naming the error and where the message came from.
-func (e *Engine) deadLetter(msg kafka.Message, err error) kafka.Message {
-	class := string(event.ClassOf(err))
+// deadLetter wraps an input message for the DLQ topic: see DeadLetter.
+func (h *EnrichHandler) deadLetter(msg kafka.Message, err error) kafka.Message {
 	text := err.Error()
 	var de *event.DecodeError
 	if errors.As(err, &de) {
 		text = de.Msg
 	}
+	return DeadLetter(msg, h.opts.DLQTopic, string(event.ClassOf(err)), text, h.now())
+}
+
+// DeadLetter wraps a message for a dead-letter topic: original key, value and headers unchanged,
+// plus headers naming the error class, the reason and where the message came from.
+func DeadLetter(msg kafka.Message, topic, class, text string, now time.Time) kafka.Message {
 	if len(text) > maxErrorMessage {
 		// Cut on a rune boundary: a header is text that consumers will decode.
 		text = strings.ToValidUTF8(text[:maxErrorMessage], "")
@@ -50,23 +54,23 @@ func (e *Engine) deadLetter(msg kafka.Message, err error) kafka.Message {
 		kafka.Header{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(msg.Partition))},
 		kafka.Header{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 		kafka.Header{Key: HeaderOriginalTimestamp, Value: []byte(msg.Time.UTC().Format(time.RFC3339Nano))},
-		kafka.Header{Key: HeaderFailedAt, Value: []byte(e.now().UTC().Format(time.RFC3339Nano))},
+		kafka.Header{Key: HeaderFailedAt, Value: []byte(now.UTC().Format(time.RFC3339Nano))},
 		kafka.Header{Key: HeaderSchemaVersion, Value: []byte(event.SchemaVersion)},
 	)
-	return kafka.Message{Topic: e.opts.DLQTopic, Key: msg.Key, Value: msg.Value, Headers: headers}
+	return kafka.Message{Topic: topic, Key: msg.Key, Value: msg.Value, Headers: headers}
 }
 
 // scoredMessage encodes a scored event keyed by its indicator, so that one indicator always
 // lands on one output partition. An event that would outgrow the input limit loses its carried
 // context (noted in warnings) rather than fail at the broker.
-func (e *Engine) scoredMessage(ev *event.Scored) kafka.Message {
+func (h *EnrichHandler) scoredMessage(ev *event.Scored) kafka.Message {
 	value := ev.AppendJSON(make([]byte, 0, scoredSizeHint(ev)))
-	if len(value) > e.opts.MaxEventBytes && (ev.Context != nil || ev.Extra != nil) {
+	if len(value) > h.opts.MaxEventBytes && (ev.Context != nil || ev.Extra != nil) {
 		ev.Context, ev.Extra = nil, nil
 		ev.Warnings = append(ev.Warnings, "context and extra fields dropped: the scored event exceeded the size limit")
 		value = ev.AppendJSON(value[:0])
 	}
-	return kafka.Message{Topic: e.opts.OutputTopic, Key: []byte(ev.Indicator.Value), Value: value}
+	return kafka.Message{Topic: h.opts.OutputTopic, Key: []byte(ev.Indicator.Value), Value: value}
 }
 
 // scoredSizeHint is enough room for an enriched event (about 1.2 KB with one provider's

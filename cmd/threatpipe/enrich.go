@@ -84,13 +84,14 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	reader := kafka.NewReader(rcfg)
 	own, _ := cfg.Gate.Own() // validated by config.Load
 	allow, _ := cfg.Gate.Allowlist()
-	engine := pipeline.New(pipeline.Options{
+	opts := pipeline.Options{
 		InputTopic: k.InputTopic, OutputTopic: k.OutputTopic, DLQTopic: k.DLQTopic,
 		Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
 		MaxEventBytes: cfg.Pipeline.MaxEventBytes, MaxIndicators: cfg.Pipeline.MaxIndicators,
 		CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
-	}, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
-		enr.proc, gate.New(own, allow), metrics, log)
+	}
+	engine := pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
+		pipeline.NewEnrichHandler(opts, enr.proc, gate.New(own, allow), metrics), metrics, log)
 
 	log.Info("enricher starting", zap.Strings("brokers", k.Brokers), zap.String("input", k.InputTopic),
 		zap.String("output", k.OutputTopic), zap.String("dlq", k.DLQTopic), zap.String("group", k.GroupID),

@@ -1,0 +1,87 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/telemetry"
+)
+
+// EnrichHandler is the enricher's Handler: it decodes an indicator event, gates each indicator,
+// runs the Processor on the rest and encodes one scored event per indicator; input it cannot
+// decode becomes a dead letter.
+type EnrichHandler struct {
+	opts    Options
+	proc    Processor
+	gate    *gate.Gate
+	dec     *event.Decoder
+	metrics *telemetry.PipelineMetrics
+	now     func() time.Time
+
+	// Observers resolved once: a label lookup per event is measurable on the hot path.
+	decodeSeconds, processSeconds interface{ Observe(float64) }
+	indicators                    map[event.Format]interface{ Add(float64) }
+}
+
+var _ Handler = (*EnrichHandler)(nil)
+
+// NewEnrichHandler builds the enricher's handler. It uses opts' output and DLQ topics and its
+// event size and indicator limits.
+func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.PipelineMetrics) *EnrichHandler {
+	return &EnrichHandler{
+		opts: opts, proc: proc, gate: g, metrics: m, now: time.Now,
+		dec:            event.NewDecoder(opts.MaxEventBytes, opts.MaxIndicators),
+		decodeSeconds:  m.StageSeconds.WithLabelValues(telemetry.StageDecode),
+		processSeconds: m.StageSeconds.WithLabelValues(telemetry.StageProcess),
+		indicators: map[event.Format]interface{ Add(float64) }{
+			event.FormatNative: m.Indicators.WithLabelValues(string(event.FormatNative)),
+			event.FormatECS:    m.Indicators.WithLabelValues(string(event.FormatECS)),
+		},
+	}
+}
+
+// Handle implements Handler.
+func (h *EnrichHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.Message, error) {
+	start := h.now()
+	origin := event.Origin{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}
+	in, err := h.dec.DecodeRecord(msg.Value, msg.Time, origin)
+	h.decodeSeconds.Observe(h.now().Sub(start).Seconds())
+	if err != nil {
+		h.metrics.DeadLettered.WithLabelValues(string(event.ClassOf(err))).Inc()
+		return []kafka.Message{h.deadLetter(msg, err)}, nil
+	}
+	h.indicators[in.Format].Add(float64(len(in.Sightings)))
+
+	outs := make([]kafka.Message, 0, len(in.Sightings))
+	for _, s := range in.Sightings {
+		ev := event.NewScored(in, s, origin, start)
+		if v, gated := h.gate.Check(s.Indicator.Addr); gated {
+			prefix := v.Prefix.String()
+			ev.Gate = &event.Gate{Reason: v.Reason, Prefix: prefix}
+			ev.Reasons = append(ev.Reasons, event.Reason{Source: "gate", Detail: v.Reason + " range " + prefix + ": no lookup", Points: 0})
+			h.metrics.Gated.WithLabelValues(v.Reason).Inc()
+			if o, ok := h.proc.(GateObserver); ok {
+				o.Gated(ev)
+			}
+		} else {
+			t := h.now()
+			err := h.proc.Process(ctx, ev)
+			h.processSeconds.Observe(h.now().Sub(t).Seconds())
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, err // hard stop: redelivered whole
+				}
+				h.metrics.ProcessErrors.Inc()
+				ev.Warnings = append(ev.Warnings, "enrichment failed: "+err.Error())
+			}
+		}
+		ev.Score = min(max(ev.Score, 0), 100)
+		ev.Severity = event.SeverityOf(ev.Score)
+		outs = append(outs, h.scoredMessage(ev))
+	}
+	return outs, nil
+}
