@@ -94,3 +94,11 @@ type ParamValidator interface {
 type Reconciler interface {
 	Reconcile(ctx context.Context, active map[string]time.Time) error
 }
+
+// Finder is a sink that can tell whether an action already happened at the far end, by the
+// idempotency key it sent with it (a ticket label, a correlation id, an alert's sourceRef). The
+// worker asks it before repeating an action whose outcome a crash left unknown, so that a ticket
+// is not opened twice. found is false when the system has no trace of a.Key.
+type Finder interface {
+	Find(ctx context.Context, a *Action) (ref string, found bool, err error)
+}

@@ -1,0 +1,92 @@
+package edl
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/threatpipe/threatpipe/pipeline/config"
+)
+
+// EnvPrefix is the prefix of the sink's variables (the registry derives the same from Name).
+const EnvPrefix = config.Prefix + "SINK_EDL_"
+
+// Output formats.
+const (
+	FormatPlain = "plain" // 192.0.2.1, 2001:db8::1
+	FormatCIDR  = "cidr"  // 192.0.2.1/32, 2001:db8::1/128
+)
+
+// Config is the EDL sink's configuration, parsed by caarlos0/env under EnvPrefix.
+type Config struct {
+	Enabled          bool          `env:"ENABLED" envDefault:"false" desc:"Serve the block list as an External Dynamic List (PAN-OS EDL, FortiGate IP threat feed, Check Point network feed) on the HTTP server of THREATPIPE_HTTP_ADDR."`
+	Path             string        `env:"PATH" envDefault:"/edl/blocklist.txt" desc:"URL path the list is served at."`
+	Format           string        `env:"FORMAT" envDefault:"plain" desc:"Line format: plain (192.0.2.1) or cidr (192.0.2.1/32, 2001:db8::1/128)."`
+	Username         string        `env:"USERNAME" desc:"HTTP basic-auth user the firewalls must send (with THREATPIPE_SINK_EDL_PASSWORD); empty: the list is served without authentication."`
+	Password         config.Secret `env:"PASSWORD" desc:"HTTP basic-auth password." secret:"true"`
+	PasswordFromFile config.Secret `env:"PASSWORD_FILE,file" desc:"File holding the basic-auth password (instead of THREATPIPE_SINK_EDL_PASSWORD)." secret:"true"`
+	DefaultTTL       time.Duration `env:"DEFAULT_TTL" envDefault:"24h" desc:"How long an address stays listed when the playbook gives no expiry."`
+	MaxEntries       int           `env:"MAX_ENTRIES" envDefault:"0" desc:"Most addresses listed at once; a block past it fails instead of being silently skipped by a firewall whose capacity is smaller (PAN-OS: 50,000 on most older models). 0: no limit."`
+}
+
+// Resolve applies THREATPIPE_SINK_EDL_PASSWORD_FILE and validates the values, with errors that
+// name the variable. It is idempotent.
+func (c *Config) Resolve() error {
+	var errs []error
+	add := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s%s: %s", EnvPrefix, name, fmt.Sprintf(format, args...)))
+	}
+	if err := config.ResolveSecretFile(&c.Password, c.PasswordFromFile, EnvPrefix+"PASSWORD"); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.PasswordFromFile = ""
+	}
+	if err := checkPath(c.Path); err != "" {
+		add("PATH", "%q %s", c.Path, err)
+	}
+	switch c.Format {
+	case FormatPlain, FormatCIDR:
+	default:
+		add("FORMAT", "%q is not one of plain, cidr", c.Format)
+	}
+	switch {
+	case (c.Username == "") != (c.Password == ""):
+		add("USERNAME", "and THREATPIPE_SINK_EDL_PASSWORD must be set together")
+	case strings.ContainsAny(c.Username, ":") || hasControl(c.Username):
+		// RFC 7617: the user-id of basic auth cannot contain a colon.
+		add("USERNAME", "must not contain a colon or control characters")
+	case hasControl(c.Password.Reveal()):
+		add("PASSWORD", "contains control characters (check the file or variable for stray characters)")
+	}
+	if c.DefaultTTL <= 0 {
+		add("DEFAULT_TTL", "must be greater than zero")
+	}
+	if c.MaxEntries < 0 {
+		add("MAX_ENTRIES", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// Configured reports whether the operator turned the list on.
+func (c *Config) Configured() bool { return c.Enabled }
+
+// checkPath says what is wrong with a serving path, or "".
+func checkPath(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return "must start with /"
+	case strings.HasSuffix(p, "/"):
+		return "must name a file, not end with /"
+	case path.Clean(p) != p:
+		return "must be a clean path (no //, . or ..)"
+	case strings.ContainsAny(p, "{}?#% \t") || hasControl(p):
+		return "must not contain braces, ?, #, %, spaces or control characters"
+	}
+	return ""
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+}

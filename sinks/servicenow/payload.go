@@ -1,0 +1,184 @@
+package servicenow
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/sinks"
+)
+
+// Field limits of the incident table (task.short_description is 160 characters,
+// task.description and journal entries 4,000 in a default dictionary) and the correlation
+// fields (100).
+const (
+	maxShortDescription = 160
+	maxDescription      = 4000
+	maxWorkNotes        = 4000
+	maxCorrelation      = 100
+	maxReasons          = 30
+	maxLine             = 300
+)
+
+// CorrelationDisplay names threatpipe as the incidents' correlating system.
+const CorrelationDisplay = "threatpipe"
+
+// incident is the body of POST /api/now/table/incident. Values are actual (not display)
+// values; urgency and impact are the choice values "1" (high) to "3" (low).
+type incident struct {
+	ShortDescription   string `json:"short_description"`
+	Description        string `json:"description"`
+	Urgency            string `json:"urgency"`
+	Impact             string `json:"impact"`
+	Category           string `json:"category"`
+	AssignmentGroup    string `json:"assignment_group,omitempty"`
+	CallerID           string `json:"caller_id,omitempty"`
+	CorrelationID      string `json:"correlation_id"`
+	CorrelationDisplay string `json:"correlation_display"`
+}
+
+// workNote is the body of PATCH /api/now/table/incident/{sys_id}.
+type workNote struct {
+	WorkNotes string `json:"work_notes"`
+}
+
+// urgencyImpact maps a severity to urgency and impact so that the default priority lookup
+// gives critical P1, high P2, medium P3, low P4 and anything else P5.
+func urgencyImpact(s event.Severity) (urgency, impact string) {
+	switch s {
+	case event.SeverityCritical:
+		return "1", "1"
+	case event.SeverityHigh:
+		return "1", "2"
+	case event.SeverityMedium:
+		return "2", "2"
+	case event.SeverityLow:
+		return "2", "3"
+	}
+	return "3", "3"
+}
+
+// buildIncident is the new incident for a.
+func buildIncident(a *sinks.Action, o options) incident {
+	urg, imp := urgencyImpact(a.Severity)
+	if o.urgency != "" {
+		urg = o.urgency
+	}
+	if o.impact != "" {
+		imp = o.impact
+	}
+	short := oneLine(a.Title, maxShortDescription)
+	if short == "" {
+		short = oneLine(fmt.Sprintf("threatpipe: %s scored %d (%s)", a.Target, a.Score, severity(a)), maxShortDescription)
+	}
+	return incident{
+		ShortDescription:   short,
+		Description:        description(a),
+		Urgency:            urg,
+		Impact:             imp,
+		Category:           o.category,
+		AssignmentGroup:    o.assignmentGroup,
+		CallerID:           o.callerID,
+		CorrelationID:      correlationID(a.Target),
+		CorrelationDisplay: CorrelationDisplay,
+	}
+}
+
+// correlationID is stable per indicator, so that incidents about one address can be found
+// (and correlated by other integrations) whatever the playbook or window.
+func correlationID(target string) string {
+	return truncate("threatpipe:"+oneLine(target, maxLine), maxCorrelation)
+}
+
+// description is the incident's plain-text description.
+func description(a *sinks.Action) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "threatpipe scored %s at %d (%s).\n\n", oneLine(a.Target, maxLine), a.Score, severity(a))
+	writeField(&b, "Score", fmt.Sprint(a.Score))
+	writeField(&b, "Severity", severity(a))
+	writeField(&b, "Tags", strings.Join(a.Tags, ", "))
+	writeField(&b, "ISP", a.ISP)
+	writeField(&b, "Country", a.Country)
+	writeField(&b, "Playbook", stepName(a))
+	writeReasons(&b, a.Reasons)
+	writeView(&b, a.ViewURL)
+	return truncate(strings.TrimRight(b.String(), "\n"), maxDescription)
+}
+
+// buildWorkNote is the work note for a repeat: seen again at, new score, reasons.
+func buildWorkNote(a *sinks.Action, at time.Time) workNote {
+	var b strings.Builder
+	fmt.Fprintf(&b, "threatpipe: %s seen again at %s, scored %d (%s).\n", oneLine(a.Target, maxLine),
+		at.UTC().Format(time.RFC3339), a.Score, severity(a))
+	writeField(&b, "Playbook", stepName(a))
+	writeField(&b, "Tags", strings.Join(a.Tags, ", "))
+	writeReasons(&b, a.Reasons)
+	writeView(&b, a.ViewURL)
+	return workNote{WorkNotes: truncate(strings.TrimRight(b.String(), "\n"), maxWorkNotes)}
+}
+
+func writeField(b *strings.Builder, label, value string) {
+	if v := oneLine(value, maxLine); v != "" {
+		fmt.Fprintf(b, "%s: %s\n", label, v)
+	}
+}
+
+func writeReasons(b *strings.Builder, reasons []event.Reason) {
+	if len(reasons) == 0 {
+		return
+	}
+	b.WriteString("\nReasons:\n")
+	for i, r := range reasons {
+		if i == maxReasons {
+			fmt.Fprintf(b, "- … and %d more\n", len(reasons)-maxReasons)
+			break
+		}
+		fmt.Fprintf(b, "- %s\n", oneLine(fmt.Sprintf("%s (%+d): %s", r.Source, r.Points, r.Detail), maxLine))
+	}
+}
+
+func writeView(b *strings.Builder, raw string) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return
+	}
+	fmt.Fprintf(b, "\nView: %s\n", u.String())
+}
+
+func severity(a *sinks.Action) string {
+	if a.Severity == "" {
+		return "unknown"
+	}
+	return string(a.Severity)
+}
+
+func stepName(a *sinks.Action) string {
+	switch {
+	case a.Playbook == "":
+		return a.Step
+	case a.Step == "":
+		return a.Playbook
+	}
+	return a.Playbook + " / " + a.Step
+}
+
+// oneLine folds control characters and line breaks into single spaces and truncates to max
+// characters, marking a cut with "…".
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError
+	}), " ")
+	return truncate(s, max)
+}
+
+func truncate(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max-1]) + "…"
+}

@@ -1,0 +1,336 @@
+// Package thehive is the TheHive 5 alert sink, following TheHive's v1 API (the one thehive4py
+// 2.x drives):
+//
+//   - POST /api/v1/alert creates an alert (201, the alert object); Result.Ref is its _id
+//     ("~123456"). The alert's type and source are "threatpipe" and its sourceRef is derived
+//     from Action.Key, so one (action, target, window) maps to one alert.
+//   - POST /api/v1/alert/{id}/comment with {"message": ...} (201) records a repeat when the
+//     action carries the Prior _id of an alert this sink opened for the same target within the
+//     playbook's window. TheHive answers 404 (NotFoundError) for a deleted alert; the sink then
+//     opens a new alert.
+//
+// TheHive refuses a second alert with the same type, source and sourceRef in an organisation
+// (a CreateError "... already exist in organisation ..."): that is a create repeated after its
+// answer was lost. The sink then looks the alert up with POST /api/v1/query (listAlert
+// filtered on type, source and sourceRef) and returns it, so Do stays idempotent for one
+// Action.Key; if the lookup finds nothing, Do fails with an error saying so.
+//
+// Requests carry Authorization: Bearer <API key>, X-Organisation when configured, and Accept
+// and Content-Type application/json. Errors are {"type": "AuthenticationError", "message":
+// ...} and the like; sinkhttp retries 429 (honouring Retry-After) and 5xx within the retry
+// budget and fails at once on other statuses.
+package thehive
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/threatpipe/threatpipe/sinks"
+	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
+)
+
+// Name is the sink's stable identifier.
+const Name = "thehive"
+
+// Endpoint paths.
+const (
+	AlertPath = "/api/v1/alert"
+	QueryPath = "/api/v1/query"
+)
+
+// Param keys a playbook step may set.
+const (
+	ParamTLP  = "tlp"
+	ParamPAP  = "pap"
+	ParamTags = "tags"
+)
+
+const userAgent = "threatpipe"
+
+// queryName labels the lookup in TheHive's logs (the query endpoint's optional name).
+var queryName = url.Values{"name": {"threatpipe-alert-by-source-ref"}}.Encode()
+
+// alertIDRE matches TheHive alert ids: "~" and digits in TheHive 5, word characters before.
+var alertIDRE = regexp.MustCompile(`^~?[A-Za-z0-9_-]{1,128}$`)
+
+// Sink opens and comments on TheHive alerts. It is safe for concurrent use.
+type Sink struct {
+	cfg    Config
+	base   string
+	auth   string
+	key    string
+	client *sinkhttp.Client
+	now    func() time.Time
+}
+
+var (
+	_ sinks.Sink           = (*Sink)(nil)
+	_ sinks.ParamValidator = (*Sink)(nil)
+)
+
+// New builds the sink from a resolved, configured Config. hc may be nil (sinkhttp's default
+// client, which refuses redirects so that the key never follows one).
+func New(cfg *Config, hc *http.Client) (*Sink, error) {
+	if cfg == nil {
+		return nil, errors.New("thehive: nil config")
+	}
+	c := *cfg
+	if err := c.Resolve(); err != nil {
+		return nil, err
+	}
+	if !c.Configured() {
+		return nil, fmt.Errorf("%sBASE_URL is not set", EnvPrefix)
+	}
+	return &Sink{
+		cfg:    c,
+		base:   c.BaseURL,
+		auth:   "Bearer " + c.APIKey.Reveal(),
+		key:    c.APIKey.Reveal(),
+		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: c.policy()},
+		now:    time.Now,
+	}, nil
+}
+
+// Name implements sinks.Sink.
+func (s *Sink) Name() string { return Name }
+
+// Kind implements sinks.Sink.
+func (s *Sink) Kind() sinks.Kind { return sinks.KindTicket }
+
+// options are one action's settings: the configuration overridden by the step's params.
+type options struct {
+	tlp, pap int
+	tags     []string
+}
+
+// ValidateParams implements sinks.ParamValidator: tlp (0-4), pap (0-3) and tags
+// (comma-separated); any other key is an error.
+func (s *Sink) ValidateParams(params map[string]string) error {
+	_, err := s.options(params)
+	return err
+}
+
+func (s *Sink) options(params map[string]string) (options, error) {
+	o := options{tlp: s.cfg.TLP, pap: s.cfg.PAP}
+	var errs []error
+	bad := func(key string, err error) { errs = append(errs, fmt.Errorf("thehive: param %q: %w", key, err)) }
+	level := func(key, v string, maxLevel int) int {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxLevel {
+			bad(key, fmt.Errorf("%q is not 0 to %d", v, maxLevel))
+		}
+		return n
+	}
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		v := params[k]
+		switch k {
+		case ParamTLP:
+			o.tlp = level(k, v, maxTLP)
+		case ParamPAP:
+			o.pap = level(k, v, maxPAP)
+		case ParamTags:
+			for t := range strings.SplitSeq(v, ",") {
+				t = strings.TrimSpace(t)
+				switch {
+				case t == "":
+					bad(k, errors.New("has an empty tag"))
+				case oneLine(t, maxTag) != t:
+					bad(k, fmt.Errorf("tag %q has control characters, runs of spaces or more than %d characters", t, maxTag))
+				default:
+					o.tags = append(o.tags, t)
+				}
+			}
+		default:
+			bad(k, errors.New("unknown (want tlp, pap or tags)"))
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
+// Do implements sinks.Sink: a comment on a.Prior when set, else (or when TheHive says that
+// alert no longer exists) a new alert.
+func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
+	if a == nil {
+		return sinks.Result{}, errors.New("thehive: nil action")
+	}
+	o, err := s.options(a.Params)
+	if err != nil {
+		return sinks.Result{}, err
+	}
+	if a.Key == "" {
+		// The sourceRef, and so TheHive's deduplication, derives from it.
+		return sinks.Result{}, errors.New("thehive: action has no Key")
+	}
+	if a.Prior == "" {
+		return s.create(ctx, a, o)
+	}
+	if !alertIDRE.MatchString(a.Prior) {
+		return sinks.Result{}, fmt.Errorf("thehive: prior reference %q is not an alert id", a.Prior)
+	}
+	err = s.comment(ctx, a)
+	if err == nil {
+		return sinks.Result{Ref: a.Prior, Detail: "commented on " + a.Prior}, nil
+	}
+	if !isStatus(err, http.StatusNotFound) {
+		return sinks.Result{}, err
+	}
+	res, err := s.create(ctx, a, o)
+	if err != nil {
+		return sinks.Result{}, err
+	}
+	res.Detail += " (" + a.Prior + " no longer exists)"
+	return res, nil
+}
+
+func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Result, error) {
+	const op = "create alert"
+	al := buildAlert(a, o)
+	body, err := json.Marshal(al)
+	if err != nil {
+		return sinks.Result{}, fmt.Errorf("thehive: %s: %w", op, err)
+	}
+	resp, err := s.client.Do(ctx, s.request(http.MethodPost, AlertPath, "", body))
+	if err != nil {
+		if !isDuplicate(err) {
+			return sinks.Result{}, s.fail(op, err)
+		}
+		id, ferr := s.findBySourceRef(ctx, al.SourceRef)
+		if ferr != nil {
+			return sinks.Result{}, fmt.Errorf("thehive: %s: TheHive already has an alert with sourceRef %s but looking it up failed: %w",
+				op, al.SourceRef, ferr)
+		}
+		return sinks.Result{Ref: id, Detail: "found existing alert " + id + " (sourceRef " + al.SourceRef + ")"}, nil
+	}
+	id, err := decodeAlert(resp.Body)
+	if err != nil {
+		return sinks.Result{}, fmt.Errorf("thehive: %s: HTTP %d: %w", op, resp.Status, err)
+	}
+	return sinks.Result{Ref: id, Detail: "created alert " + id}, nil
+}
+
+func (s *Sink) comment(ctx context.Context, a *sinks.Action) error {
+	body, err := json.Marshal(buildComment(a, seenAt(a, s.now)))
+	if err != nil {
+		return fmt.Errorf("thehive: comment on %s: %w", a.Prior, err)
+	}
+	path := AlertPath + "/" + url.PathEscape(a.Prior) + "/comment"
+	if _, err := s.client.Do(ctx, s.request(http.MethodPost, path, "", body)); err != nil {
+		return s.fail("comment on alert "+a.Prior, err)
+	}
+	return nil
+}
+
+// findBySourceRef returns the id of this sink's alert with sourceRef ref, through the query
+// API: listAlert, filtered on type, source and sourceRef, first page of one.
+func (s *Sink) findBySourceRef(ctx context.Context, ref string) (string, error) {
+	body, err := json.Marshal(buildLookup(ref))
+	if err != nil {
+		return "", err
+	}
+	resp, err := s.client.Do(ctx, s.request(http.MethodPost, QueryPath, queryName, body))
+	if err != nil {
+		return "", s.fail("query alerts", err)
+	}
+	ids, err := decodeAlertList(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if len(ids) == 0 {
+		return "", errors.New("no such alert is visible to this API key")
+	}
+	return ids[0], nil
+}
+
+// request builds one attempt's request; the body is re-read on every attempt.
+func (s *Sink) request(method, path, query string, body []byte) func(context.Context) (*http.Request, error) {
+	u := s.base + path
+	if query != "" {
+		u += "?" + query
+	}
+	return func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", s.auth)
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", userAgent)
+		if s.cfg.Organisation != "" {
+			req.Header.Set("X-Organisation", s.cfg.Organisation)
+		}
+		return req, nil
+	}
+}
+
+// fail names the operation and cuts the key out of an echoed response body.
+func (s *Sink) fail(op string, err error) error {
+	var se *sinkhttp.StatusError
+	if errors.As(err, &se) {
+		se.Body = redact(se.Body, s.key)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func isStatus(err error, status int) bool {
+	var se *sinkhttp.StatusError
+	return errors.As(err, &se) && se.Status == status
+}
+
+// isDuplicate reports TheHive's refusal of a second alert with the same type, source and
+// sourceRef. TheHive 4 and 5 answer it as a CreateError; older releases sent it as a 500.
+func isDuplicate(err error) bool {
+	var se *sinkhttp.StatusError
+	if !errors.As(err, &se) || se.Status < 400 {
+		return false
+	}
+	typ, msg, ok := decodeError([]byte(se.Body))
+	if !ok {
+		// sinkhttp may have cut a long body: fall back to the raw text.
+		typ, msg = se.Body, se.Body
+	}
+	return strings.Contains(typ, "CreateError") && strings.Contains(msg, "already exist")
+}
+
+// seenAt is when the indicator was seen again: the event's observation time, else now.
+func seenAt(a *sinks.Action, now func() time.Time) time.Time {
+	if a.Event != nil {
+		if !a.Event.ObservedAt.IsZero() {
+			return a.Event.ObservedAt
+		}
+		if !a.Event.ProcessedAt.IsZero() {
+			return a.Event.ProcessedAt
+		}
+	}
+	return now()
+}
+
+// redact replaces the key in s, including its leading part that sinkhttp's truncation left at
+// the end of s ("...").
+func redact(s, key string) string {
+	if len(key) < 4 {
+		return s
+	}
+	s = strings.ReplaceAll(s, key, "[redacted]")
+	body, cut := strings.CutSuffix(s, "...")
+	if !cut {
+		return s
+	}
+	for n := len(key) - 1; n >= 4; n-- {
+		if strings.HasSuffix(body, key[:n]) {
+			return body[:len(body)-n] + "[redacted]..."
+		}
+	}
+	return s
+}
