@@ -33,6 +33,7 @@ type environment struct {
 func commands() map[string]command {
 	return map[string]command{
 		"enrich":    {"consume indicator events, enrich and score them, publish scored events", runEnrich},
+		"act":       {"run the playbooks: block, alert and open tickets on scored events", runAct},
 		"produce":   {"publish JSON lines from a file or stdin to a Kafka topic", runProduce},
 		"config":    {"print the configuration variables and their defaults", runConfig},
 		"providers": {"list the enrichment providers, or check their keys and remaining credits", runProviders},

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -52,6 +53,7 @@ type Config struct {
 	Redis    Redis    `envPrefix:"REDIS_"`
 	Pipeline Pipeline `envPrefix:"PIPELINE_"`
 	Gate     Gate     `envPrefix:"GATE_"`
+	Act      Act      `envPrefix:"ACT_"`
 	HTTPAddr string   `env:"HTTP_ADDR" envDefault:":8080" desc:"Listen address of the health, readiness and metrics server (host:port; port 0 picks a free one)."`
 	Log      Log      `envPrefix:"LOG_"`
 }
@@ -116,6 +118,26 @@ type Pipeline struct {
 type Gate struct {
 	OwnCIDRs       []string `env:"OWN_CIDRS" desc:"Comma-separated CIDRs of your own networks: never looked up, never blocked."`
 	AllowlistCIDRs []string `env:"ALLOWLIST_CIDRS" desc:"Comma-separated CIDRs or addresses that need no lookup (partners, scanners you run, CDNs)."`
+}
+
+// Act configures the playbook workers (threatpipe act).
+type Act struct {
+	Playbooks          string        `env:"PLAYBOOKS" envDefault:"playbooks.yaml" desc:"Playbook file (docs/playbooks.md)."`
+	Kinds              []string      `env:"KINDS" envDefault:"block,alert,ticket" desc:"Action kinds this process runs, each as its own consumer group (THREATPIPE_ACT_GROUP_PREFIX-<kind>), so a slow ticket API never delays a block."`
+	GroupPrefix        string        `env:"GROUP_PREFIX" envDefault:"threatpipe-act" desc:"Prefix of the playbook workers' consumer groups."`
+	ResultsTopic       string        `env:"RESULTS_TOPIC" envDefault:"actions.results" desc:"Audit topic: every action considered and its outcome."`
+	DLQTopic           string        `env:"DLQ_TOPIC" envDefault:"actions.dlq" desc:"Dead-letter topic for scored events whose action failed after retries, and for unreadable scored events."`
+	Workers            int           `env:"WORKERS" envDefault:"16" desc:"Concurrent scored events per action kind."`
+	MaxInFlight        int           `env:"MAX_IN_FLIGHT" envDefault:"256" desc:"Scored events fetched but not yet committed, per action kind."`
+	NeverBlockCIDRs    []string      `env:"NEVER_BLOCK_CIDRS" desc:"Comma-separated CIDRs never blocked, besides private, loopback and other special ranges and THREATPIPE_GATE_OWN_CIDRS (resolvers, partners, your egress)."`
+	MaxBlocksPerMinute int           `env:"MAX_BLOCKS_PER_MINUTE" envDefault:"60" desc:"New blocks allowed per minute across replicas; past it, blocking trips to alert-only for THREATPIPE_ACT_TRIP_DURATION and an alert is raised."`
+	TripDuration       time.Duration `env:"TRIP_DURATION" envDefault:"15m" desc:"How long blocking stays alert-only after the rate cap trips."`
+	KillSwitch         bool          `env:"KILL_SWITCH" envDefault:"false" desc:"Perform no action at all (each is recorded as kill_switch). Also settable at run time: threatpipe act --kill-switch on|off."`
+	MaxBlockDuration   time.Duration `env:"MAX_BLOCK_DURATION" envDefault:"720h" desc:"Longest block a repeat offender's escalation can reach."`
+	OffenceMemory      time.Duration `env:"OFFENCE_MEMORY" envDefault:"720h" desc:"How long a block counts towards a repeat offender's escalation."`
+	LiftInterval       time.Duration `env:"LIFT_INTERVAL" envDefault:"5s" desc:"How often expired blocks are lifted (and their pages resolved)."`
+	ReconcileInterval  time.Duration `env:"RECONCILE_INTERVAL" envDefault:"30s" desc:"How often stateful block sinks (EDL, nftables) are made to match the ledger."`
+	ViewURL            string        `env:"VIEW_URL" desc:"Base URL of the prioritised view; actions link to <url>/indicators/<ip>."`
 }
 
 // Log configures zap.
@@ -255,6 +277,41 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis.DB < 0 {
 		add("REDIS_DB", "must not be negative")
+	}
+	a := &c.Act
+	for _, kind := range a.Kinds {
+		if kind != "block" && kind != "alert" && kind != "ticket" {
+			add("ACT_KINDS", "%q is not one of block, alert, ticket", kind)
+		}
+	}
+	for name, t := range map[string]string{"ACT_RESULTS_TOPIC": a.ResultsTopic, "ACT_DLQ_TOPIC": a.DLQTopic} {
+		if !topicName.MatchString(t) || t == "." || t == ".." {
+			add(name, "%q is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -)", t)
+		}
+	}
+	if strings.TrimSpace(a.GroupPrefix) == "" {
+		add("ACT_GROUP_PREFIX", "must not be empty")
+	}
+	if _, err := gate.ParsePrefixes(a.NeverBlockCIDRs); err != nil {
+		add("ACT_NEVER_BLOCK_CIDRS", "%v", err)
+	}
+	for _, p := range []struct {
+		name string
+		v    int64
+	}{
+		{"ACT_WORKERS", int64(a.Workers)}, {"ACT_MAX_IN_FLIGHT", int64(a.MaxInFlight)},
+		{"ACT_MAX_BLOCKS_PER_MINUTE", int64(a.MaxBlocksPerMinute)}, {"ACT_TRIP_DURATION", int64(a.TripDuration)},
+		{"ACT_MAX_BLOCK_DURATION", int64(a.MaxBlockDuration)}, {"ACT_OFFENCE_MEMORY", int64(a.OffenceMemory)},
+		{"ACT_LIFT_INTERVAL", int64(a.LiftInterval)}, {"ACT_RECONCILE_INTERVAL", int64(a.ReconcileInterval)},
+	} {
+		if p.v <= 0 {
+			add(p.name, "must be greater than zero")
+		}
+	}
+	if a.ViewURL != "" {
+		if u, err := url.Parse(a.ViewURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("ACT_VIEW_URL", "%q is not an http(s) URL", a.ViewURL)
+		}
 	}
 	if c.Pipeline.LocalCacheSize < 0 || c.Pipeline.LocalCacheTTL < 0 {
 		add("PIPELINE_LOCAL_CACHE_SIZE", "size and THREATPIPE_PIPELINE_LOCAL_CACHE_TTL must not be negative")

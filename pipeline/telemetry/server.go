@@ -67,6 +67,10 @@ func (s *Server) AddCheck(name string, c Check) { s.checks[name] = c }
 // Handle registers an extra handler. Call before Run.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// Mux is the server's router, for components that register their own pages (the EDL sink).
+// Register before Run.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
 // SetDraining makes /readyz fail, so a load balancer or Kubernetes stops routing to a process
 // that is shutting down.
 func (s *Server) SetDraining() { s.draining.Store(true) }

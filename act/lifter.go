@@ -1,0 +1,144 @@
+package act
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/threatpipe/threatpipe/sinks"
+)
+
+// Lifter lifts expired blocks (and resolves the pages raised with them) and keeps stateful block
+// sinks (the EDL, nftables) matching the ledger. Every replica runs one: the ledger hands each
+// expired block to exactly one of them, and each reconciles its own local sinks.
+type Lifter struct {
+	Ledger  *Ledger
+	Sinks   map[string]sinks.Sink
+	Metrics *Metrics
+	Log     *zap.Logger
+	// Publish writes one audit record (keyed by target) and returns once it is acknowledged.
+	Publish           func(ctx context.Context, key string, value []byte) error
+	Worker            string
+	LiftInterval      time.Duration
+	ReconcileInterval time.Duration
+}
+
+// liftRetry is when a block whose lift failed is tried again.
+const liftRetry = time.Minute
+
+// Run lifts and reconciles until ctx ends. It reconciles once at start, so that a restarted
+// replica's EDL and nftables set hold the ledger's blocks before it acts on anything new.
+func (l *Lifter) Run(ctx context.Context) error {
+	l.reconcile(ctx)
+	lift := time.NewTicker(l.LiftInterval)
+	defer lift.Stop()
+	rec := time.NewTicker(l.ReconcileInterval)
+	defer rec.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-lift.C:
+			l.liftDue(ctx)
+		case <-rec.C:
+			l.reconcile(ctx)
+		}
+	}
+}
+
+// Reconcile makes every stateful block sink match the ledger now.
+func (l *Lifter) reconcile(ctx context.Context) {
+	for name, s := range l.Sinks {
+		r, ok := s.(sinks.Reconciler)
+		if !ok || s.Kind() != sinks.KindBlock {
+			continue
+		}
+		active, err := l.Ledger.Active(ctx, name)
+		if err == nil {
+			err = r.Reconcile(ctx, active)
+		}
+		if err != nil && ctx.Err() == nil {
+			l.Log.Warn("reconciling a block sink with the ledger failed; retrying next interval", zap.String("sink", name), zap.Error(err))
+		}
+	}
+}
+
+func (l *Lifter) liftDue(ctx context.Context) {
+	for ctx.Err() == nil {
+		due, err := l.Ledger.PopDue(ctx, 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.Log.Warn("reading expired blocks failed; retrying next interval", zap.Error(err))
+			}
+			return
+		}
+		for _, b := range due {
+			l.lift(ctx, b)
+		}
+		if len(due) < 100 {
+			return
+		}
+	}
+}
+
+func (l *Lifter) lift(ctx context.Context, b ActiveBlock) {
+	rec := &Record{Kind: sinks.KindBlock, Playbook: b.Playbook, Step: b.Step, Sink: b.Sink, Target: b.Target, Key: b.Key, Ref: b.Ref}
+	s, ok := l.Sinks[b.Sink]
+	a := &sinks.Action{Key: b.Key, Playbook: b.Playbook, Step: b.Step, Kind: sinks.KindBlock, Target: b.Target, Until: b.Until}
+	switch u, undoable := s.(sinks.Undoer); {
+	case !ok:
+		rec.Outcome, rec.Error = OutcomeLiftFailed, "sink "+b.Sink+" is no longer configured; lift it by hand"
+	case !undoable:
+		rec.Outcome, rec.Detail = OutcomeLifted, "expired (the sink lets blocks lapse by themselves)"
+	default:
+		if err := u.Undo(ctx, a, b.Ref); err != nil {
+			rec.Outcome, rec.Error = OutcomeLiftFailed, err.Error()
+			retry := b
+			retry.Until = time.Now().Add(liftRetry)
+			if aerr := l.Ledger.AddBlock(context.WithoutCancel(ctx), retry); aerr != nil {
+				l.Log.Error("a block could not be lifted nor rescheduled; lift it by hand",
+					zap.String("sink", b.Sink), zap.String("target", b.Target), zap.Error(err), zap.NamedError("ledger", aerr))
+			}
+		} else {
+			rec.Outcome, rec.Detail = OutcomeLifted, "block expired and was lifted"
+		}
+	}
+	l.emit(ctx, rec)
+	if rec.Outcome != OutcomeLifted {
+		return
+	}
+	pages, err := l.Ledger.TakeResolves(ctx, b.Target)
+	if err != nil {
+		l.Log.Warn("could not read the pages to resolve", zap.String("target", b.Target), zap.Error(err))
+		return
+	}
+	for _, p := range pages {
+		r := &Record{Kind: sinks.KindAlert, Playbook: p.Playbook, Step: p.Step, Sink: p.Sink, Target: b.Target, Key: p.Key, Ref: p.Ref}
+		u, ok := l.Sinks[p.Sink].(sinks.Undoer)
+		switch {
+		case !ok:
+			r.Outcome, r.Error = OutcomeLiftFailed, "sink "+p.Sink+" cannot resolve"
+		default:
+			if err := u.Undo(ctx, &sinks.Action{Key: p.Key, Playbook: p.Playbook, Step: p.Step, Kind: sinks.KindAlert, Target: b.Target}, p.Ref); err != nil {
+				r.Outcome, r.Error = OutcomeLiftFailed, err.Error()
+			} else {
+				r.Outcome, r.Detail = OutcomeResolved, "resolved: the block was lifted"
+			}
+		}
+		l.emit(ctx, r)
+	}
+}
+
+func (l *Lifter) emit(ctx context.Context, r *Record) {
+	l.Metrics.Lifts.WithLabelValues(r.Sink, string(r.Outcome)).Inc()
+	r.SchemaVersion, r.At, r.Worker = RecordSchemaVersion, time.Now().UTC(), l.Worker
+	raw, _ := json.Marshal(r)
+	if err := l.Publish(ctx, r.Target, raw); err != nil {
+		l.Log.Warn("audit record not published", zap.String("outcome", string(r.Outcome)), zap.String("target", r.Target), zap.Error(err))
+	}
+	if r.Outcome == OutcomeLiftFailed {
+		l.Log.Error("lift failed", zap.String("sink", r.Sink), zap.String("target", r.Target), zap.String("error", r.Error))
+	}
+}

@@ -1,0 +1,437 @@
+package act
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/threatpipe/threatpipe/pipeline"
+	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/sinks"
+)
+
+// Guardrails bound what automated response may do.
+type Guardrails struct {
+	// NeverBlock holds the special ranges (private, loopback...) plus own and configured CIDRs.
+	NeverBlock *gate.Gate
+	// KillSwitch set in the environment stops every action; the ledger's run-time switch too.
+	KillSwitch         bool
+	MaxBlocksPerMinute int
+	TripDuration       time.Duration
+	MaxBlockDuration   time.Duration
+	OffenceMemory      time.Duration
+}
+
+// WorkerOptions configure one action kind's worker.
+type WorkerOptions struct {
+	Kind         sinks.Kind
+	Name         string // consumer group, written into records and dead letters
+	ResultsTopic string
+	DLQTopic     string
+	ViewURL      string
+	Guardrails   Guardrails
+	// Alert raises an operator alert (the rate cap tripping); may be nil.
+	Alert func(ctx context.Context, title string)
+}
+
+// Worker is the pipeline.Handler of one action kind: it decides which steps of its kind a
+// scored event triggers and performs them through the ledger, returning the audit records (and
+// dead letters for failed actions) for the engine to publish before it commits.
+type Worker struct {
+	o       WorkerOptions
+	set     *Set
+	ledger  *Ledger
+	metrics *Metrics
+	log     *zap.Logger
+	now     func() time.Time
+
+	killCache atomic.Pointer[killState]
+}
+
+type killState struct {
+	on bool
+	at time.Time
+}
+
+var _ pipeline.Handler = (*Worker)(nil)
+
+// NewWorker returns the worker of o.Kind over set.
+func NewWorker(o WorkerOptions, set *Set, ledger *Ledger, m *Metrics, log *zap.Logger) *Worker {
+	return &Worker{o: o, set: set, ledger: ledger, metrics: m, log: log, now: time.Now}
+}
+
+// Handle implements pipeline.Handler.
+func (w *Worker) Handle(ctx context.Context, msg kafka.Message) ([]kafka.Message, error) {
+	var ev event.Scored
+	if err := json.Unmarshal(msg.Value, &ev); err != nil || ev.Indicator.Value == "" {
+		reason := "not a scored event: missing indicator"
+		if err != nil {
+			reason = "not a scored event: " + err.Error()
+		}
+		w.metrics.Unreadable.Inc()
+		return []kafka.Message{w.deadLetter(msg, "malformed_scored_event", reason, nil)}, nil
+	}
+	decisions, condErr := w.set.Decide(&ev, w.o.Kind)
+	var outs []kafka.Message
+	if condErr != nil {
+		// A condition that fails on this event is a playbook bug: audited and logged, and the
+		// playbooks that did decide still act.
+		w.log.Warn("playbook condition failed", zap.String("indicator", ev.Indicator.Value), zap.Error(condErr))
+		outs = append(outs, w.record(&Record{Outcome: OutcomeBadCondition, Target: ev.Indicator.Value, Error: condErr.Error()}, &ev))
+	}
+	for _, d := range decisions {
+		rec, failed, err := w.perform(ctx, &ev, d)
+		if err != nil {
+			return nil, err // ctx ended: redelivered whole
+		}
+		outs = append(outs, w.record(rec, &ev))
+		if failed {
+			outs = append(outs, w.deadLetter(msg, "action_failed", rec.Error, rec))
+		}
+	}
+	return outs, nil
+}
+
+// perform runs one decision to an outcome. It returns an error only when ctx ends first.
+func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Record, bool, error) {
+	pb, st := d.Playbook, d.Step
+	target := ev.Indicator.Value
+	rec := &Record{Playbook: pb.Name, Step: st.Name, Sink: st.Sink.Name(), DryRun: pb.DryRun}
+	start := w.now()
+	defer func() {
+		w.metrics.Actions.WithLabelValues(string(w.o.Kind), st.Sink.Name(), string(rec.Outcome)).Inc()
+		w.metrics.Seconds.WithLabelValues(st.Sink.Name()).Observe(w.now().Sub(start).Seconds())
+	}()
+
+	if on, err := w.killSwitch(ctx); err != nil {
+		return nil, false, err
+	} else if on {
+		rec.Outcome, rec.Detail = OutcomeKillSwitch, "kill switch on: nothing done"
+		return rec, false, nil
+	}
+	if st.Kind == sinks.KindBlock {
+		if v, never := w.neverBlock(target); never {
+			rec.Outcome, rec.Detail = OutcomeNeverBlock, fmt.Sprintf("%s is in the never-block list (%s %s)", target, v.Reason, v.Prefix)
+			return rec, false, nil
+		}
+		var tripped bool
+		if err := w.retry(ctx, func() (err error) { tripped, err = w.ledger.Tripped(ctx, pb.DryRun); return err }); err != nil {
+			return nil, false, err
+		}
+		if tripped {
+			rec.Outcome, rec.Detail = OutcomeRateCapped, "block rate cap tripped: alert-only"
+			return rec, false, nil
+		}
+	}
+
+	var seen bool
+	if err := w.retry(ctx, func() (err error) {
+		seen, err = w.ledger.Seen(ctx, pb.DryRun, pb.Name, st.Name, target, ev.EventID)
+		return err
+	}); err != nil {
+		return nil, false, err
+	}
+	if seen {
+		rec.Outcome, rec.Detail = OutcomeDuplicate, "event "+ev.EventID+" already handled"
+		return rec, false, nil
+	}
+
+	var (
+		res   ClaimResult
+		claim *Claim
+	)
+	if err := w.retry(ctx, func() (err error) {
+		res, claim, err = w.ledger.Claim(ctx, pb.DryRun, pb.Name, st.Name, target, pb.Window)
+		return err
+	}); err != nil {
+		return nil, false, err
+	}
+	rec.Key = claim.Key
+	a := w.action(ev, pb, st, claim.Key)
+
+	switch res {
+	case AlreadyDone:
+		if st.Kind == sinks.KindTicket && claim.Ref != "" {
+			a.Prior = claim.Ref
+			return w.execute(ctx, rec, a, pb, st, claim, ev, OutcomeCommented)
+		}
+		rec.Outcome, rec.Ref = OutcomeSuppressed, claim.Ref
+		rec.Detail = fmt.Sprintf("already done at %s within the %s window", claim.At.Format(time.RFC3339), pb.Window)
+		if err := w.retry(ctx, func() error {
+			return w.ledger.MarkSeen(ctx, pb.DryRun, pb.Name, st.Name, target, ev.EventID, pb.Window)
+		}); err != nil {
+			return nil, false, err
+		}
+		return rec, false, nil
+
+	case TakenOver:
+		// The previous owner crashed mid-action: ask the system before doing it again.
+		if f, ok := st.Sink.(sinks.Finder); ok && !pb.DryRun {
+			ref, found, err := f.Find(ctx, a)
+			if err == nil && found {
+				rec.Outcome, rec.Ref, rec.Detail = OutcomeRecovered, ref, "a crashed worker's action had happened: "+ref
+				if err := w.retry(ctx, func() error {
+					return w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, target, claim, ref, ev.EventID, pb.Window)
+				}); err != nil {
+					return nil, false, err
+				}
+				return rec, false, nil
+			}
+			if err != nil {
+				w.log.Warn("could not ask the sink whether a crashed worker's action happened; repeating it",
+					zap.String("sink", st.Sink.Name()), zap.Error(err))
+			}
+		}
+		if st.Kind == sinks.KindBlock {
+			a.Until = w.now().Add(st.Duration)
+		}
+		return w.execute(ctx, rec, a, pb, st, claim, ev, OutcomeDone)
+
+	default: // Claimed
+		if st.Kind == sinks.KindBlock {
+			var (
+				count int64
+				over  bool
+			)
+			if err := w.retry(ctx, func() (err error) {
+				count, over, err = w.ledger.CountBlock(ctx, pb.DryRun, w.o.Guardrails.MaxBlocksPerMinute)
+				return err
+			}); err != nil {
+				return nil, false, err
+			}
+			if over {
+				w.trip(ctx, pb.DryRun, count)
+				_ = w.ledger.Release(ctx, pb.DryRun, pb.Name, st.Name, target)
+				rec.Outcome, rec.Detail = OutcomeRateCapped, fmt.Sprintf("block %d this minute exceeds the cap of %d: alert-only", count, w.o.Guardrails.MaxBlocksPerMinute)
+				return rec, false, nil
+			}
+			var offence int64
+			if err := w.retry(ctx, func() (err error) {
+				offence, err = w.ledger.Offence(ctx, pb.DryRun, target, w.o.Guardrails.OffenceMemory)
+				return err
+			}); err != nil {
+				return nil, false, err
+			}
+			rec.Offence = offence
+			a.Until = w.now().Add(w.blockDuration(st.Duration, offence))
+		}
+		return w.execute(ctx, rec, a, pb, st, claim, ev, OutcomeDone)
+	}
+}
+
+// execute performs a (or records it, for dry-run playbooks) and settles the claim.
+func (w *Worker) execute(ctx context.Context, rec *Record, a *sinks.Action, pb *Playbook, st *Step, claim *Claim,
+	ev *event.Scored, success Outcome) (*Record, bool, error) {
+	if !a.Until.IsZero() {
+		until := a.Until.UTC()
+		rec.Until = &until
+	}
+	var res sinks.Result
+	if pb.DryRun {
+		rec.Outcome = OutcomeDryRun
+		rec.Detail = "would " + describe(a, st, success)
+		res.Ref = a.Prior
+	} else {
+		var err error
+		res, err = st.Sink.Do(ctx, a)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false, ctx.Err() // shutdown mid-call: the claim is taken over after restart
+			}
+			rec.Outcome, rec.Error = OutcomeFailed, err.Error()
+			if success != OutcomeCommented {
+				if rerr := w.ledger.Release(context.WithoutCancel(ctx), pb.DryRun, pb.Name, st.Name, a.Target); rerr != nil {
+					w.log.Warn("could not release a failed action's claim; it lapses with the window", zap.Error(rerr))
+				}
+			}
+			return rec, true, nil
+		}
+		rec.Outcome, rec.Ref, rec.Detail = success, res.Ref, res.Detail
+	}
+	ref := res.Ref
+	if success == OutcomeCommented {
+		ref = claim.Ref // the claim keeps pointing at the ticket
+	}
+	if err := w.retry(ctx, func() error {
+		return w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, a.Target, claim, ref, ev.EventID, pb.Window)
+	}); err != nil {
+		return nil, false, err
+	}
+	if pb.DryRun {
+		return rec, false, nil
+	}
+	switch {
+	case st.Kind == sinks.KindBlock && success == OutcomeDone:
+		if err := w.retry(ctx, func() error {
+			return w.ledger.AddBlock(ctx, ActiveBlock{Sink: st.Sink.Name(), Target: a.Target, Key: a.Key, Ref: res.Ref,
+				Playbook: pb.Name, Step: st.Name, Until: a.Until})
+		}); err != nil {
+			return nil, false, err
+		}
+	case st.Kind == sinks.KindAlert && success == OutcomeDone:
+		if _, ok := st.Sink.(sinks.Undoer); ok {
+			// A page is resolved when the target's block is lifted.
+			if err := w.retry(ctx, func() error {
+				return w.ledger.AddResolve(ctx, a.Target, Pending{Sink: st.Sink.Name(), Key: a.Key, Ref: res.Ref, Playbook: pb.Name, Step: st.Name},
+					w.o.Guardrails.MaxBlockDuration+pb.Window)
+			}); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	return rec, false, nil
+}
+
+func describe(a *sinks.Action, st *Step, outcome Outcome) string {
+	switch {
+	case outcome == OutcomeCommented:
+		return fmt.Sprintf("comment on %s for %s via %s", a.Prior, a.Target, st.Sink.Name())
+	case st.Kind == sinks.KindBlock:
+		return fmt.Sprintf("block %s until %s via %s", a.Target, a.Until.UTC().Format(time.RFC3339), st.Sink.Name())
+	default:
+		return fmt.Sprintf("%s %s via %s", st.Kind, a.Target, st.Sink.Name())
+	}
+}
+
+// blockDuration doubles the base per earlier offence, up to the maximum.
+func (w *Worker) blockDuration(base time.Duration, offence int64) time.Duration {
+	maxD := w.o.Guardrails.MaxBlockDuration
+	if offence <= 1 {
+		return min(base, maxD)
+	}
+	f := math.Pow(2, float64(min(offence-1, 30)))
+	if float64(base)*f >= float64(maxD) {
+		return maxD
+	}
+	return time.Duration(float64(base) * f)
+}
+
+func (w *Worker) action(ev *event.Scored, pb *Playbook, st *Step, key string) *sinks.Action {
+	a := &sinks.Action{
+		Key: key, Playbook: pb.Name, Step: st.Name, Kind: st.Kind, Target: ev.Indicator.Value,
+		Score: ev.Score, Severity: ev.Severity, Tags: ev.Tags, Reasons: ev.Reasons, ISP: ev.ISP,
+		Params: st.Params, Event: ev,
+		Title: fmt.Sprintf("threatpipe: %s scored %d (%s)", ev.Indicator.Value, ev.Score, ev.Severity),
+	}
+	if ev.Geo != nil {
+		a.Country = ev.Geo.CountryISOCode
+	}
+	if w.o.ViewURL != "" {
+		a.ViewURL = strings.TrimRight(w.o.ViewURL, "/") + "/indicators/" + ev.Indicator.Value
+	}
+	return a
+}
+
+func (w *Worker) neverBlock(target string) (gate.Verdict, bool) {
+	addr, err := netip.ParseAddr(target)
+	if err != nil {
+		return gate.Verdict{Reason: "unparseable"}, true // never block what we cannot read
+	}
+	return w.o.Guardrails.NeverBlock.Check(addr.Unmap())
+}
+
+// killSwitch reads the run-time switch at most once a second.
+func (w *Worker) killSwitch(ctx context.Context) (bool, error) {
+	if w.o.Guardrails.KillSwitch {
+		return true, nil
+	}
+	if k := w.killCache.Load(); k != nil && w.now().Sub(k.at) < time.Second {
+		return k.on, nil
+	}
+	var on bool
+	if err := w.retry(ctx, func() (err error) { on, err = w.ledger.KillSwitch(ctx); return err }); err != nil {
+		return false, err
+	}
+	w.killCache.Store(&killState{on: on, at: w.now()})
+	w.metrics.KillSwitch.Set(boolGauge(on))
+	return on, nil
+}
+
+func (w *Worker) trip(ctx context.Context, dry bool, count int64) {
+	reason := fmt.Sprintf("%d new blocks within a minute exceed THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=%d; blocking is alert-only for %s",
+		count, w.o.Guardrails.MaxBlocksPerMinute, w.o.Guardrails.TripDuration)
+	first, err := w.ledger.Trip(ctx, dry, w.o.Guardrails.TripDuration, reason)
+	if err != nil || !first {
+		return
+	}
+	w.metrics.Trips.Inc()
+	w.log.Error("BLOCK RATE CAP TRIPPED: "+reason, zap.Bool("dry_run", dry))
+	if w.o.Alert != nil && !dry {
+		w.o.Alert(ctx, "threatpipe: block rate cap tripped: "+reason)
+	}
+}
+
+// retry runs a ledger operation until it succeeds or ctx ends: without the ledger no action is
+// safe, so the event waits (and is not committed) rather than act twice or not at all.
+func (w *Worker) retry(ctx context.Context, op func() error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrBusy) {
+			delay = 200 * time.Millisecond // another live worker is acting: poll until it is done
+		} else {
+			w.log.Warn("ledger unavailable; waiting", zap.Error(err), zap.Duration("retry_in", delay))
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func (w *Worker) record(r *Record, ev *event.Scored) kafka.Message {
+	r.SchemaVersion, r.At, r.Kind, r.Worker = RecordSchemaVersion, w.now().UTC(), w.o.Kind, w.o.Name
+	if r.Target == "" {
+		r.Target = ev.Indicator.Value
+	}
+	r.EventID, r.Score, r.Severity = ev.EventID, ev.Score, ev.Severity
+	raw, _ := json.Marshal(r)
+	return kafka.Message{Topic: w.o.ResultsTopic, Key: []byte(r.Target), Value: raw}
+}
+
+// Dead-letter headers naming the failed action, besides pipeline's x-threatpipe-* ones.
+const (
+	HeaderWorker   = "x-threatpipe-worker"
+	HeaderPlaybook = "x-threatpipe-playbook"
+	HeaderStep     = "x-threatpipe-step"
+	HeaderSink     = "x-threatpipe-sink"
+)
+
+func (w *Worker) deadLetter(msg kafka.Message, class, reason string, rec *Record) kafka.Message {
+	dl := pipeline.DeadLetter(msg, w.o.DLQTopic, class, reason, w.now())
+	dl.Headers = append(dl.Headers, kafka.Header{Key: HeaderWorker, Value: []byte(w.o.Name)})
+	if rec != nil {
+		dl.Headers = append(dl.Headers,
+			kafka.Header{Key: HeaderPlaybook, Value: []byte(rec.Playbook)},
+			kafka.Header{Key: HeaderStep, Value: []byte(rec.Step)},
+			kafka.Header{Key: HeaderSink, Value: []byte(rec.Sink)})
+	}
+	return dl
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/threatpipe/threatpipe/act"
+	"github.com/threatpipe/threatpipe/pipeline"
+	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/kafkax"
+	"github.com/threatpipe/threatpipe/pipeline/redisx"
+	"github.com/threatpipe/threatpipe/pipeline/telemetry"
+	"github.com/threatpipe/threatpipe/sinks"
+	"github.com/threatpipe/threatpipe/sinks/all"
+	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
+)
+
+func runAct(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "act", `Runs the playbooks in THREATPIPE_ACT_PLAYBOOKS (docs/playbooks.md) on the scored events of
+THREATPIPE_KAFKA_OUTPUT_TOPIC: blocks at the firewall, alerts and tickets through the configured
+sinks. Each action kind in THREATPIPE_ACT_KINDS runs as its own consumer group, so a slow ticket
+API never delays a block. A Redis ledger makes every action happen at most once per target and
+window across redelivery, crashes and replicas; expired blocks are lifted. Every decision is
+published to THREATPIPE_ACT_RESULTS_TOPIC; failed actions go to THREATPIPE_ACT_DLQ_TOPIC.
+Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP_ADDR.`)
+	validate := fs.Bool("validate", false, "check the configuration, the sinks and the playbooks, print a summary and exit")
+	kill := fs.String("kill-switch", "", "set the run-time kill switch for every replica (on or off) and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kill != "" && *kill != "on" && *kill != "off" {
+		return fmt.Errorf("--kill-switch: %q is not on or off", *kill)
+	}
+	cfg, err := config.Load(env.environ)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log = log.With(zap.String("role", "act"))
+
+	rdb := redisx.New(&cfg.Redis)
+	defer func() { _ = rdb.Close() }()
+	host, _ := os.Hostname()
+	ledger := act.NewLedger(rdb, cfg.Redis.KeyPrefix, fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1e6))
+	if *kill != "" {
+		if err := ledger.SetKillSwitch(ctx, *kill == "on", "set by threatpipe act --kill-switch at "+time.Now().UTC().Format(time.RFC3339)); err != nil {
+			return fmt.Errorf("kill switch: %w", err)
+		}
+		fmt.Fprintf(env.stdout, "kill switch %s for every replica\n", *kill)
+		return nil
+	}
+
+	reg := telemetry.NewRegistry()
+	clients, err := kafkax.New(&cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	srv, err := telemetry.NewServer(cfg.HTTPAddr, reg, log)
+	if err != nil {
+		return fmt.Errorf("%sHTTP_ADDR: %w", config.Prefix, err)
+	}
+	producer := clients.Writer(nil) // synchronous: Do returns once the broker acknowledged
+	defer func() { _ = producer.Close() }()
+	produce := func(ctx context.Context, topic, key string, value []byte) error {
+		return producer.WriteMessages(ctx, kafka.Message{Topic: topic, Key: []byte(key), Value: value})
+	}
+	configured, err := sinks.Load(all.Registrations(), env.environ, sinks.Deps{
+		HTTPClient: sinkhttp.NewHTTPClient(), Log: log.Named("sinks"), Mux: srv.Mux(), Produce: produce,
+	})
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	set, err := act.LoadFile(cfg.Act.Playbooks, configured)
+	if err != nil {
+		return fmt.Errorf("%sACT_PLAYBOOKS: %w", config.Prefix, err)
+	}
+	if *validate {
+		printPlaybooks(env, set, configured)
+		return nil
+	}
+
+	a := &cfg.Act
+	k := &cfg.Kafka
+	if k.CreateTopics {
+		if err := ensureTopics(ctx, clients, k.OutputTopic, a.ResultsTopic, a.DLQTopic); err != nil {
+			return err
+		}
+	}
+	own, _ := cfg.Gate.Own() // validated by config.Load
+	never, _ := gate.ParsePrefixes(a.NeverBlockCIDRs)
+	guard := act.Guardrails{
+		NeverBlock: gate.New(append(own, never...), nil), KillSwitch: a.KillSwitch,
+		MaxBlocksPerMinute: a.MaxBlocksPerMinute, TripDuration: a.TripDuration,
+		MaxBlockDuration: a.MaxBlockDuration, OffenceMemory: a.OffenceMemory,
+	}
+	if a.KillSwitch {
+		log.Warn("KILL SWITCH ON (THREATPIPE_ACT_KILL_SWITCH): every action is recorded as kill_switch and none is performed")
+	}
+	alert := func(ctx context.Context, title string) {
+		value := fmt.Appendf(nil, `{"schema_version":"1","action":"alert","title":%q,"at":%q}`, title, time.Now().UTC().Format(time.RFC3339))
+		if err := produce(ctx, alertTopic(configured), "threatpipe", value); err != nil {
+			log.Error("could not raise the rate-cap alert on the alerts topic", zap.Error(err))
+		}
+	}
+	pm := telemetry.NewPipelineMetrics(reg)
+	am := act.NewMetrics(reg)
+	srv.AddCheck("kafka", func(ctx context.Context) error { return clients.Ping(ctx, k.OutputTopic) })
+	srv.AddCheck("redis", redisx.Ping(rdb))
+
+	type kindRun struct {
+		engine *pipeline.Engine
+		reader *kafka.Reader
+	}
+	var runs []kindRun
+	var kinds []string
+	for _, kind := range a.Kinds {
+		if !set.Uses(sinks.Kind(kind)) {
+			log.Info("no playbook step of this kind; not consuming for it", zap.String("kind", kind))
+			continue
+		}
+		group := a.GroupPrefix + "-" + kind
+		rcfg := clients.ReaderConfig(k.OutputTopic)
+		rcfg.GroupID = group
+		if err := rcfg.Validate(); err != nil {
+			return fmt.Errorf("kafka reader: %w", err)
+		}
+		reader := kafka.NewReader(rcfg)
+		opts := pipeline.Options{
+			InputTopic: k.OutputTopic, OutputTopic: a.ResultsTopic, DLQTopic: a.DLQTopic,
+			Workers: a.Workers, MaxInFlight: a.MaxInFlight, MaxEventBytes: cfg.Pipeline.MaxEventBytes,
+			MaxIndicators: cfg.Pipeline.MaxIndicators, CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
+		}
+		worker := act.NewWorker(act.WorkerOptions{
+			Kind: sinks.Kind(kind), Name: group, ResultsTopic: a.ResultsTopic, DLQTopic: a.DLQTopic,
+			ViewURL: a.ViewURL, Guardrails: guard, Alert: alert,
+		}, set, ledger, am, log.With(zap.String("kind", kind)))
+		engine := pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
+			worker, pm, log.With(zap.String("kind", kind)))
+		runs = append(runs, kindRun{engine, reader})
+		kinds = append(kinds, kind)
+	}
+	if len(runs) == 0 {
+		return fmt.Errorf("%sACT_KINDS: none of %v is used by a playbook step", config.Prefix, a.Kinds)
+	}
+	log.Info("playbook workers starting", zap.Strings("kinds", kinds), zap.String("scored", k.OutputTopic),
+		zap.String("results", a.ResultsTopic), zap.String("dlq", a.DLQTopic), zap.String("http", srv.Addr()),
+		zap.Int("playbooks", len(set.Playbooks)), zap.Strings("sinks", sinkNames(configured)), zap.String("owner", ledger.Owner()))
+
+	// The HTTP server (metrics, the EDL), the heartbeat and the lifter outlive the engines'
+	// drain: an event finishing its action still needs a live claim.
+	afterCtx, stopAfter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAfter()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Run(afterCtx); err != nil {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return ledger.Heartbeat(afterCtx) })
+	if slices.Contains(kinds, string(sinks.KindBlock)) {
+		lifter := &act.Lifter{
+			Ledger: ledger, Sinks: configured, Metrics: am, Log: log.Named("lifter"), Worker: a.GroupPrefix + "-lifter",
+			Publish: func(ctx context.Context, key string, value []byte) error {
+				return produce(ctx, a.ResultsTopic, key, value)
+			},
+			LiftInterval: a.LiftInterval, ReconcileInterval: a.ReconcileInterval,
+		}
+		g.Go(func() error { return lifter.Run(gctx) })
+	}
+	stopDraining := context.AfterFunc(gctx, srv.SetDraining)
+	defer stopDraining()
+	var engines errgroup.Group
+	for _, r := range runs {
+		engines.Go(func() error {
+			runErr := r.engine.Run(gctx)
+			return errors.Join(runErr, closeWithin(r.reader, 5*time.Second))
+		})
+	}
+	g.Go(func() error {
+		defer stopAfter()
+		err := engines.Wait()
+		log.Info("playbook workers stopped")
+		return err
+	})
+	return g.Wait()
+}
+
+// alertTopic is where the rate-cap alert goes: the Kafka alert sink's topic, or soc.alerts.
+func alertTopic(configured map[string]sinks.Sink) string {
+	if s, ok := configured["kafka"].(interface{ Topic() string }); ok {
+		return s.Topic()
+	}
+	return "soc.alerts"
+}
+
+func printPlaybooks(env *environment, set *act.Set, configured map[string]sinks.Sink) {
+	fmt.Fprintf(env.stdout, "sinks configured: %s\n", strings.Join(sinkNames(configured), ", "))
+	for _, pb := range set.Playbooks {
+		mode := ""
+		if pb.DryRun {
+			mode = " (dry run)"
+		}
+		fmt.Fprintf(env.stdout, "playbook %s%s: window %s\n", pb.Name, mode, pb.Window)
+		for _, st := range pb.Steps {
+			extra := ""
+			if st.Duration > 0 {
+				extra = " for " + st.Duration.String()
+			}
+			fmt.Fprintf(env.stdout, "  %s: %s via %s%s\n", st.Name, st.Kind, st.Sink.Name(), extra)
+		}
+	}
+	fmt.Fprintln(env.stdout, "playbooks OK")
+}
+
+func sinkNames(m map[string]sinks.Sink) []string {
+	return slices.Sorted(maps.Keys(m))
+}
