@@ -64,8 +64,15 @@ func namespace(dry bool) string {
 	return "act"
 }
 
+// actionTag is the Redis Cluster hash tag of one action on one target: its claim and its seen
+// events share a slot, so that Done can write both in one transaction (a cluster rejects a
+// transaction across slots).
+func actionTag(playbook, step, target string) string {
+	return "{" + playbook + ":" + step + ":" + target + "}"
+}
+
 func (l *Ledger) claimKey(dry bool, playbook, step, target string) string {
-	return l.key(namespace(dry), "claim", playbook+":"+step+":"+target)
+	return l.key(namespace(dry), "claim", actionTag(playbook, step, target))
 }
 
 func (l *Ledger) aliveKey(owner string) string { return l.key("act", "alive", owner) }
@@ -154,7 +161,7 @@ func (l *Ledger) Claim(ctx context.Context, dry bool, playbook, step, target str
 		return 0, &cur, ErrBusy
 	}
 	taken := cur
-	taken.Owner, taken.At = l.owner, l.now().UTC()
+	taken.Owner = l.owner // At stays the original claim time: how long ago the lost action began
 	takenRaw, _ := json.Marshal(taken)
 	ok, err := takeoverScript.Run(ctx, l.rdb, []string{key}, curRaw, takenRaw).Int()
 	if err != nil {
@@ -201,7 +208,7 @@ func (l *Ledger) MarkSeen(ctx context.Context, dry bool, playbook, step, target,
 }
 
 func (l *Ledger) seenKey(dry bool, playbook, step, target, eventID string) string {
-	return l.key(namespace(dry), "seen", playbook+":"+step+":"+target+":"+eventID)
+	return l.key(namespace(dry), "seen", actionTag(playbook, step, target)+":"+eventID)
 }
 
 // Offence counts a new block of target and returns how many it has had within memory
@@ -228,20 +235,27 @@ type ActiveBlock struct {
 	Until    time.Time `json:"until"`
 }
 
-func (l *Ledger) blocksKey() string          { return l.key("act", "blocks", "due") }
-func (l *Ledger) blockInfoKey() string       { return l.key("act", "blocks", "info") }
+// The two block keys share the Redis Cluster hash tag {blocks}: the scripts below touch both.
+func (l *Ledger) blocksKey() string          { return l.key("act", "blocks", "{blocks}:due") }
+func (l *Ledger) blockInfoKey() string       { return l.key("act", "blocks", "{blocks}:info") }
 func blockMember(sink, target string) string { return sink + "|" + target }
 
-// AddBlock records an active block until b.Until; a longer later block of the same target
-// replaces it.
+// addBlockScript records a block unless the sink already holds the target at least as long.
+// KEYS[1] due set, KEYS[2] records; ARGV[1] member, ARGV[2] until (ms), ARGV[3] record.
+var addBlockScript = redis.NewScript(`
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1`)
+
+// AddBlock records an active block until b.Until; a longer later block of the same target on
+// the same sink replaces it, a shorter one leaves it be (the target stays blocked until the
+// longer one lapses).
 func (l *Ledger) AddBlock(ctx context.Context, b ActiveBlock) error {
 	raw, _ := json.Marshal(b)
-	member := blockMember(b.Sink, b.Target)
-	pipe := l.rdb.TxPipeline()
-	pipe.ZAdd(ctx, l.blocksKey(), redis.Z{Score: float64(b.Until.UnixMilli()), Member: member})
-	pipe.HSet(ctx, l.blockInfoKey(), member, raw)
-	_, err := pipe.Exec(ctx)
-	return err
+	return addBlockScript.Run(ctx, l.rdb, []string{l.blocksKey(), l.blockInfoKey()},
+		blockMember(b.Sink, b.Target), b.Until.UnixMilli(), raw).Err()
 }
 
 // Active returns the blocks of sink that have not expired, by target.

@@ -161,6 +161,18 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 
 	switch res {
 	case AlreadyDone:
+		// This very event may have settled the claim while we waited on it (a duplicate handled
+		// concurrently with its original): then it is a duplicate, not a repeat sighting.
+		if err := w.retry(ctx, func() (err error) {
+			seen, err = w.ledger.Seen(ctx, pb.DryRun, pb.Name, st.Name, target, ev.EventID)
+			return err
+		}); err != nil {
+			return nil, false, err
+		}
+		if seen {
+			rec.Outcome, rec.Detail = OutcomeDuplicate, "event "+ev.EventID+" already handled"
+			return rec, false, nil
+		}
 		if st.Kind == sinks.KindTicket && claim.Ref != "" {
 			a.Prior = claim.Ref
 			return w.execute(ctx, rec, a, pb, st, claim, ev, OutcomeCommented)
@@ -178,6 +190,16 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 		// The previous owner crashed mid-action: ask the system before doing it again.
 		if f, ok := st.Sink.(sinks.Finder); ok && !pb.DryRun {
 			ref, found, err := f.Find(ctx, a)
+			if err == nil && !found {
+				// Search indexes lag behind creates (Jira's by seconds): an action begun just
+				// before the crash may not be findable yet. Ask again once it has had time.
+				if wait := claim.At.Add(findSettle).Sub(w.now()); wait > 0 {
+					if !sleepCtx(ctx, wait) {
+						return nil, false, ctx.Err()
+					}
+					ref, found, err = f.Find(ctx, a)
+				}
+			}
 			if err == nil && found {
 				rec.Outcome, rec.Ref, rec.Detail = OutcomeRecovered, ref, "a crashed worker's action had happened: "+ref
 				if err := w.retry(ctx, func() error {
@@ -193,7 +215,8 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 			}
 		}
 		if st.Kind == sinks.KindBlock {
-			a.Until = w.now().Add(st.Duration)
+			// The crashed owner counted the offence; its escalation is lost, the cap is not.
+			a.Until = w.now().Add(w.blockDuration(st.Duration, 1))
 		}
 		return w.execute(ctx, rec, a, pb, st, claim, ev, OutcomeDone)
 
@@ -259,8 +282,10 @@ func (w *Worker) execute(ctx context.Context, rec *Record, a *sinks.Action, pb *
 		rec.Outcome, rec.Ref, rec.Detail = success, res.Ref, res.Detail
 	}
 	ref := res.Ref
-	if success == OutcomeCommented {
-		ref = claim.Ref // the claim keeps pointing at the ticket
+	if success == OutcomeCommented && ref == "" {
+		// The claim keeps pointing at the ticket; a sink that had to open a new one (the prior
+		// was deleted) returns its reference, and later repeats comment on that instead.
+		ref = claim.Ref
 	}
 	if err := w.retry(ctx, func() error {
 		return w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, a.Target, claim, ref, ev.EventID, pb.Window)
@@ -427,6 +452,20 @@ func (w *Worker) deadLetter(msg kafka.Message, class, reason string, rec *Record
 			kafka.Header{Key: HeaderSink, Value: []byte(rec.Sink)})
 	}
 	return dl
+}
+
+// findSettle is how long after an action began a sink's search is trusted to show it.
+const findSettle = 15 * time.Second
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func boolGauge(b bool) float64 {

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a running `threatpipe enrich` subprocess.
+// proc is a running threatpipe subprocess.
 type proc struct {
 	cmd  *exec.Cmd
 	log  *syncBuffer
@@ -66,7 +66,13 @@ func enricherEnv(brokers []string, tp e2eTopics, httpAddr string, extra ...strin
 
 func startProc(t *testing.T, env []string, httpAddr string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, "enrich"), log: &syncBuffer{}, http: httpAddr, done: make(chan error, 1)}
+	return startCommand(t, "enrich", env, httpAddr)
+}
+
+// startCommand runs `threatpipe <sub>` with env until the test ends.
+func startCommand(t *testing.T, sub string, env []string, httpAddr string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, sub), log: &syncBuffer{}, http: httpAddr, done: make(chan error, 1)}
 	p.cmd.Env = env
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log
@@ -80,7 +86,7 @@ func startProc(t *testing.T, env []string, httpAddr string) *proc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("enricher log:\n%s", p.log.String())
+			t.Logf("%s log:\n%s", sub, p.log.String())
 		}
 	})
 	return p

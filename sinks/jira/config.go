@@ -3,11 +3,8 @@ package jira
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
@@ -25,8 +22,7 @@ type Config struct {
 	ProjectKey       string        `env:"PROJECT_KEY" desc:"Key of the project issues are created in (SOC); a playbook step's project param overrides it."`
 	IssueType        string        `env:"ISSUE_TYPE" envDefault:"Task" desc:"Issue type name of created issues; a playbook step's issue_type param overrides it."`
 	Priority         string        `env:"PRIORITY" desc:"Priority name of created issues (High); empty leaves the project's default. A step's priority param overrides it."`
-	AttemptTimeout   time.Duration `env:"ATTEMPT_TIMEOUT" envDefault:"10s" desc:"Timeout of one request to Jira."`
-	RetryBudget      time.Duration `env:"RETRY_BUDGET" envDefault:"30s" desc:"Longest one action may take, retries and waits (Retry-After) included."`
+	sinkhttp.PolicyConfig
 }
 
 // Resolve applies THREATPIPE_SINK_JIRA_API_TOKEN_FILE and validates, naming variables. It is
@@ -48,8 +44,8 @@ func (c *Config) Resolve() error {
 		return errors.Join(errs...)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if err := checkBaseURL(c.BaseURL); err != nil {
-		add("BASE_URL", "%v", err)
+	if err := sinkhttp.CheckBaseURL(EnvPrefix+"BASE_URL", c.BaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	switch {
 	case c.Email == "":
@@ -60,8 +56,10 @@ func (c *Config) Resolve() error {
 	switch {
 	case c.APIToken == "":
 		add("API_TOKEN", "must be set (or THREATPIPE_SINK_JIRA_API_TOKEN_FILE)")
-	case !headerSafe(c.APIToken.Reveal()):
-		add("API_TOKEN", "contains whitespace or control characters (check the file or variable for stray characters)")
+	default:
+		if err := sinkhttp.CheckHeaderSecret(EnvPrefix+"API_TOKEN", c.APIToken.Reveal()); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := checkProjectKey(c.ProjectKey); err != nil {
 		add("PROJECT_KEY", "%v", err)
@@ -74,21 +72,14 @@ func (c *Config) Resolve() error {
 			add("PRIORITY", "%v", err)
 		}
 	}
-	if c.AttemptTimeout <= 0 {
-		add("ATTEMPT_TIMEOUT", "must be greater than zero")
-	}
-	if c.RetryBudget < c.AttemptTimeout {
-		add("RETRY_BUDGET", "must be at least THREATPIPE_SINK_JIRA_ATTEMPT_TIMEOUT (%s)", c.AttemptTimeout)
+	if err := c.PolicyConfig.Validate(EnvPrefix); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
 // Configured reports whether a site URL is set.
 func (c *Config) Configured() bool { return c.BaseURL != "" }
-
-func (c *Config) policy() sinkhttp.Policy {
-	return sinkhttp.Policy{AttemptTimeout: c.AttemptTimeout, RetryBudget: c.RetryBudget}
-}
 
 // Jira Cloud project keys: an upper-case letter, then upper-case letters, digits or
 // underscores, ten characters at most.
@@ -115,42 +106,4 @@ func checkName(s string) error {
 		return fmt.Errorf("%q contains control characters", s)
 	}
 	return nil
-}
-
-func headerSafe(s string) bool {
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// checkBaseURL accepts https URLs, and http only to loopback hosts (tests, simulators).
-func checkBaseURL(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%q is not a URL", raw)
-	case u.User != nil:
-		return errors.New("must not contain user information (use THREATPIPE_SINK_JIRA_EMAIL and _API_TOKEN)")
-	case u.Host == "":
-		return fmt.Errorf("%q must be an absolute https URL", raw)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	default:
-		return fmt.Errorf("%q must be an https URL (http is allowed only to loopback hosts)", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must not have a query or fragment", raw)
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -91,7 +91,7 @@ func TestConfigErrors(t *testing.T) {
 		set  map[string]string
 		want string
 	}{
-		{map[string]string{"BASE_URL": "http://example.atlassian.net"}, "BASE_URL: \"http://example.atlassian.net\" must be an https URL"},
+		{map[string]string{"BASE_URL": "http://example.atlassian.net"}, "BASE_URL: must be an https URL"},
 		{map[string]string{"BASE_URL": "example.atlassian.net"}, "BASE_URL"},
 		{map[string]string{"BASE_URL": "https://bob:hunter2@example.atlassian.net"}, "BASE_URL: must not contain user information"},
 		{map[string]string{"BASE_URL": "https://example.atlassian.net/?x=1"}, "BASE_URL"},

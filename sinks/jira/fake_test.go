@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +24,8 @@ type fakeJira struct {
 	auth string
 
 	mu       sync.Mutex
-	issues   map[string]bool // keys that exist
+	issues   map[string][]string // key -> labels, of the issues that exist
+	order    []string            // issue keys, oldest first
 	next     int
 	queue    []reply // served, one per valid request, before the normal answer
 	requests []recorded
@@ -51,7 +53,7 @@ func fixture(t testing.TB, name string) []byte {
 
 func newFakeJira(t *testing.T, email, token string) *fakeJira {
 	t.Helper()
-	f := &fakeJira{t: t, issues: map[string]bool{}, auth: basic(email, token)}
+	f := &fakeJira{t: t, issues: map[string][]string{}, auth: basic(email, token)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -69,6 +71,17 @@ func (f *fakeJira) recorded() []recorded {
 	return append([]recorded(nil), f.requests...)
 }
 
+// add stores an issue as if created earlier (by another replica, say); it returns its key.
+func (f *fakeJira) add(labels ...string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.next++
+	key := fmt.Sprintf("SOC-%d", f.next)
+	f.issues[key] = labels
+	f.order = append(f.order, key)
+	return key
+}
+
 func jiraError(w http.ResponseWriter, status int, messages []string, fields map[string]string) {
 	if messages == nil {
 		messages = []string{}
@@ -82,7 +95,11 @@ func jiraError(w http.ResponseWriter, status int, messages []string, fields map[
 	_, _ = w.Write(b)
 }
 
-var commentPathRE = regexp.MustCompile(`^/rest/api/3/issue/([^/]+)/comment$`)
+var (
+	commentPathRE = regexp.MustCompile(`^/rest/api/3/issue/([^/]+)/comment$`)
+	// labelJQLRE is the one query Find may send: the oldest issue with one key label.
+	labelJQLRE = regexp.MustCompile(`^labels = "(tp-[0-9a-f]{16})" ORDER BY created ASC$`)
+)
 
 func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 	body := new(bytes.Buffer)
@@ -109,8 +126,29 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var key string
+	var key, label string
+	var labels []string
 	switch m := commentPathRE.FindStringSubmatch(r.URL.EscapedPath()); {
+	case r.URL.EscapedPath() == SearchPath:
+		var req struct {
+			JQL        *string  `json:"jql"`
+			Fields     []string `json:"fields"`
+			MaxResults *int     `json:"maxResults"`
+		}
+		if err := strictDecode(body.Bytes(), &req); err != nil || exactKeys(body.Bytes(), "jql", "fields", "maxResults") != nil {
+			jiraError(w, http.StatusBadRequest, []string{"Invalid request payload. Refer to the REST API documentation and try again."}, nil)
+			return
+		}
+		jm := labelJQLRE.FindStringSubmatch(deref(req.JQL))
+		switch {
+		case jm == nil:
+			jiraError(w, http.StatusBadRequest, []string{"Error in the JQL Query: unexpected query " + deref(req.JQL)}, nil)
+			return
+		case len(req.Fields) != 1 || req.Fields[0] != "key" || req.MaxResults == nil || *req.MaxResults != 1:
+			jiraError(w, http.StatusBadRequest, []string{"fields must be [\"key\"] and maxResults 1"}, nil)
+			return
+		}
+		label = jm[1]
 	case r.URL.EscapedPath() == IssuePath:
 		var req struct {
 			Fields struct {
@@ -160,6 +198,7 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 			jiraError(w, http.StatusBadRequest, nil, fe)
 			return
 		}
+		labels = fl.Labels
 	case m != nil:
 		key = m[1]
 		var req struct {
@@ -193,8 +232,12 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	if label != "" {
+		f.search(w, label)
+		return
+	}
 	if key != "" {
-		if !f.issues[key] {
+		if _, ok := f.issues[key]; !ok {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write(fixture(f.t, "error_404.json"))
 			return
@@ -205,7 +248,8 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.next++
 	id, newKey := fmt.Sprint(10000+f.next), fmt.Sprintf("SOC-%d", f.next)
-	f.issues[newKey] = true
+	f.issues[newKey] = labels
+	f.order = append(f.order, newKey)
 	var created map[string]any
 	if err := json.Unmarshal(fixture(f.t, "create_201.json"), &created); err != nil {
 		f.t.Error(err)
@@ -214,6 +258,60 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 	b, _ := json.Marshal(created)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = w.Write(b)
+}
+
+// search answers a label query like Jira: the oldest matching issue, in the shape of
+// testdata/search_200.json, and a nextPageToken when more match.
+func (f *fakeJira) search(w http.ResponseWriter, label string) {
+	var answer map[string]any
+	if err := json.Unmarshal(fixture(f.t, "search_200.json"), &answer); err != nil {
+		f.t.Error(err)
+	}
+	issue := answer["issues"].([]any)[0].(map[string]any)
+	var matches []string
+	for _, k := range f.order {
+		if slices.Contains(f.issues[k], label) {
+			matches = append(matches, k)
+		}
+	}
+	answer["issues"], answer["isLast"] = []any{}, len(matches) <= 1
+	delete(answer, "nextPageToken")
+	if len(matches) > 0 {
+		id := strings.TrimPrefix(matches[0], "SOC-")
+		issue["id"], issue["key"], issue["self"] = id, matches[0], f.srv.URL+IssuePath+"/"+id
+		answer["issues"] = []any{issue}
+	}
+	if len(matches) > 1 {
+		answer["nextPageToken"] = "CAEaAggD"
+	}
+	b, _ := json.Marshal(answer)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// exactKeys checks that the object has exactly the given keys, case included: Go's decoder
+// matches field names case-insensitively, Jira's does not.
+func exactKeys(b []byte, keys ...string) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	if len(m) != len(keys) {
+		return fmt.Errorf("want the keys %v, got %d", keys, len(m))
+	}
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			return fmt.Errorf("missing %q", k)
+		}
+	}
+	return nil
 }
 
 // strictDecode rejects unknown fields, trailing data and wrong types, as Jira's JSON binding

@@ -1,24 +1,34 @@
 // Package jira is the Jira Cloud ticket sink, following the Jira Cloud platform REST API v3:
 //
 //   - POST /rest/api/3/issue creates an issue (201 {"id","key","self"}); Result.Ref is the key.
+//     The issue carries the label "tp-" + 16 hex digits of SHA-256(Action.Key), which is how
+//     Find recognises it.
 //   - POST /rest/api/3/issue/{issueIdOrKey}/comment adds a comment (201) when the action carries
 //     the Prior key of an issue this sink opened for the same target within the playbook's
 //     window. Jira answers 404 for an issue that was deleted (or that the account may no longer
 //     see); the sink then opens a new issue and returns its key.
+//   - POST /rest/api/3/search/jql with {"jql": "labels = \"tp-...\" ORDER BY created ASC",
+//     "fields": ["key"], "maxResults": 1} (200 {"issues": [{"id","key",...}], "nextPageToken",
+//     "isLast"}) is Find: the issue an earlier Do with the same Action.Key opened, if any. (The
+//     older GET/POST /rest/api/3/search is removed from Jira Cloud.)
 //
 // Requests use Basic auth (account email and API token), Accept and Content-Type
-// application/json, and rich text in Atlassian Document Format (ADF, version 1). Errors are
-// Jira's {"errorMessages":[...],"errors":{...}}; sinkhttp retries 429 (honouring Retry-After)
-// and 5xx within the retry budget, and fails at once on other statuses.
+// application/json, and rich text in Atlassian Document Format (ADF, version 1). Errors are Jira's {"errorMessages":[...],"errors":{...}}; sinkhttp retries 429
+// (honouring Retry-After) and 5xx within the retry budget, and fails at once on other statuses.
 //
 // Jira has no idempotency key for issue creation: a create whose answer is lost (a timeout or
-// a 5xx after Jira committed) is retried and may leave a second issue.
+// a 5xx after Jira committed) is retried and may leave a second issue. Find guards the repeat
+// after a crash, with one limit: Jira's JQL search is eventually consistent, so an issue
+// created moments before may not be found yet. A comment leaves no trace Find can see; a
+// repeated comment action comments again.
 package jira
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +50,7 @@ const Name = "jira"
 // Endpoint paths.
 const (
 	IssuePath   = "/rest/api/3/issue"
+	SearchPath  = "/rest/api/3/search/jql"
 	commentPath = "/comment"
 )
 
@@ -60,17 +71,17 @@ var (
 
 // Sink opens and comments on Jira issues. It is safe for concurrent use.
 type Sink struct {
-	cfg     Config
-	base    string
-	auth    string
-	secrets []string
-	client  *sinkhttp.Client
-	now     func() time.Time
+	cfg    Config
+	base   string
+	auth   string
+	client *sinkhttp.Client
+	now    func() time.Time
 }
 
 var (
 	_ sinks.Sink           = (*Sink)(nil)
 	_ sinks.ParamValidator = (*Sink)(nil)
+	_ sinks.Finder         = (*Sink)(nil)
 )
 
 // New builds the sink from a resolved, configured Config. hc may be nil (sinkhttp's default
@@ -88,12 +99,12 @@ func New(cfg *Config, hc *http.Client) (*Sink, error) {
 	}
 	cred := base64.StdEncoding.EncodeToString([]byte(c.Email + ":" + c.APIToken.Reveal()))
 	return &Sink{
-		cfg:     c,
-		base:    c.BaseURL,
-		auth:    "Basic " + cred,
-		secrets: []string{c.APIToken.Reveal(), cred},
-		client:  &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: c.policy()},
-		now:     time.Now,
+		cfg:  c,
+		base: c.BaseURL,
+		auth: "Basic " + cred,
+		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: c.Policy(),
+			Secrets: []string{c.APIToken.Reveal(), cred}},
+		now: time.Now,
 	}, nil
 }
 
@@ -167,6 +178,10 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 	if err != nil {
 		return sinks.Result{}, err
 	}
+	if a.Key == "" {
+		// The issue's label, and so Find, derives from it.
+		return sinks.Result{}, errors.New("jira: action has no Key")
+	}
 	if a.Prior == "" {
 		return s.create(ctx, a, o)
 	}
@@ -177,7 +192,7 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 	if err == nil {
 		return sinks.Result{Ref: a.Prior, Detail: "commented on " + a.Prior}, nil
 	}
-	if !isStatus(err, http.StatusNotFound) {
+	if !sinkhttp.IsStatus(err, http.StatusNotFound) {
 		return sinks.Result{}, err
 	}
 	res, err := s.create(ctx, a, o)
@@ -196,7 +211,7 @@ func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Re
 	}
 	resp, err := s.client.Do(ctx, s.request(http.MethodPost, IssuePath, body))
 	if err != nil {
-		return sinks.Result{}, s.fail(op, err)
+		return sinks.Result{}, fmt.Errorf("%s: %w", op, err)
 	}
 	ref, err := decodeCreated(resp.Body)
 	if err != nil {
@@ -212,9 +227,38 @@ func (s *Sink) comment(ctx context.Context, a *sinks.Action) error {
 	}
 	path := IssuePath + "/" + url.PathEscape(a.Prior) + commentPath
 	if _, err := s.client.Do(ctx, s.request(http.MethodPost, path, body)); err != nil {
-		return s.fail("comment on "+a.Prior, err)
+		return fmt.Errorf("comment on %s: %w", a.Prior, err)
 	}
 	return nil
+}
+
+// Find implements sinks.Finder: the key of the issue an earlier Do with a.Key opened (the oldest,
+// should there be several), found by its key label.
+func (s *Sink) Find(ctx context.Context, a *sinks.Action) (string, bool, error) {
+	if a == nil || a.Key == "" {
+		return "", false, errors.New("jira: find: action has no Key")
+	}
+	const op = "search issues by key label"
+	body, err := json.Marshal(buildSearch(keyLabel(a.Key)))
+	if err != nil {
+		return "", false, fmt.Errorf("jira: %s: %w", op, err)
+	}
+	resp, err := s.client.Do(ctx, s.request(http.MethodPost, SearchPath, body))
+	if err != nil {
+		return "", false, fmt.Errorf("%s: %w", op, err)
+	}
+	ref, found, err := decodeSearch(resp.Body)
+	if err != nil {
+		return "", false, fmt.Errorf("jira: %s: HTTP %d: %w", op, resp.Status, err)
+	}
+	return ref, found, nil
+}
+
+// keyLabel is the label that ties an issue to the Action.Key that opened it: 64 bits of the
+// key's SHA-256 keep it short, free of characters labels cannot hold, and unique in practice.
+func keyLabel(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "tp-" + hex.EncodeToString(sum[:8])
 }
 
 // request builds one attempt's request; the body is re-read on every attempt.
@@ -230,20 +274,6 @@ func (s *Sink) request(method, path string, body []byte) func(context.Context) (
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
 	}
-}
-
-// fail names the operation and cuts credentials out of an echoed response body.
-func (s *Sink) fail(op string, err error) error {
-	var se *sinkhttp.StatusError
-	if errors.As(err, &se) {
-		se.Body = redact(se.Body, s.secrets)
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
-
-func isStatus(err error, status int) bool {
-	var se *sinkhttp.StatusError
-	return errors.As(err, &se) && se.Status == status
 }
 
 // seenAt is when the indicator was seen again: the event's observation time, else now.
@@ -278,24 +308,30 @@ func decodeCreated(body []byte) (string, error) {
 	return "", errors.New("create response has no issue key or id")
 }
 
-// redact replaces each secret in s, including a secret's leading part that sinkhttp's
-// truncation left at the end of s ("...").
-func redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) < 4 {
-			continue
-		}
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-		body, cut := strings.CutSuffix(s, "...")
-		if !cut {
-			continue
-		}
-		for n := len(sec) - 1; n >= 4; n-- {
-			if strings.HasSuffix(body, sec[:n]) {
-				s = body[:len(body)-n] + "[redacted]..."
-				break
-			}
-		}
+// decodeSearch reads the first issue of a 200 answer to POST /rest/api/3/search/jql
+// ({"issues":[{"id","key",...}],...}): its key, or its id when the key is missing, as
+// decodeCreated does. An answer without an issues array is an error, not "not found".
+func decodeSearch(body []byte) (ref string, found bool, err error) {
+	var r struct {
+		Issues *[]struct {
+			ID  string `json:"id"`
+			Key string `json:"key"`
+		} `json:"issues"`
 	}
-	return s
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", false, fmt.Errorf("unreadable search response: %w", err)
+	}
+	if r.Issues == nil {
+		return "", false, errors.New("search response has no issues array")
+	}
+	if len(*r.Issues) == 0 {
+		return "", false, nil
+	}
+	switch is := (*r.Issues)[0]; {
+	case issueKeyRE.MatchString(is.Key):
+		return is.Key, true, nil
+	case issueIDRE.MatchString(is.ID):
+		return is.ID, true, nil
+	}
+	return "", false, errors.New("search response has an issue without key or id")
 }

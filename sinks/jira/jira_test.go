@@ -30,7 +30,7 @@ func basic(email, token string) string {
 func testConfig(baseURL string) *Config {
 	return &Config{
 		BaseURL: baseURL, Email: testEmail, APIToken: config.Secret(testToken), ProjectKey: "SOC",
-		IssueType: "Task", AttemptTimeout: 2 * time.Second, RetryBudget: 5 * time.Second,
+		IssueType: "Task", PolicyConfig: sinkhttp.PolicyConfig{AttemptTimeout: 2 * time.Second, RetryBudget: 5 * time.Second},
 	}
 }
 
@@ -96,7 +96,7 @@ func TestDoParams(t *testing.T) {
 	if fl.Project.Key != "IR" || fl.IssueType.Name != "Incident" || fl.Priority == nil || fl.Priority.Name != "Highest" {
 		t.Fatalf("fields %+v", fl)
 	}
-	if strings.Join(fl.Labels, ",") != "threatpipe,tor,scanner,sev1,edr" {
+	if strings.Join(fl.Labels, ",") != "threatpipe,"+keyLabel(a.Key)+",tor,scanner,sev1,edr" {
 		t.Fatalf("labels %q", fl.Labels)
 	}
 }
@@ -232,7 +232,7 @@ func TestDoWrongTokenRejected(t *testing.T) {
 	cfg := testConfig(f.srv.URL)
 	cfg.APIToken = "some-other-token"
 	s := newTestSink(t, cfg)
-	if _, err := s.Do(context.Background(), testAction()); !isStatus(err, 401) {
+	if _, err := s.Do(context.Background(), testAction()); !sinkhttp.IsStatus(err, 401) {
 		t.Fatalf("err %v", err)
 	}
 }

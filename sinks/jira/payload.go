@@ -121,6 +121,30 @@ type commentRequest struct {
 	Body adfDoc `json:"body"`
 }
 
+// searchRequest is the body of POST /rest/api/3/search/jql.
+type searchRequest struct {
+	JQL        string   `json:"jql"`
+	Fields     []string `json:"fields"`
+	MaxResults int      `json:"maxResults"`
+}
+
+// buildSearch asks for the oldest issue carrying label, and only its key.
+func buildSearch(label string) searchRequest {
+	return searchRequest{
+		JQL:        "labels = " + jqlString(label) + " ORDER BY created ASC",
+		Fields:     []string{"key"},
+		MaxResults: 1,
+	}
+}
+
+// jqlString quotes s as a JQL string literal: inside double quotes, a backslash and a double
+// quote are escaped with a backslash, and line breaks and tabs with their escapes.
+func jqlString(s string) string {
+	return `"` + jqlEscaper.Replace(s) + `"`
+}
+
+var jqlEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+
 // buildCreate is the body of POST /rest/api/3/issue for a.
 func buildCreate(a *sinks.Action, o options) createRequest {
 	f := issueFields{
@@ -128,7 +152,7 @@ func buildCreate(a *sinks.Action, o options) createRequest {
 		IssueType:   nameRef{Name: o.issueType},
 		Summary:     summary(a),
 		Description: description(a),
-		Labels:      labels(a.Tags, o.labels),
+		Labels:      labels(keyLabel(a.Key), a.Tags, o.labels),
 	}
 	if o.priority != "" {
 		f.Priority = &nameRef{Name: o.priority}
@@ -236,10 +260,11 @@ func summary(a *sinks.Action) string {
 	return s
 }
 
-// labels are "threatpipe", then the indicator's tags and the step's labels, each with runs of
-// whitespace turned into "-" (Jira labels cannot hold spaces), deduplicated, order kept.
-func labels(tags, extra []string) []string {
-	out := []string{"threatpipe"}
+// labels are "threatpipe" and the action's key label, then the indicator's tags and the step's
+// labels, each with runs of whitespace turned into "-" (Jira labels cannot hold spaces),
+// deduplicated, order kept.
+func labels(key string, tags, extra []string) []string {
+	out := []string{"threatpipe", key}
 	for _, t := range slices.Concat(tags, extra) {
 		l := sanitizeLabel(t)
 		if l != "" && !slices.Contains(out, l) && len(out) < maxLabels {

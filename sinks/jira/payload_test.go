@@ -52,12 +52,12 @@ func TestBuildCreateEdges(t *testing.T) {
 		summary string
 		labels  string
 	}{
-		{"title with newlines", sinks.Action{Target: "192.0.2.1", Title: "line one\r\nline\ttwo\x00"}, "line one line two", "threatpipe"},
-		{"no title", sinks.Action{Target: "192.0.2.1", Score: 50, Severity: event.SeverityMedium}, "threatpipe: 192.0.2.1 scored 50 (medium)", "threatpipe"},
-		{"no title, no severity", sinks.Action{Target: "2001:db8::1"}, "threatpipe: 2001:db8::1 scored 0 (unknown)", "threatpipe"},
-		{"long title", sinks.Action{Target: "192.0.2.1", Title: long}, strings.Repeat("é", 254) + "…", "threatpipe"},
-		{"tag sanitising", sinks.Action{Target: "192.0.2.1", Title: "t", Tags: []string{"known scanner", "  ", "tor", "tor", "threatpipe", "a\nb"}},
-			"t", "threatpipe,known-scanner,tor,a-b"},
+		{"title with newlines", sinks.Action{Key: "k", Target: "192.0.2.1", Title: "line one\r\nline\ttwo\x00"}, "line one line two", "threatpipe,tp-8254c329a92850f6"},
+		{"no title", sinks.Action{Key: "k", Target: "192.0.2.1", Score: 50, Severity: event.SeverityMedium}, "threatpipe: 192.0.2.1 scored 50 (medium)", "threatpipe,tp-8254c329a92850f6"},
+		{"no title, no severity", sinks.Action{Key: "k", Target: "2001:db8::1"}, "threatpipe: 2001:db8::1 scored 0 (unknown)", "threatpipe,tp-8254c329a92850f6"},
+		{"long title", sinks.Action{Key: "k", Target: "192.0.2.1", Title: long}, strings.Repeat("é", 254) + "…", "threatpipe,tp-8254c329a92850f6"},
+		{"tag sanitising", sinks.Action{Key: "k", Target: "192.0.2.1", Title: "t", Tags: []string{"known scanner", "  ", "tor", "tor", "threatpipe", "a\nb", "tp-8254c329a92850f6"}},
+			"t", "threatpipe,tp-8254c329a92850f6,known-scanner,tor,a-b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,10 +3,6 @@ package pagerduty
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
@@ -27,8 +23,7 @@ type Config struct {
 	RoutingKey         config.Secret `env:"ROUTING_KEY" desc:"Integration key (32 characters) of the PagerDuty service's Events API v2 integration. Without it the sink is off." secret:"true"`
 	RoutingKeyFromFile config.Secret `env:"ROUTING_KEY_FILE,file" desc:"File holding the PagerDuty integration key (instead of THREATPIPE_SINK_PAGERDUTY_ROUTING_KEY)." secret:"true"`
 	URL                string        `env:"URL" envDefault:"https://events.pagerduty.com/v2/enqueue" desc:"Events API v2 enqueue URL: https://events.eu.pagerduty.com/v2/enqueue for the EU service region; http is accepted only for loopback (tests, simulators)."`
-	AttemptTimeout     time.Duration `env:"ATTEMPT_TIMEOUT" envDefault:"10s" desc:"Timeout of one request to PagerDuty."`
-	RetryBudget        time.Duration `env:"RETRY_BUDGET" envDefault:"30s" desc:"Longest one event may take, retries and waits (Retry-After) included."`
+	sinkhttp.PolicyConfig
 }
 
 // Resolve applies THREATPIPE_SINK_PAGERDUTY_ROUTING_KEY_FILE and validates, naming variables.
@@ -45,14 +40,11 @@ func (c *Config) Resolve() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := checkURL(c.URL); err != nil {
+	if err := sinkhttp.CheckBaseURL(EnvPrefix+"URL", c.URL); err != nil {
 		errs = append(errs, err)
 	}
-	if c.AttemptTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("%sATTEMPT_TIMEOUT: must be greater than zero", EnvPrefix))
-	}
-	if c.RetryBudget < c.AttemptTimeout {
-		errs = append(errs, fmt.Errorf("%sRETRY_BUDGET: must be at least %sATTEMPT_TIMEOUT (%s)", EnvPrefix, EnvPrefix, c.AttemptTimeout))
+	if err := c.PolicyConfig.Validate(EnvPrefix); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -61,8 +53,9 @@ func (c *Config) Resolve() error {
 func (c *Config) Configured() bool { return c.RoutingKey != "" }
 
 func (c *Config) policy() sinkhttp.Policy {
-	// Answers are a few hundred bytes of JSON.
-	return sinkhttp.Policy{AttemptTimeout: c.AttemptTimeout, RetryBudget: c.RetryBudget, MaxBody: 64 << 10}
+	p := c.Policy()
+	p.MaxBody = 64 << 10 // answers are a few hundred bytes of JSON
+	return p
 }
 
 // checkRoutingKey accepts 32 letters and digits: integration keys are hex, event orchestration
@@ -77,35 +70,4 @@ func checkRoutingKey(k string) error {
 		}
 	}
 	return nil
-}
-
-func checkURL(raw string) error {
-	name := EnvPrefix + "URL"
-	u, err := url.Parse(raw)
-	switch {
-	case raw == "":
-		return fmt.Errorf("%s: must not be empty", name)
-	case err != nil:
-		return fmt.Errorf("%s: %q is not a URL", name, raw)
-	case u.User != nil:
-		return fmt.Errorf("%s: must not contain user information", name)
-	case u.Host == "":
-		return fmt.Errorf("%s: %q must be an absolute https URL", name, raw)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	default:
-		return fmt.Errorf("%s: %q must be an https URL (http is allowed only to loopback addresses)", name, raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%s: %q must not have a query or fragment", name, raw)
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -220,23 +220,6 @@ func describeError(body string) string {
 	return cut(strings.Join(kept, ": "), 300)
 }
 
-// redact cuts the routing key out of s, also when s ends in a key cut short (sinkhttp
-// truncates error bodies and adds "...").
-func redact(s, key string) string {
-	if key == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, key, "[redacted]")
-	body := strings.TrimSuffix(s, "...")
-	tail := s[len(body):]
-	for n := len(key) - 1; n >= 4; n-- {
-		if strings.HasSuffix(body, key[:n]) {
-			return body[:len(body)-n] + "[redacted]" + tail
-		}
-	}
-	return s
-}
-
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

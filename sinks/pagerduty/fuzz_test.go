@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
 )
 
 // FuzzDecodeAccepted checks the success decoder on arbitrary bodies: no panic, and an accepted
@@ -39,8 +41,8 @@ func FuzzDescribeError(f *testing.F) {
 		if utf8.RuneCountInString(got) > 300 || strings.ContainsAny(got, "\r\n") || !utf8.ValidString(got) {
 			t.Fatalf("describeError(%q) = %q", body, got)
 		}
-		if r := redact(got, testKey); strings.Contains(r, testKey) {
-			t.Fatalf("redact left the key in %q", r)
+		if r := sinkhttp.Redact(got, testKey); strings.Contains(r, testKey) {
+			t.Fatalf("Redact left the key in %q", r)
 		}
 	})
 }

@@ -58,13 +58,13 @@ func New(cfg *Config, hc *http.Client) (*Sink, error) {
 	if err := checkRoutingKey(cfg.RoutingKey.Reveal()); err != nil {
 		return nil, err
 	}
-	if err := checkURL(cfg.URL); err != nil {
+	if err := sinkhttp.CheckBaseURL(EnvPrefix+"URL", cfg.URL); err != nil {
 		return nil, err
 	}
 	return &Sink{
 		key:    cfg.RoutingKey.Reveal(),
 		url:    cfg.URL,
-		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: cfg.policy()},
+		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: cfg.policy(), Secrets: []string{cfg.RoutingKey.Reveal()}},
 		now:    time.Now,
 	}, nil
 }
@@ -133,13 +133,13 @@ func (s *Sink) send(ctx context.Context, ev pdEvent) (string, error) {
 	if err != nil {
 		var se *sinkhttp.StatusError
 		if errors.As(err, &se) {
-			se.Body = redact(describeError(se.Body), s.key)
+			se.Body = describeError(se.Body) // the client has cut the key out
 		}
 		return "", err
 	}
 	ref, err := decodeAccepted(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("%s: HTTP %d: %s", Name, resp.Status, redact(err.Error(), s.key))
+		return "", fmt.Errorf("%s: HTTP %d: %s", Name, resp.Status, sinkhttp.Redact(err.Error(), s.key))
 	}
 	return ref, nil
 }

@@ -3,10 +3,7 @@ package servicenow
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
@@ -27,8 +24,7 @@ type Config struct {
 	Category         string        `env:"CATEGORY" envDefault:"security" desc:"Incident category (a choice value of incident.category); a step's category param overrides it."`
 	AssignmentGroup  string        `env:"ASSIGNMENT_GROUP" desc:"Default assignment group (sys_user_group sys_id) of created incidents; a step's assignment_group param overrides it."`
 	CallerID         string        `env:"CALLER_ID" desc:"Caller (sys_user sys_id) of created incidents; empty leaves it unset."`
-	AttemptTimeout   time.Duration `env:"ATTEMPT_TIMEOUT" envDefault:"10s" desc:"Timeout of one request to ServiceNow."`
-	RetryBudget      time.Duration `env:"RETRY_BUDGET" envDefault:"30s" desc:"Longest one action may take, retries and waits (Retry-After) included."`
+	sinkhttp.PolicyConfig
 }
 
 // Resolve applies the _FILE secrets and validates, naming variables. It is idempotent. Errors
@@ -55,16 +51,16 @@ func (c *Config) Resolve() error {
 		return errors.Join(errs...)
 	}
 	c.InstanceURL = strings.TrimRight(c.InstanceURL, "/")
-	if err := checkBaseURL(c.InstanceURL); err != nil {
-		add("INSTANCE_URL", "%v", err)
+	if err := sinkhttp.CheckBaseURL(EnvPrefix+"INSTANCE_URL", c.InstanceURL); err != nil {
+		errs = append(errs, err)
 	}
 	basic := c.Username != "" || c.Password != ""
 	switch {
 	case basic && c.Token != "":
 		add("TOKEN", "and THREATPIPE_SINK_SERVICENOW_USERNAME/_PASSWORD are both set: set one way to authenticate")
 	case c.Token != "":
-		if !headerSafe(c.Token.Reveal()) {
-			add("TOKEN", "contains whitespace or control characters (check the file or variable for stray characters)")
+		if err := sinkhttp.CheckHeaderSecret(EnvPrefix+"TOKEN", c.Token.Reveal()); err != nil {
+			errs = append(errs, err)
 		}
 	case !basic:
 		add("USERNAME", "set it and THREATPIPE_SINK_SERVICENOW_PASSWORD, or THREATPIPE_SINK_SERVICENOW_TOKEN")
@@ -92,21 +88,14 @@ func (c *Config) Resolve() error {
 			add("CALLER_ID", "%v", err)
 		}
 	}
-	if c.AttemptTimeout <= 0 {
-		add("ATTEMPT_TIMEOUT", "must be greater than zero")
-	}
-	if c.RetryBudget < c.AttemptTimeout {
-		add("RETRY_BUDGET", "must be at least THREATPIPE_SINK_SERVICENOW_ATTEMPT_TIMEOUT (%s)", c.AttemptTimeout)
+	if err := c.PolicyConfig.Validate(EnvPrefix); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
 // Configured reports whether an instance URL is set.
 func (c *Config) Configured() bool { return c.InstanceURL != "" }
-
-func (c *Config) policy() sinkhttp.Policy {
-	return sinkhttp.Policy{AttemptTimeout: c.AttemptTimeout, RetryBudget: c.RetryBudget}
-}
 
 // Bounds of the values set through configuration or params: a choice value, and a reference
 // (a sys_id, or a display value the instance looks up).
@@ -125,42 +114,4 @@ func checkValue(s string, max int) error {
 		return fmt.Errorf("%q contains control characters", s)
 	}
 	return nil
-}
-
-func headerSafe(s string) bool {
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// checkBaseURL accepts https URLs, and http only to loopback hosts (tests, simulators).
-func checkBaseURL(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%q is not a URL", raw)
-	case u.User != nil:
-		return errors.New("must not contain user information (use THREATPIPE_SINK_SERVICENOW_USERNAME and _PASSWORD)")
-	case u.Host == "":
-		return fmt.Errorf("%q must be an absolute https URL", raw)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	default:
-		return fmt.Errorf("%q must be an https URL (http is allowed only to loopback hosts)", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must not have a query or fragment", raw)
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -99,7 +99,7 @@ func TestConfigErrors(t *testing.T) {
 		set  map[string]string
 		want string
 	}{
-		{map[string]string{"INSTANCE_URL": "http://instance.service-now.com"}, "INSTANCE_URL: \"http://instance.service-now.com\" must be an https URL"},
+		{map[string]string{"INSTANCE_URL": "http://instance.service-now.com"}, "INSTANCE_URL: must be an https URL"},
 		{map[string]string{"INSTANCE_URL": "instance.service-now.com"}, "INSTANCE_URL"},
 		{map[string]string{"INSTANCE_URL": "https://admin:hunter2@instance.service-now.com"}, "INSTANCE_URL: must not contain user information"},
 		{map[string]string{"INSTANCE_URL": "https://instance.service-now.com/#x"}, "INSTANCE_URL"},

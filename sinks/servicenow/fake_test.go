@@ -27,6 +27,8 @@ type fakeNow struct {
 
 	mu        sync.Mutex
 	incidents map[string]string // sys_id -> number
+	corr      map[string]string // sys_id -> correlation_id
+	order     []string          // sys_ids, oldest first
 	next      int
 	queue     []reply
 	requests  []recorded
@@ -54,7 +56,7 @@ func fixture(t testing.TB, name string) []byte {
 
 func newFakeNow(t *testing.T, auth string) *fakeNow {
 	t.Helper()
-	f := &fakeNow{t: t, auth: auth, incidents: map[string]string{}}
+	f := &fakeNow{t: t, auth: auth, incidents: map[string]string{}, corr: map[string]string{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -72,6 +74,25 @@ func (f *fakeNow) recorded() []recorded {
 	return append([]recorded(nil), f.requests...)
 }
 
+// add stores an incident as if created earlier (by another replica, say); it returns its sys_id.
+func (f *fakeNow) add(correlationID string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.insert(correlationID)
+}
+
+// insert stores a new incident; f.mu is held.
+func (f *fakeNow) insert(correlationID string) string {
+	f.next++
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	sysID := hex.EncodeToString(id)
+	f.incidents[sysID] = fmt.Sprintf("INC%07d", 10000+f.next)
+	f.corr[sysID] = correlationID
+	f.order = append(f.order, sysID)
+	return sysID
+}
+
 func nowError(w http.ResponseWriter, status int, message, detail string) {
 	b, _ := json.Marshal(map[string]any{"error": map[string]string{"message": message, "detail": detail}, "status": "failure"})
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
@@ -79,7 +100,11 @@ func nowError(w http.ResponseWriter, status int, message, detail string) {
 	_, _ = w.Write(b)
 }
 
-var recordPathRE = regexp.MustCompile(`^/api/now/table/incident/([0-9a-f]{32})$`)
+var (
+	recordPathRE = regexp.MustCompile(`^/api/now/table/incident/([0-9a-f]{32})$`)
+	// findQueryRE is the one encoded query Find may send.
+	findQueryRE = regexp.MustCompile(`^correlation_id=(threatpipe:[0-9a-f]{32})\^ORDERBYsys_created_on$`)
+)
 
 func (f *fakeNow) serve(w http.ResponseWriter, r *http.Request) {
 	body := new(bytes.Buffer)
@@ -88,6 +113,8 @@ func (f *fakeNow) serve(w http.ResponseWriter, r *http.Request) {
 	f.requests = append(f.requests, recorded{method: r.Method, path: r.URL.EscapedPath(), query: r.URL.RawQuery, body: body.Bytes()})
 	f.mu.Unlock()
 
+	q := r.URL.Query()
+	get := r.Method == http.MethodGet
 	switch {
 	case r.Header.Get("Authorization") != f.auth:
 		nowError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
@@ -95,22 +122,36 @@ func (f *fakeNow) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Header.Get("Accept") != "application/json":
 		nowError(w, http.StatusNotAcceptable, "Requested response format is not supported", "Accept: "+r.Header.Get("Accept"))
 		return
-	case r.Header.Get("Content-Type") != "application/json":
+	case get && (body.Len() > 0 || r.Header.Get("Content-Type") != ""):
+		nowError(w, http.StatusBadRequest, "Invalid request", "a GET carries no body")
+		return
+	case !get && r.Header.Get("Content-Type") != "application/json":
 		nowError(w, http.StatusUnsupportedMediaType, "Request body format is not supported", "Content-Type: "+r.Header.Get("Content-Type"))
 		return
-	case r.URL.Query().Get("sysparm_fields") != "sys_id,number" || len(r.URL.Query()) != 1:
+	case q.Get("sysparm_fields") != "sys_id,number" || len(q["sysparm_fields"]) != 1:
+		nowError(w, http.StatusBadRequest, "Invalid query", "unexpected query "+r.URL.RawQuery)
+		return
+	case !get && len(q) != 1,
+		get && (len(q) != 3 || len(q["sysparm_query"]) != 1 || !findQueryRE.MatchString(q.Get("sysparm_query")) || q.Get("sysparm_limit") != "1"):
 		nowError(w, http.StatusBadRequest, "Invalid query", "unexpected query "+r.URL.RawQuery)
 		return
 	}
 
-	var sysID string
+	var sysID, correlation string
 	m := recordPathRE.FindStringSubmatch(r.URL.EscapedPath())
 	switch {
+	case r.URL.EscapedPath() == IncidentPath && get:
+		correlation = findQueryRE.FindStringSubmatch(q.Get("sysparm_query"))[1]
 	case r.URL.EscapedPath() == IncidentPath && r.Method == http.MethodPost:
 		if msg := checkIncident(body.Bytes()); msg != "" {
 			nowError(w, http.StatusBadRequest, "Exception while reading request", msg)
 			return
 		}
+		var inc struct {
+			CorrelationID string `json:"correlation_id"`
+		}
+		_ = json.Unmarshal(body.Bytes(), &inc)
+		correlation = inc.CorrelationID
 	case m != nil && r.Method == http.MethodPatch:
 		sysID = m[1]
 		var req struct {
@@ -147,6 +188,24 @@ func (f *fakeNow) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	if get {
+		// The answer's shape is testdata/list_200.json's, holding only the oldest match.
+		records := []map[string]string{}
+		total := 0
+		for _, id := range f.order {
+			if f.corr[id] == correlation {
+				if total == 0 {
+					records = append(records, map[string]string{"sys_id": id, "number": f.incidents[id]})
+				}
+				total++
+			}
+		}
+		b, _ := json.Marshal(map[string]any{"result": records})
+		w.Header().Set("X-Total-Count", fmt.Sprint(total))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(b)
+		return
+	}
 	if sysID != "" {
 		number, ok := f.incidents[sysID]
 		if !ok {
@@ -159,12 +218,8 @@ func (f *fakeNow) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b)
 		return
 	}
-	f.next++
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	sysID, number := hex.EncodeToString(id), fmt.Sprintf("INC%07d", 10000+f.next)
-	f.incidents[sysID] = number
-	b, _ := json.Marshal(map[string]any{"result": map[string]string{"sys_id": sysID, "number": number}})
+	sysID = f.insert(correlation)
+	b, _ := json.Marshal(map[string]any{"result": map[string]string{"sys_id": sysID, "number": f.incidents[sysID]}})
 	w.Header().Set("Location", f.srv.URL+IncidentPath+"/"+sysID)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = w.Write(b)

@@ -1,6 +1,8 @@
 package servicenow
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"strings"
@@ -83,15 +85,17 @@ func buildIncident(a *sinks.Action, o options) incident {
 		Category:           o.category,
 		AssignmentGroup:    o.assignmentGroup,
 		CallerID:           o.callerID,
-		CorrelationID:      correlationID(a.Target),
+		CorrelationID:      correlationID(a.Key),
 		CorrelationDisplay: CorrelationDisplay,
 	}
 }
 
-// correlationID is stable per indicator, so that incidents about one address can be found
-// (and correlated by other integrations) whatever the playbook or window.
-func correlationID(target string) string {
-	return truncate("threatpipe:"+oneLine(target, maxLine), maxCorrelation)
+// correlationID ties an incident to the Action.Key that opened it, so that Find can tell whether
+// an action happened: 128 bits of the key's SHA-256 keep it well inside the field whatever the
+// key's form.
+func correlationID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "threatpipe:" + hex.EncodeToString(sum[:16])
 }
 
 // description is the incident's plain-text description.

@@ -7,17 +7,23 @@
 //     when the action carries the Prior sys_id of an incident this sink opened for the same
 //     target within the playbook's window. The instance answers 404 for a record that was
 //     deleted (or that an ACL now hides); the sink then opens a new incident.
+//   - GET /api/now/table/incident?sysparm_query=correlation_id=<id>^ORDERBYsys_created_on
+//     &sysparm_fields=sys_id,number&sysparm_limit=1 (200 {"result":[{"sys_id","number"}]}) is
+//     Find: the incident an earlier Do with the same Action.Key opened, if any.
 //
-// Both calls ask for sysparm_fields=sys_id,number: the answer would otherwise carry the whole
+// Every call asks for sysparm_fields=sys_id,number: the answer would otherwise carry the whole
 // record. Requests use Basic auth (integration user) or an OAuth access token as a Bearer
-// token, with Accept and Content-Type application/json. Errors are
-// {"error":{"message","detail"},"status":"failure"}; sinkhttp retries 429 (honouring
+// token, with Accept application/json (and Content-Type application/json with a body). Errors
+// are {"error":{"message","detail"},"status":"failure"}; sinkhttp retries 429 (honouring
 // Retry-After) and 5xx within the retry budget and fails at once on other statuses.
 //
-// Incidents carry correlation_id "threatpipe:<address>" and correlation_display "threatpipe",
-// so that other integrations can find them. The Table API has no idempotency key: a create
-// whose answer is lost (a timeout or a 5xx after the insert) is retried and may leave a second
-// incident with the same correlation_id.
+// Incidents carry correlation_id "threatpipe:" + 32 hex digits of SHA-256(Action.Key) and
+// correlation_display "threatpipe"; the indicator is in the short description and description.
+// The Table API has no idempotency key: a create whose answer is lost (a timeout or a 5xx
+// after the insert) is retried and may leave a second incident with the same correlation_id.
+// Find guards the repeat after a crash; an incident an ACL hides from the integration user
+// looks absent to it. A work note leaves no trace Find can see; a repeated note action notes
+// again.
 package servicenow
 
 import (
@@ -27,12 +33,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/threatpipe/threatpipe/sinks"
@@ -58,21 +64,30 @@ const userAgent = "threatpipe"
 // fieldsQuery limits the answer to what the sink reads.
 var fieldsQuery = url.Values{"sysparm_fields": {"sys_id,number"}}.Encode()
 
+// findQuery is the query string of Find for one correlation id.
+func findQuery(correlationID string) string {
+	return url.Values{
+		"sysparm_query":  {"correlation_id=" + correlationID + "^ORDERBYsys_created_on"},
+		"sysparm_fields": {"sys_id,number"},
+		"sysparm_limit":  {"1"},
+	}.Encode()
+}
+
 var sysIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // Sink opens incidents and adds work notes to them. It is safe for concurrent use.
 type Sink struct {
-	cfg     Config
-	base    string
-	auth    string
-	secrets []string
-	client  *sinkhttp.Client
-	now     func() time.Time
+	cfg    Config
+	base   string
+	auth   string
+	client *sinkhttp.Client
+	now    func() time.Time
 }
 
 var (
 	_ sinks.Sink           = (*Sink)(nil)
 	_ sinks.ParamValidator = (*Sink)(nil)
+	_ sinks.Finder         = (*Sink)(nil)
 )
 
 // New builds the sink from a resolved, configured Config. hc may be nil (sinkhttp's default
@@ -91,16 +106,16 @@ func New(cfg *Config, hc *http.Client) (*Sink, error) {
 	s := &Sink{
 		cfg:    c,
 		base:   c.InstanceURL,
-		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: c.policy()},
+		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: c.Policy()},
 		now:    time.Now,
 	}
 	if c.Token != "" {
 		s.auth = "Bearer " + c.Token.Reveal()
-		s.secrets = []string{c.Token.Reveal()}
+		s.client.Secrets = []string{c.Token.Reveal()}
 	} else {
 		cred := base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password.Reveal()))
 		s.auth = "Basic " + cred
-		s.secrets = []string{c.Password.Reveal(), cred}
+		s.client.Secrets = []string{c.Password.Reveal(), cred}
 	}
 	return s, nil
 }
@@ -167,6 +182,10 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 	if err != nil {
 		return sinks.Result{}, err
 	}
+	if a.Key == "" {
+		// The correlation_id, and so Find, derives from it.
+		return sinks.Result{}, errors.New("servicenow: action has no Key")
+	}
 	if a.Prior == "" {
 		return s.create(ctx, a, o)
 	}
@@ -181,7 +200,7 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 		}
 		return sinks.Result{Ref: a.Prior, Detail: detail}, nil
 	}
-	if !isStatus(err, http.StatusNotFound) {
+	if !sinkhttp.IsStatus(err, http.StatusNotFound) {
 		return sinks.Result{}, err
 	}
 	res, err := s.create(ctx, a, o)
@@ -198,9 +217,9 @@ func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Re
 	if err != nil {
 		return sinks.Result{}, fmt.Errorf("servicenow: %s: %w", op, err)
 	}
-	resp, err := s.client.Do(ctx, s.request(http.MethodPost, IncidentPath, body))
+	resp, err := s.client.Do(ctx, s.request(http.MethodPost, IncidentPath, fieldsQuery, body))
 	if err != nil {
-		return sinks.Result{}, s.fail(op, err)
+		return sinks.Result{}, fmt.Errorf("%s: %w", op, err)
 	}
 	sysID, number, err := decodeResult(resp.Body)
 	if err != nil {
@@ -219,42 +238,53 @@ func (s *Sink) note(ctx context.Context, a *sinks.Action) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("servicenow: %s: %w", op, err)
 	}
-	resp, err := s.client.Do(ctx, s.request(http.MethodPatch, IncidentPath+"/"+a.Prior, body))
+	resp, err := s.client.Do(ctx, s.request(http.MethodPatch, IncidentPath+"/"+a.Prior, fieldsQuery, body))
 	if err != nil {
-		return "", s.fail(op, err)
+		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	// The note is recorded once the instance answers 2xx; the body only adds the number.
 	_, number, _ := decodeResult(resp.Body)
 	return number, nil
 }
 
-// request builds one attempt's request; the body is re-read on every attempt.
-func (s *Sink) request(method, path string, body []byte) func(context.Context) (*http.Request, error) {
+// Find implements sinks.Finder: the sys_id of the incident an earlier Do with a.Key opened (the
+// oldest, should there be several), found by its correlation_id.
+func (s *Sink) Find(ctx context.Context, a *sinks.Action) (string, bool, error) {
+	if a == nil || a.Key == "" {
+		return "", false, errors.New("servicenow: find: action has no Key")
+	}
+	const op = "query incidents by correlation_id"
+	resp, err := s.client.Do(ctx, s.request(http.MethodGet, IncidentPath, findQuery(correlationID(a.Key)), nil))
+	if err != nil {
+		return "", false, fmt.Errorf("%s: %w", op, err)
+	}
+	sysID, found, err := decodeList(resp.Body)
+	if err != nil {
+		return "", false, fmt.Errorf("servicenow: %s: HTTP %d: %w", op, resp.Status, err)
+	}
+	return sysID, found, nil
+}
+
+// request builds one attempt's request; a body (nil for none) is re-read on every attempt.
+func (s *Sink) request(method, path, query string, body []byte) func(context.Context) (*http.Request, error) {
+	u := s.base + path + "?" + query
 	return func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, method, s.base+path+"?"+fieldsQuery, bytes.NewReader(body))
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("Authorization", s.auth)
 		req.Header.Set("Accept", "application/json")
-		req.Header.Set("Content-Type", "application/json")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
 	}
-}
-
-// fail names the operation and cuts credentials out of an echoed response body.
-func (s *Sink) fail(op string, err error) error {
-	var se *sinkhttp.StatusError
-	if errors.As(err, &se) {
-		se.Body = redact(se.Body, s.secrets)
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
-
-func isStatus(err error, status int) bool {
-	var se *sinkhttp.StatusError
-	return errors.As(err, &se) && se.Status == status
 }
 
 // seenAt is when the indicator was seen again: the event's observation time, else now.
@@ -293,24 +323,25 @@ func decodeResult(body []byte) (sysID, number string, err error) {
 	return r.Result.SysID, number, nil
 }
 
-// redact replaces each secret in s, including a secret's leading part that sinkhttp's
-// truncation left at the end of s ("...").
-func redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) < 4 {
-			continue
-		}
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-		body, cut := strings.CutSuffix(s, "...")
-		if !cut {
-			continue
-		}
-		for n := len(sec) - 1; n >= 4; n-- {
-			if strings.HasSuffix(body, sec[:n]) {
-				s = body[:len(body)-n] + "[redacted]..."
-				break
-			}
-		}
+// decodeList reads the first record of {"result":[{"sys_id","number"},...]}, the Table API's
+// answer to a GET on a table. An empty result is "not found"; an answer without a result array,
+// or whose first record has no sys_id, is an error.
+func decodeList(body []byte) (sysID string, found bool, err error) {
+	var r struct {
+		Result *[]struct {
+			SysID string `json:"sys_id"`
+		} `json:"result"`
 	}
-	return s
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", false, fmt.Errorf("unreadable response: %w", err)
+	}
+	switch {
+	case r.Result == nil:
+		return "", false, errors.New("response has no result array")
+	case len(*r.Result) == 0:
+		return "", false, nil
+	case !sysIDRE.MatchString((*r.Result)[0].SysID):
+		return "", false, errors.New("response has a record without sys_id")
+	}
+	return (*r.Result)[0].SysID, true, nil
 }

@@ -31,7 +31,7 @@ func basic(user, password string) string {
 func testConfig(instanceURL string) *Config {
 	return &Config{
 		InstanceURL: instanceURL, Username: testUser, Password: config.Secret(testPassword), Category: "security",
-		AttemptTimeout: 2 * time.Second, RetryBudget: 5 * time.Second,
+		PolicyConfig: sinkhttp.PolicyConfig{AttemptTimeout: 2 * time.Second, RetryBudget: 5 * time.Second},
 	}
 }
 
@@ -92,7 +92,7 @@ func TestDoCreate(t *testing.T) {
 				t.Fatalf("result %+v", res)
 			}
 			inc := decodeIncident(t, reqs[0].body)
-			if inc.Urgency != "1" || inc.Impact != "1" || inc.Category != "security" || inc.CorrelationID != "threatpipe:203.0.113.7" ||
+			if inc.Urgency != "1" || inc.Impact != "1" || inc.Category != "security" || inc.CorrelationID != correlationID(testAction().Key) ||
 				inc.AssignmentGroup != "" || inc.CallerID != "" {
 				t.Fatalf("incident %+v", inc)
 			}
@@ -251,7 +251,7 @@ func TestDoWrongCredentialsRejected(t *testing.T) {
 	f := newFakeNow(t, basic(testUser, testPassword))
 	cfg := testConfig(f.srv.URL)
 	cfg.Password = "wrong-password"
-	if _, err := newTestSink(t, cfg).Do(context.Background(), testAction()); !isStatus(err, 401) {
+	if _, err := newTestSink(t, cfg).Do(context.Background(), testAction()); !sinkhttp.IsStatus(err, 401) {
 		t.Fatalf("err %v", err)
 	}
 }

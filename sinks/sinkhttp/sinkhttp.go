@@ -1,7 +1,9 @@
 // Package sinkhttp is the outbound HTTP client every HTTP sink shares: a per-attempt timeout, a
 // bounded retry budget with exponential backoff (cenkalti/backoff/v4) that honours Retry-After,
 // bounded response bodies, and errors that say what the far end answered without leaking
-// credentials.
+// credentials. It also holds what every HTTP sink's configuration has in common: the
+// ATTEMPT_TIMEOUT and RETRY_BUDGET variables (PolicyConfig) and the endpoint URL check
+// (CheckURL, CheckBaseURL).
 package sinkhttp
 
 import (
@@ -13,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v4"
 )
@@ -84,6 +87,12 @@ func (e *StatusError) Retryable() bool {
 		e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
+// IsStatus reports whether err is, or wraps, a StatusError with the given status.
+func IsStatus(err error, status int) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Status == status
+}
+
 // Response is a successful (2xx) answer.
 type Response struct {
 	Status int
@@ -96,15 +105,23 @@ type Client struct {
 	Sink   string
 	HTTP   *http.Client
 	Policy Policy
+	// Secrets are the credentials the requests carry (tokens, passwords, encoded Basic
+	// credentials). A far end may echo them in an error body; they are cut out of
+	// StatusError.Body before it is shortened.
+	Secrets []string
 }
 
 // Do sends the request newReq builds (called once per attempt, so bodies are fresh) and retries
 // network errors and retryable statuses until the retry budget runs out; a Retry-After longer
 // than the remaining budget ends the retries at once. Other statuses fail at once as a
 // *StatusError. The request is sent with the attempt's context.
+//
+// When ctx ends (the caller cancelled, or its deadline passed) the error wraps ctx.Err(), so
+// that errors.Is(err, context.Canceled) tells a shutdown from a far end that kept failing.
 func (c *Client) Do(ctx context.Context, newReq func(ctx context.Context) (*http.Request, error)) (*Response, error) {
 	pol := c.Policy.withDefaults()
-	ctx, cancel := context.WithTimeout(ctx, pol.RetryBudget)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(parent, pol.RetryBudget)
 	defer cancel()
 
 	b := backoff.NewExponentialBackOff()
@@ -126,17 +143,37 @@ func (c *Client) Do(ctx context.Context, newReq func(ctx context.Context) (*http
 		} else if errors.Is(err, errNotRetryable) {
 			return nil, err
 		}
+		if parent.Err() != nil {
+			return nil, c.ended(parent, err)
+		}
 		if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
+			if pdl, ok := parent.Deadline(); ok && !pdl.After(dl) {
+				// The caller's deadline, not the budget, leaves no room for another attempt.
+				return nil, fmt.Errorf("%s: no time left before the context's deadline: %w; last attempt: %w",
+					c.Sink, context.DeadlineExceeded, err)
+			}
 			return nil, fmt.Errorf("retry budget of %s spent: %w", pol.RetryBudget, err)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if parent.Err() != nil {
+				return nil, c.ended(parent, err)
+			}
 			return nil, fmt.Errorf("retry budget of %s spent: %w", pol.RetryBudget, err)
 		case <-t.C:
 		}
 	}
+}
+
+// ended is the error of a Do whose caller's context ended: it wraps ctx.Err() and, when the last
+// attempt failed for another reason, that failure too.
+func (c *Client) ended(ctx context.Context, last error) error {
+	if errors.Is(last, ctx.Err()) {
+		return last
+	}
+	return fmt.Errorf("%s: %w; last attempt: %w", c.Sink, ctx.Err(), last)
 }
 
 // errNotRetryable marks failures no later attempt can fix (the request cannot be built).
@@ -170,29 +207,52 @@ func (c *Client) attempt(ctx context.Context, newReq func(context.Context) (*htt
 	}
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		return nil, &StatusError{
-			Sink: c.Sink, Status: res.StatusCode, Body: truncate(string(body), 300),
+			Sink: c.Sink, Status: res.StatusCode, Body: truncate(Redact(string(body), c.Secrets...), maxErrorBody),
 			RetryAfter: parseRetryAfter(res.Header.Get("Retry-After"), time.Now()),
 		}
 	}
 	return &Response{Status: res.StatusCode, Header: res.Header, Body: body}, nil
 }
 
+// maxErrorBody bounds StatusError.Body, in bytes (before the truncation mark).
+const maxErrorBody = 300
+
+// truncMark ends a body truncate cut.
+const truncMark = "..."
+
+// truncate cuts s to at most n bytes, at a character boundary, and marks the cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	// s[cut] is the first byte left out: back off to the start of its character. A character
+	// is at most UTFMax bytes; past that the text is not UTF-8 and is cut at n.
+	cut := n
+	for cut > 0 && cut > n-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if !utf8.RuneStart(s[cut]) {
+		cut = n
+	}
+	return s[:cut] + truncMark
 }
+
+// maxRetryAfter caps a Retry-After: a huge value must not overflow into a short wait.
+const maxRetryAfter = 1 << 31 * time.Second
 
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		return time.Duration(min(max(secs, 0), 1<<31)) * time.Second // capped: a huge value must not overflow into a short wait
+	// A value too large for int64 is as good as infinite (the cap), not absent.
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if secs >= int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(max(secs, 0)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

@@ -3,6 +3,7 @@ package sinkhttp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // secretPath and secretQuery stand for a webhook credential in the URL; no error may show them.
@@ -325,9 +327,177 @@ func TestParseRetryAfter(t *testing.T) {
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 		{"9300000000", 1 << 31 * time.Second}, // capped, never overflowing into a short wait
 		{"9999999999999", 1 << 31 * time.Second},
+		{"99999999999999999999999", 1 << 31 * time.Second}, // too large for an int64: the cap, not absent
+		{"-99999999999999999999999", 0},
+		{"Sun, 01 Nov 2097 00:00:00 GMT", 1 << 31 * time.Second}, // a date past the cap
+		{"2147483648", 1 << 31 * time.Second},
+		{"2147483647", (1<<31 - 1) * time.Second},
 	} {
 		if got := parseRetryAfter(tt.in, now); got != tt.want {
 			t.Errorf("parseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRetryAfterTooLargeForIntGivesUpAtOnce(t *testing.T) {
+	srv, n := server(t, func(_ int64, w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "99999999999999999999999")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	c := &Client{Sink: "test", Policy: fast(2 * time.Second)}
+	start := time.Now()
+	_, err := c.Do(context.Background(), post(srv.URL))
+	if el := time.Since(start); el > time.Second || n.Load() != 1 {
+		t.Fatalf("%d attempts in %s: the huge Retry-After was read as absent", n.Load(), el)
+	}
+	if err == nil || !strings.Contains(err.Error(), "retry budget") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"abcdefghijk", 10, "abcdefghij..."},
+		{"abcdefghié", 10, "abcdefghi..."}, // é is 2 bytes, starting at byte 9
+		{"abcdefgh€x", 10, "abcdefgh..."},  // € is 3 bytes, starting at byte 8
+		{"abcdefg😀x", 10, "abcdefg..."},    // 4 bytes, starting at byte 7
+		{"abcdefghi😀", 10, "abcdefghi..."}, // the cut falls before the character
+		// Not UTF-8: cut at n.
+		{"ab" + strings.Repeat("\x80", 12), 10, "ab" + strings.Repeat("\x80", 8) + "..."},
+	} {
+		got := truncate(tt.in, tt.n)
+		if got != tt.want {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+		if len(got) > tt.n+len(truncMark) {
+			t.Errorf("truncate(%q, %d) is %d bytes", tt.in, tt.n, len(got))
+		}
+		if utf8.ValidString(tt.in) && !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q split a character", tt.in, tt.n, got)
+		}
+	}
+}
+
+func TestErrorBodyCutAtCharacter(t *testing.T) {
+	body := strings.Repeat("é", 400) // 800 bytes; byte 300 starts a character, 299 does not
+	for _, pad := range []string{"", "x"} {
+		srv, _ := server(t, func(_ int64, w http.ResponseWriter) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, pad+body)
+		})
+		_, err := (&Client{Sink: "test", Policy: fast(time.Second)}).Do(context.Background(), post(srv.URL))
+		var se *StatusError
+		if !errors.As(err, &se) || !utf8.ValidString(se.Body) || !strings.HasSuffix(se.Body, "...") || len(se.Body) > 303 {
+			t.Fatalf("pad %q: body %q", pad, se.Body)
+		}
+	}
+}
+
+func TestSecretsCutFromErrorBody(t *testing.T) {
+	const secret = "s3cret-t0ken-0123456789"
+	for _, body := range []string{
+		`{"error":"bad token ` + secret + `"}`,
+		strings.Repeat("x", 290) + secret, // straddles the 300-byte cut
+		strings.Repeat("x", 400) + secret, // past the cut
+	} {
+		srv, _ := server(t, func(_ int64, w http.ResponseWriter) {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, body)
+		})
+		c := &Client{Sink: "test", Policy: fast(time.Second), Secrets: []string{"", secret}}
+		_, err := c.Do(context.Background(), post(srv.URL))
+		var se *StatusError
+		if !errors.As(err, &se) || strings.Contains(se.Body, secret[:4]) {
+			t.Fatalf("body %q", se.Body)
+		}
+	}
+}
+
+// A caller that cancels (a shutdown) is told so, not that the far end used up the budget.
+func TestCallerCancelReported(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		answer func(int64, http.ResponseWriter)
+	}{
+		{"while waiting to retry", func(_ int64, w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}},
+		{"during an attempt", func(_ int64, w http.ResponseWriter) {
+			time.Sleep(500 * time.Millisecond)
+			w.WriteHeader(http.StatusOK)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := server(t, tt.answer)
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(100*time.Millisecond, cancel)
+			c := &Client{Sink: "test", Policy: fast(30 * time.Second)}
+			start := time.Now()
+			_, err := c.Do(ctx, post(srv.URL))
+			if el := time.Since(start); el > time.Second {
+				t.Fatalf("returned %s after the cancel", el)
+			}
+			if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "retry budget") {
+				t.Fatalf("error %v", err)
+			}
+			if !strings.HasPrefix(err.Error(), "test: ") {
+				t.Errorf("error %q does not name the sink", err)
+			}
+		})
+	}
+	// Already cancelled: one attempt at most, and the cancellation is what is reported.
+	srv, _ := server(t, func(_ int64, w http.ResponseWriter) { w.WriteHeader(http.StatusBadGateway) })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := (&Client{Sink: "test", Policy: fast(30 * time.Second)}).Do(ctx, post(srv.URL))
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "retry budget") {
+		t.Fatalf("pre-cancelled: %v", err)
+	}
+}
+
+func TestCallerDeadlineReported(t *testing.T) {
+	srv, n := server(t, func(_ int64, w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c := &Client{Sink: "test", Policy: fast(30 * time.Second)}
+	start := time.Now()
+	_, err := c.Do(ctx, post(srv.URL))
+	if el := time.Since(start); el > 500*time.Millisecond || n.Load() != 1 {
+		t.Fatalf("%d attempts in %s: waited for a retry the deadline does not allow", n.Load(), el)
+	}
+	var se *StatusError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable ||
+		strings.Contains(err.Error(), "retry budget") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestIsStatus(t *testing.T) {
+	se := &StatusError{Sink: "test", Status: http.StatusNotFound}
+	for _, tt := range []struct {
+		err    error
+		status int
+		want   bool
+	}{
+		{se, 404, true},
+		{fmt.Errorf("comment on SOC-1: %w", se), 404, true},
+		{fmt.Errorf("retry budget of 30s spent: %w", &StatusError{Status: 503}), 503, true},
+		{se, 410, false},
+		{errors.New("HTTP 404"), 404, false},
+		{nil, 404, false},
+	} {
+		if got := IsStatus(tt.err, tt.status); got != tt.want {
+			t.Errorf("IsStatus(%v, %d) = %v", tt.err, tt.status, got)
 		}
 	}
 }

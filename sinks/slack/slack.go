@@ -57,7 +57,7 @@ func New(cfg *Config, hc *http.Client) (*Sink, error) {
 	if cfg.WebhookURL == "" {
 		return nil, fmt.Errorf("%sWEBHOOK_URL (or %sWEBHOOK_URL_FILE) is not set", EnvPrefix, EnvPrefix)
 	}
-	if err := checkWebhookURL(cfg.WebhookURL.Reveal()); err != nil {
+	if err := sinkhttp.CheckURL(EnvPrefix+"WEBHOOK_URL", cfg.WebhookURL.Reveal()); err != nil {
 		return nil, err
 	}
 	return &Sink{

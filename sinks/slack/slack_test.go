@@ -39,7 +39,7 @@ func testAction() *sinks.Action {
 
 func newTestSink(t *testing.T, srvURL string, budget time.Duration) *Sink {
 	t.Helper()
-	cfg := &Config{WebhookURL: config.Secret(srvURL + webhookPath), AttemptTimeout: min(2*time.Second, budget), RetryBudget: budget}
+	cfg := &Config{WebhookURL: config.Secret(srvURL + webhookPath), PolicyConfig: sinkhttp.PolicyConfig{AttemptTimeout: min(2*time.Second, budget), RetryBudget: budget}}
 	if err := cfg.Resolve(); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestErrorsNeverShowTheWebhookURL(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		return false
 	})
-	cfg := &Config{WebhookURL: config.Secret(srv.URL + webhookPath), AttemptTimeout: 50 * time.Millisecond, RetryBudget: 200 * time.Millisecond}
+	cfg := &Config{WebhookURL: config.Secret(srv.URL + webhookPath), PolicyConfig: sinkhttp.PolicyConfig{AttemptTimeout: 50 * time.Millisecond, RetryBudget: 200 * time.Millisecond}}
 	s, err = New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

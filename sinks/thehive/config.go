@@ -3,10 +3,7 @@ package thehive
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
@@ -31,8 +28,7 @@ type Config struct {
 	Organisation   string        `env:"ORGANISATION" desc:"Organisation alerts are created in (X-Organisation header); empty uses the user's default organisation."`
 	TLP            int           `env:"TLP" envDefault:"2" desc:"TLP of created alerts: 0 clear, 1 green, 2 amber, 3 amber+strict, 4 red; a step's tlp param overrides it."`
 	PAP            int           `env:"PAP" envDefault:"2" desc:"PAP of created alerts: 0 clear, 1 green, 2 amber, 3 red; a step's pap param overrides it."`
-	AttemptTimeout time.Duration `env:"ATTEMPT_TIMEOUT" envDefault:"10s" desc:"Timeout of one request to TheHive."`
-	RetryBudget    time.Duration `env:"RETRY_BUDGET" envDefault:"30s" desc:"Longest one action may take, retries and waits (Retry-After) included."`
+	sinkhttp.PolicyConfig
 }
 
 // Resolve applies THREATPIPE_SINK_THEHIVE_API_KEY_FILE and validates, naming variables. It is
@@ -54,14 +50,16 @@ func (c *Config) Resolve() error {
 		return errors.Join(errs...)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if err := checkBaseURL(c.BaseURL); err != nil {
-		add("BASE_URL", "%v", err)
+	if err := sinkhttp.CheckBaseURL(EnvPrefix+"BASE_URL", c.BaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	switch {
 	case c.APIKey == "":
 		add("API_KEY", "must be set (or THREATPIPE_SINK_THEHIVE_API_KEY_FILE)")
-	case !headerSafe(c.APIKey.Reveal()):
-		add("API_KEY", "contains whitespace or control characters (check the file or variable for stray characters)")
+	default:
+		if err := sinkhttp.CheckHeaderSecret(EnvPrefix+"API_KEY", c.APIKey.Reveal()); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Organisation != "" && (len(c.Organisation) > 128 || strings.ContainsFunc(c.Organisation, unicode.IsControl)) {
 		add("ORGANISATION", "%q is not an organisation name", c.Organisation)
@@ -72,56 +70,11 @@ func (c *Config) Resolve() error {
 	if c.PAP < 0 || c.PAP > maxPAP {
 		add("PAP", "%d is not 0 to %d", c.PAP, maxPAP)
 	}
-	if c.AttemptTimeout <= 0 {
-		add("ATTEMPT_TIMEOUT", "must be greater than zero")
-	}
-	if c.RetryBudget < c.AttemptTimeout {
-		add("RETRY_BUDGET", "must be at least THREATPIPE_SINK_THEHIVE_ATTEMPT_TIMEOUT (%s)", c.AttemptTimeout)
+	if err := c.PolicyConfig.Validate(EnvPrefix); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
 // Configured reports whether a TheHive URL is set.
 func (c *Config) Configured() bool { return c.BaseURL != "" }
-
-func (c *Config) policy() sinkhttp.Policy {
-	return sinkhttp.Policy{AttemptTimeout: c.AttemptTimeout, RetryBudget: c.RetryBudget}
-}
-
-func headerSafe(s string) bool {
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// checkBaseURL accepts https URLs, and http only to loopback hosts (tests, simulators).
-func checkBaseURL(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%q is not a URL", raw)
-	case u.User != nil:
-		return errors.New("must not contain user information (the key goes in THREATPIPE_SINK_THEHIVE_API_KEY)")
-	case u.Host == "":
-		return fmt.Errorf("%q must be an absolute https URL", raw)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	default:
-		return fmt.Errorf("%q must be an https URL (http is allowed only to loopback hosts)", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must not have a query or fragment", raw)
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

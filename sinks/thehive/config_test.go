@@ -88,7 +88,7 @@ func TestConfigErrors(t *testing.T) {
 		set  map[string]string
 		want string
 	}{
-		{map[string]string{"BASE_URL": "http://thehive.example"}, "BASE_URL: \"http://thehive.example\" must be an https URL"},
+		{map[string]string{"BASE_URL": "http://thehive.example"}, "BASE_URL: must be an https URL"},
 		{map[string]string{"BASE_URL": "thehive.example"}, "BASE_URL"},
 		{map[string]string{"BASE_URL": "https://u:hunter2@thehive.example"}, "BASE_URL: must not contain user information"},
 		{map[string]string{"BASE_URL": "https://thehive.example/?a=b"}, "BASE_URL"},

@@ -13,7 +13,8 @@
 // (a CreateError "... already exist in organisation ..."): that is a create repeated after its
 // answer was lost. The sink then looks the alert up with POST /api/v1/query (listAlert
 // filtered on type, source and sourceRef) and returns it, so Do stays idempotent for one
-// Action.Key; if the lookup finds nothing, Do fails with an error saying so.
+// Action.Key; if the lookup finds nothing, Do fails with an error saying so. Find is the same
+// lookup. A comment leaves no trace Find can see; a repeated comment action comments again.
 //
 // Requests carry Authorization: Bearer <API key>, X-Organisation when configured, and Accept
 // and Content-Type application/json. Errors are {"type": "AuthenticationError", "message":
@@ -69,7 +70,6 @@ type Sink struct {
 	cfg    Config
 	base   string
 	auth   string
-	key    string
 	client *sinkhttp.Client
 	now    func() time.Time
 }
@@ -77,6 +77,7 @@ type Sink struct {
 var (
 	_ sinks.Sink           = (*Sink)(nil)
 	_ sinks.ParamValidator = (*Sink)(nil)
+	_ sinks.Finder         = (*Sink)(nil)
 )
 
 // New builds the sink from a resolved, configured Config. hc may be nil (sinkhttp's default
@@ -96,8 +97,7 @@ func New(cfg *Config, hc *http.Client) (*Sink, error) {
 		cfg:    c,
 		base:   c.BaseURL,
 		auth:   "Bearer " + c.APIKey.Reveal(),
-		key:    c.APIKey.Reveal(),
-		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: c.policy()},
+		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: c.Policy(), Secrets: []string{c.APIKey.Reveal()}},
 		now:    time.Now,
 	}, nil
 }
@@ -182,7 +182,7 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 	if err == nil {
 		return sinks.Result{Ref: a.Prior, Detail: "commented on " + a.Prior}, nil
 	}
-	if !isStatus(err, http.StatusNotFound) {
+	if !sinkhttp.IsStatus(err, http.StatusNotFound) {
 		return sinks.Result{}, err
 	}
 	res, err := s.create(ctx, a, o)
@@ -203,9 +203,12 @@ func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Re
 	resp, err := s.client.Do(ctx, s.request(http.MethodPost, AlertPath, "", body))
 	if err != nil {
 		if !isDuplicate(err) {
-			return sinks.Result{}, s.fail(op, err)
+			return sinks.Result{}, fmt.Errorf("%s: %w", op, err)
 		}
-		id, ferr := s.findBySourceRef(ctx, al.SourceRef)
+		id, found, ferr := s.findBySourceRef(ctx, al.SourceRef)
+		if ferr == nil && !found {
+			ferr = errors.New("no such alert is visible to this API key")
+		}
 		if ferr != nil {
 			return sinks.Result{}, fmt.Errorf("thehive: %s: TheHive already has an alert with sourceRef %s but looking it up failed: %w",
 				op, al.SourceRef, ferr)
@@ -226,30 +229,40 @@ func (s *Sink) comment(ctx context.Context, a *sinks.Action) error {
 	}
 	path := AlertPath + "/" + url.PathEscape(a.Prior) + "/comment"
 	if _, err := s.client.Do(ctx, s.request(http.MethodPost, path, "", body)); err != nil {
-		return s.fail("comment on alert "+a.Prior, err)
+		return fmt.Errorf("comment on alert %s: %w", a.Prior, err)
 	}
 	return nil
 }
 
+// Find implements sinks.Finder: the id of the alert an earlier Do with a.Key opened, found by
+// its sourceRef. An alert in an organisation the API key cannot see looks absent.
+func (s *Sink) Find(ctx context.Context, a *sinks.Action) (string, bool, error) {
+	if a == nil || a.Key == "" {
+		return "", false, errors.New("thehive: find: action has no Key")
+	}
+	id, found, err := s.findBySourceRef(ctx, sourceRef(a.Key))
+	if err != nil {
+		return "", false, fmt.Errorf("thehive: find alert: %w", err)
+	}
+	return id, found, nil
+}
+
 // findBySourceRef returns the id of this sink's alert with sourceRef ref, through the query
 // API: listAlert, filtered on type, source and sourceRef, first page of one.
-func (s *Sink) findBySourceRef(ctx context.Context, ref string) (string, error) {
+func (s *Sink) findBySourceRef(ctx context.Context, ref string) (string, bool, error) {
 	body, err := json.Marshal(buildLookup(ref))
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	resp, err := s.client.Do(ctx, s.request(http.MethodPost, QueryPath, queryName, body))
 	if err != nil {
-		return "", s.fail("query alerts", err)
+		return "", false, fmt.Errorf("query alerts: %w", err)
 	}
 	ids, err := decodeAlertList(resp.Body)
-	if err != nil {
-		return "", err
+	if err != nil || len(ids) == 0 {
+		return "", false, err
 	}
-	if len(ids) == 0 {
-		return "", errors.New("no such alert is visible to this API key")
-	}
-	return ids[0], nil
+	return ids[0], true, nil
 }
 
 // request builds one attempt's request; the body is re-read on every attempt.
@@ -272,20 +285,6 @@ func (s *Sink) request(method, path, query string, body []byte) func(context.Con
 		}
 		return req, nil
 	}
-}
-
-// fail names the operation and cuts the key out of an echoed response body.
-func (s *Sink) fail(op string, err error) error {
-	var se *sinkhttp.StatusError
-	if errors.As(err, &se) {
-		se.Body = redact(se.Body, s.key)
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
-
-func isStatus(err error, status int) bool {
-	var se *sinkhttp.StatusError
-	return errors.As(err, &se) && se.Status == status
 }
 
 // isDuplicate reports TheHive's refusal of a second alert with the same type, source and
@@ -314,23 +313,4 @@ func seenAt(a *sinks.Action, now func() time.Time) time.Time {
 		}
 	}
 	return now()
-}
-
-// redact replaces the key in s, including its leading part that sinkhttp's truncation left at
-// the end of s ("...").
-func redact(s, key string) string {
-	if len(key) < 4 {
-		return s
-	}
-	s = strings.ReplaceAll(s, key, "[redacted]")
-	body, cut := strings.CutSuffix(s, "...")
-	if !cut {
-		return s
-	}
-	for n := len(key) - 1; n >= 4; n-- {
-		if strings.HasSuffix(body, key[:n]) {
-			return body[:len(body)-n] + "[redacted]..."
-		}
-	}
-	return s
 }

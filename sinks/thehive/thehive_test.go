@@ -23,7 +23,7 @@ var fixedNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 func testConfig(baseURL string) *Config {
 	return &Config{
 		BaseURL: baseURL, APIKey: config.Secret(testKey), TLP: 2, PAP: 2,
-		AttemptTimeout: 2 * time.Second, RetryBudget: 5 * time.Second,
+		PolicyConfig: sinkhttp.PolicyConfig{AttemptTimeout: 2 * time.Second, RetryBudget: 5 * time.Second},
 	}
 }
 
@@ -295,11 +295,11 @@ func TestDoWrongKeyOrOrganisationRejected(t *testing.T) {
 	cfg := testConfig(f.srv.URL)
 	cfg.Organisation = "SOC"
 	cfg.APIKey = "other-key"
-	if _, err := newTestSink(t, cfg).Do(context.Background(), testAction()); !isStatus(err, 401) {
+	if _, err := newTestSink(t, cfg).Do(context.Background(), testAction()); !sinkhttp.IsStatus(err, 401) {
 		t.Fatalf("wrong key: %v", err)
 	}
 	cfg = testConfig(f.srv.URL)
-	if _, err := newTestSink(t, cfg).Do(context.Background(), testAction()); !isStatus(err, 403) {
+	if _, err := newTestSink(t, cfg).Do(context.Background(), testAction()); !sinkhttp.IsStatus(err, 403) {
 		t.Fatalf("no organisation: %v", err)
 	}
 }

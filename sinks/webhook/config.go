@@ -3,10 +3,6 @@ package webhook
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/sinks"
@@ -26,8 +22,7 @@ type Config struct {
 	Secret         config.Secret `env:"SECRET" desc:"HMAC-SHA256 key (at least 32 characters) that signs every request in X-Threatpipe-Signature; the receiver verifies with the same key. Required with THREATPIPE_SINK_WEBHOOK_URL." secret:"true"`
 	SecretFromFile config.Secret `env:"SECRET_FILE,file" desc:"File holding the webhook signing key (instead of THREATPIPE_SINK_WEBHOOK_SECRET)." secret:"true"`
 	Kind           string        `env:"KIND" envDefault:"alert" desc:"What the receiver does: alert (notifications) or block (a firewall integration; expired blocks are lifted with an unblock request)."`
-	AttemptTimeout time.Duration `env:"ATTEMPT_TIMEOUT" envDefault:"10s" desc:"Timeout of one request to the receiver."`
-	RetryBudget    time.Duration `env:"RETRY_BUDGET" envDefault:"30s" desc:"Longest one action may take, retries and waits (Retry-After) included."`
+	sinkhttp.PolicyConfig
 }
 
 // Resolve applies THREATPIPE_SINK_WEBHOOK_SECRET_FILE and validates, naming variables. It is
@@ -40,7 +35,7 @@ func (c *Config) Resolve() error {
 		c.SecretFromFile = ""
 	}
 	if c.URL != "" {
-		if err := checkURL(c.URL); err != nil {
+		if err := sinkhttp.CheckURL(EnvPrefix+"URL", c.URL); err != nil {
 			errs = append(errs, err)
 		}
 		if err := checkSecret(c.Secret); err != nil {
@@ -52,11 +47,8 @@ func (c *Config) Resolve() error {
 	default:
 		errs = append(errs, fmt.Errorf("%sKIND: %q is not one of alert, block", EnvPrefix, c.Kind))
 	}
-	if c.AttemptTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("%sATTEMPT_TIMEOUT: must be greater than zero", EnvPrefix))
-	}
-	if c.RetryBudget < c.AttemptTimeout {
-		errs = append(errs, fmt.Errorf("%sRETRY_BUDGET: must be at least %sATTEMPT_TIMEOUT (%s)", EnvPrefix, EnvPrefix, c.AttemptTimeout))
+	if err := c.PolicyConfig.Validate(EnvPrefix); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -65,8 +57,9 @@ func (c *Config) Resolve() error {
 func (c *Config) Configured() bool { return c.URL != "" }
 
 func (c *Config) policy() sinkhttp.Policy {
-	// The answer is not used beyond its status; a small bound keeps error bodies short.
-	return sinkhttp.Policy{AttemptTimeout: c.AttemptTimeout, RetryBudget: c.RetryBudget, MaxBody: 64 << 10}
+	p := c.Policy()
+	p.MaxBody = 64 << 10 // the answer is not used beyond its status
+	return p
 }
 
 func checkSecret(s config.Secret) error {
@@ -77,33 +70,4 @@ func checkSecret(s config.Secret) error {
 		return fmt.Errorf("%sSECRET: must be at least %d characters (e.g. openssl rand -hex 32)", EnvPrefix, minSecretLen)
 	}
 	return nil
-}
-
-func checkURL(raw string) error {
-	name := EnvPrefix + "URL"
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s: is not a URL", name)
-	case u.User != nil:
-		return fmt.Errorf("%s: must not contain user information", name)
-	case u.Host == "":
-		return fmt.Errorf("%s: must be an absolute https URL", name)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	default:
-		return fmt.Errorf("%s: must be an https URL (http is allowed only to loopback addresses)", name)
-	}
-	if u.Fragment != "" {
-		return fmt.Errorf("%s: must not have a fragment", name)
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -63,7 +63,7 @@ func New(cfg *Config, hc *http.Client) (sinks.Sink, error) {
 	if cfg.URL == "" {
 		return nil, fmt.Errorf("%sURL is not set", EnvPrefix)
 	}
-	if err := checkURL(cfg.URL); err != nil {
+	if err := sinkhttp.CheckURL(EnvPrefix+"URL", cfg.URL); err != nil {
 		return nil, err
 	}
 	if err := checkSecret(cfg.Secret); err != nil {

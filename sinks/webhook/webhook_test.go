@@ -20,7 +20,7 @@ func newTestSink(t *testing.T, srvURL string, kind sinks.Kind, budget time.Durat
 	t.Helper()
 	cfg := &Config{
 		URL: srvURL + receiverPath + "?token=" + receiverToken, Secret: config.Secret(testSecret), Kind: string(kind),
-		AttemptTimeout: min(2*time.Second, budget), RetryBudget: budget,
+		PolicyConfig: sinkhttp.PolicyConfig{AttemptTimeout: min(2*time.Second, budget), RetryBudget: budget},
 	}
 	if err := cfg.Resolve(); err != nil {
 		t.Fatal(err)
