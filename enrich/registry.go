@@ -55,7 +55,7 @@ func Register[C any, PC interface {
 		load: func(environ map[string]string, deps Deps) (Provider, *Policy, bool, error) {
 			cfg := new(C)
 			if err := env.ParseWithOptions(cfg, env.Options{Prefix: prefix, Environment: environ}); err != nil {
-				return nil, nil, false, fmt.Errorf("%s: %w", name, err)
+				return nil, nil, false, fmt.Errorf("%s: %w", name, config.ExplainParseError(err, config.VarsOf(prefix, reflect.TypeFor[C]())))
 			}
 			pc := PC(cfg)
 			if err := pc.Resolve(); err != nil {

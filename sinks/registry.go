@@ -63,7 +63,7 @@ func Register[C any, PC interface {
 		load: func(environ map[string]string, deps Deps) (Sink, bool, error) {
 			cfg := new(C)
 			if err := env.ParseWithOptions(cfg, env.Options{Prefix: prefix, Environment: environ}); err != nil {
-				return nil, false, fmt.Errorf("sink %s: %w", name, err)
+				return nil, false, fmt.Errorf("sink %s: %w", name, config.ExplainParseError(err, config.VarsOf(prefix, reflect.TypeFor[C]())))
 			}
 			pc := PC(cfg)
 			if err := pc.Resolve(); err != nil {

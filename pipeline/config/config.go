@@ -156,7 +156,7 @@ func Load(environ []string) (*Config, error) {
 	}
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: vars}); err != nil {
-		return nil, explainParseError(err)
+		return nil, ExplainParseError(err, Vars())
 	}
 	if err := c.resolveSecrets(); err != nil {
 		return nil, err
@@ -429,14 +429,15 @@ func walk(t reflect.Type, prefix string, out *[]Var) {
 	}
 }
 
-// explainParseError rewrites caarlos0/env errors, which name Go fields, to name variables.
-func explainParseError(err error) error {
+// ExplainParseError rewrites caarlos0/env errors, which name Go fields, to name the variables
+// of vars (from VarsOf for the parsed type).
+func ExplainParseError(err error, vars []Var) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return err
 	}
 	byField := make(map[string]string)
-	for _, v := range Vars() {
+	for _, v := range vars {
 		byField[v.field] = v.Name
 	}
 	var errs []error
