@@ -21,6 +21,7 @@ run: build services-up ## run the enricher on local Kafka and Redis with sample 
 	scripts/run-local.sh
 
 test: services-up ## every test: unit, fuzz seed corpora, and integration on real Kafka and Redis
+	@scripts/install-nft.sh
 	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
 	$(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m ./...
 	@if ls $(ARTIFACTS)/*.txt >/dev/null 2>&1; then echo "--- test reports ($(ARTIFACTS))"; cat $(ARTIFACTS)/*.txt; fi
@@ -34,11 +35,13 @@ bench: build services-up ## benchmarks on the real broker (not part of make test
 	bin/tpbench $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pipeline/... ./enrich/...
 
-FUZZ_TARGETS := FuzzDecode:./pipeline/event FuzzAppendJSON:./pipeline/event FuzzParseIP:./pipeline/event FuzzDecodeReport:./enrich/providers/criminalip FuzzRun:./pipeline/produce
+# Every Fuzz* function in the repository, found afresh each run so that none is forgotten.
 fuzz: ## run every fuzz target for FUZZTIME each (default 1m)
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t##*:}"; \
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		for n in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+			echo "fuzz $$n in $$(dirname $$f) ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$n$$" -fuzztime $(FUZZTIME) "$$(dirname $$f)"; \
+		done; \
 	done
 
 lint: ## gofmt and go vet

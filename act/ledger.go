@@ -244,7 +244,9 @@ func blockMember(sink, target string) string { return sink + "|" + target }
 // KEYS[1] due set, KEYS[2] records; ARGV[1] member, ARGV[2] until (ms), ARGV[3] record.
 var addBlockScript = redis.NewScript(`
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
-
+if cur and tonumber(cur) >= tonumber(ARGV[2]) then
+  return 0
+end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1`)
@@ -351,18 +353,24 @@ func (l *Ledger) TakeResolves(ctx context.Context, target string) ([]Pending, er
 	return out, nil
 }
 
-// CountBlock counts one new block in the current minute across replicas and reports whether
-// the cap is exceeded.
+// countBlockScript records one new block at ARGV[1] (ms) under a unique member ARGV[2] in a
+// sliding 60-second window and returns how many the window holds.
+var countBlockScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - 60000)
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 120000)
+return redis.call('ZCARD', KEYS[1])`)
+
+// CountBlock counts one new block across replicas in the last 60 seconds (a sliding window, so
+// a flood cannot double the cap by straddling a minute boundary) and reports whether the cap
+// is exceeded.
 func (l *Ledger) CountBlock(ctx context.Context, dry bool, perMinute int) (int64, bool, error) {
-	minute := l.now().Unix() / 60
-	key := l.key(namespace(dry), "block-rate", strconv.FormatInt(minute, 10))
-	pipe := l.rdb.TxPipeline()
-	n := pipe.Incr(ctx, key)
-	pipe.Expire(ctx, key, 2*time.Minute)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, false, err
+	n, err := countBlockScript.Run(ctx, l.rdb, []string{l.key(namespace(dry), "block-rate", "window")},
+		l.now().UnixMilli(), newActionKey()).Int64()
+	if err != nil {
+		return 0, false, fmt.Errorf("ledger: block rate: %w", err)
 	}
-	return n.Val(), n.Val() > int64(perMinute), nil
+	return n, n > int64(perMinute), nil
 }
 
 func (l *Ledger) tripKey(dry bool) string { return l.key(namespace(dry), "tripped", "blocks") }

@@ -211,24 +211,8 @@ playbooks:
 	pipelinetest.Produce(t, brokers, scored, msgs)
 
 	prefix := pipelinetest.Name(t, "act")
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"THREATPIPE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
-		"THREATPIPE_KAFKA_OUTPUT_TOPIC=" + scored,
-		"THREATPIPE_KAFKA_COMMIT_INTERVAL=200ms",
-		"THREATPIPE_KAFKA_SESSION_TIMEOUT=6s", "THREATPIPE_KAFKA_HEARTBEAT_INTERVAL=1s",
-		"THREATPIPE_REDIS_ADDR=" + redisAddr, "THREATPIPE_REDIS_KEY_PREFIX=" + prefix,
-		"THREATPIPE_ACT_PLAYBOOKS=" + playbooks, "THREATPIPE_ACT_GROUP_PREFIX=" + prefix,
-		"THREATPIPE_ACT_RESULTS_TOPIC=" + results, "THREATPIPE_ACT_DLQ_TOPIC=" + dlq,
-		"THREATPIPE_ACT_WORKERS=4", "THREATPIPE_ACT_LIFT_INTERVAL=500ms", "THREATPIPE_ACT_RECONCILE_INTERVAL=1s",
-		"THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=1000",
-		"THREATPIPE_SINK_EDL_ENABLED=true", "THREATPIPE_SINK_KAFKA_TOPIC=" + alerts,
-		"THREATPIPE_SINK_PAGERDUTY_ROUTING_KEY=R0123456789abcdef0123456789abcde",
-		"THREATPIPE_SINK_PAGERDUTY_URL=" + srv.URL + "/v2/enqueue",
-		"THREATPIPE_SINK_JIRA_BASE_URL=" + srv.URL, "THREATPIPE_SINK_JIRA_EMAIL=soc@example.com",
-		"THREATPIPE_SINK_JIRA_API_TOKEN=e2e-token", "THREATPIPE_SINK_JIRA_PROJECT_KEY=SOC",
-		"THREATPIPE_LOG_LEVEL=info",
-	}
+	env := actEnv(brokers, redisAddr, prefix, scored, results, dlq, alerts, playbooks, srv.URL,
+		"THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=1000")
 	if nftOK {
 		env = append(env, "THREATPIPE_SINK_NFTABLES_ENABLED=true", "THREATPIPE_SINK_NFTABLES_NETNS="+netns,
 			"THREATPIPE_SINK_NFTABLES_TABLE=tpe2e")
@@ -263,19 +247,7 @@ playbooks:
 
 	httpAddr2 := freeAddr(t)
 	second := startCommand(t, "act", append(env, "THREATPIPE_HTTP_ADDR="+httpAddr2), httpAddr2)
-	groups := []string{prefix + "-block", prefix + "-alert", prefix + "-ticket"}
-	end := pipelinetest.EndOffsets(t, brokers, scored)
-	pipelinetest.WaitFor(t, 90*time.Second, "all three worker groups to commit the whole stream", func() bool {
-		for _, g := range groups {
-			c := pipelinetest.Committed(t, brokers, g, scored)
-			for p, off := range end {
-				if c[p] < off {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	waitActCommitted(t, brokers, scored, 90*time.Second, prefix+"-block", prefix+"-alert", prefix+"-ticket")
 	pipelinetest.WaitFor(t, 30*time.Second, "every block to be lifted and its page resolved", func() bool {
 		_, resolves, _, _ := fakes.snapshot()
 		return len(edlList(t, "http://"+httpAddr2)) == 0 && len(resolves) == len(public)
@@ -353,6 +325,43 @@ playbooks:
 		len(msgs), len(qualifying), len(createsAtKill), len(qualifying), len(triggers), extraTriggers, extraComments, len(resolves), len(records), nftOK))
 }
 
+func actEnv(brokers []string, redisAddr, prefix, scored, results, dlq, alerts, playbooks, fakeURL string, extra ...string) []string {
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"THREATPIPE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"THREATPIPE_KAFKA_OUTPUT_TOPIC=" + scored,
+		"THREATPIPE_KAFKA_COMMIT_INTERVAL=200ms",
+		"THREATPIPE_KAFKA_SESSION_TIMEOUT=6s", "THREATPIPE_KAFKA_HEARTBEAT_INTERVAL=1s",
+		"THREATPIPE_REDIS_ADDR=" + redisAddr, "THREATPIPE_REDIS_KEY_PREFIX=" + prefix,
+		"THREATPIPE_ACT_PLAYBOOKS=" + playbooks, "THREATPIPE_ACT_GROUP_PREFIX=" + prefix,
+		"THREATPIPE_ACT_RESULTS_TOPIC=" + results, "THREATPIPE_ACT_DLQ_TOPIC=" + dlq,
+		"THREATPIPE_ACT_WORKERS=4", "THREATPIPE_ACT_LIFT_INTERVAL=500ms", "THREATPIPE_ACT_RECONCILE_INTERVAL=1s",
+		"THREATPIPE_SINK_EDL_ENABLED=true", "THREATPIPE_SINK_KAFKA_TOPIC=" + alerts,
+		"THREATPIPE_SINK_PAGERDUTY_ROUTING_KEY=R0123456789abcdef0123456789abcde",
+		"THREATPIPE_SINK_PAGERDUTY_URL=" + fakeURL + "/v2/enqueue",
+		"THREATPIPE_SINK_JIRA_BASE_URL=" + fakeURL, "THREATPIPE_SINK_JIRA_EMAIL=soc@example.com",
+		"THREATPIPE_SINK_JIRA_API_TOKEN=e2e-token", "THREATPIPE_SINK_JIRA_PROJECT_KEY=SOC",
+		"THREATPIPE_LOG_LEVEL=info",
+	}, extra...)
+}
+
+// waitActCommitted waits until every worker group has committed the whole scored topic.
+func waitActCommitted(t *testing.T, brokers []string, scored string, timeout time.Duration, groups ...string) {
+	t.Helper()
+	end := pipelinetest.EndOffsets(t, brokers, scored)
+	pipelinetest.WaitFor(t, timeout, "the worker groups to commit the whole stream", func() bool {
+		for _, g := range groups {
+			c := pipelinetest.Committed(t, brokers, g, scored)
+			for p, off := range end {
+				if c[p] < off {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
 func countOutcome(records []act.Record, o act.Outcome) int {
 	n := 0
 	for _, r := range records {
@@ -420,4 +429,130 @@ func nftElements(t *testing.T, ns string) []string {
 		t.Fatalf("nft list set: %v: %s", err, out)
 	}
 	return regexp.MustCompile(`\d+\.\d+\.\d+\.\d+`).FindAllString(string(out), -1)
+}
+
+// TestE2EActGuardrails: a flood of critical indicators trips the block rate cap to alert-only
+// (with an alert on the alerts topic), a dry-run playbook records every decision and performs
+// none, and the run-time kill switch set by `threatpipe act --kill-switch on` stops every action
+// of a running worker until it is switched off.
+func TestE2EActGuardrails(t *testing.T) {
+	brokers := pipelinetest.Kafka(t)
+	redisAddr := pipelinetest.Redis(t)
+	scored := pipelinetest.Topic(t, brokers, "scored", 2)
+	results := pipelinetest.Topic(t, brokers, "results", 2)
+	dlq := pipelinetest.Topic(t, brokers, "actdlq", 1)
+	alerts := pipelinetest.Topic(t, brokers, "alerts", 1)
+	fakes := newSOCFakes(0)
+	srv := httptest.NewServer(fakes)
+	t.Cleanup(srv.Close)
+
+	playbooks := filepath.Join(t.TempDir(), "playbooks.yaml")
+	if err := os.WriteFile(playbooks, []byte(`
+playbooks:
+  - name: flood
+    when: score >= 80
+    steps:
+      - {name: block, action: block, sink: edl, duration: 1h}
+      - {name: alert, action: alert, sink: kafka}
+  - name: shadow
+    when: score >= 80
+    dry_run: true
+    steps:
+      - {name: ticket, action: ticket, sink: jira}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const flood, capPerMinute = 30, 10
+	var msgs []kafka.Message
+	for i := range flood {
+		msgs = append(msgs, scoredMsg(t, fmt.Sprintf("185.220.102.%d", i+1), fmt.Sprintf("flood-%d", i), 95))
+	}
+	pipelinetest.Produce(t, brokers, scored, msgs)
+
+	prefix := pipelinetest.Name(t, "act")
+	env := actEnv(brokers, redisAddr, prefix, scored, results, dlq, alerts, playbooks, srv.URL,
+		fmt.Sprintf("THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=%d", capPerMinute))
+	httpAddr := freeAddr(t)
+	worker := startCommand(t, "act", append(env, "THREATPIPE_HTTP_ADDR="+httpAddr), httpAddr)
+	groups := []string{prefix + "-block", prefix + "-alert", prefix + "-ticket"}
+	waitActCommitted(t, brokers, scored, 60*time.Second, groups...)
+
+	records := readRecords(t, brokers, results)
+	count := func(playbook, step string, o act.Outcome) int {
+		n := 0
+		for _, r := range records {
+			if r.Playbook == playbook && r.Step == step && r.Outcome == o {
+				n++
+			}
+		}
+		return n
+	}
+	if got := count("flood", "block", act.OutcomeDone); got != capPerMinute {
+		t.Errorf("%d blocks done in the flood, want the cap of %d", got, capPerMinute)
+	}
+	if got := count("flood", "block", act.OutcomeRateCapped); got != flood-capPerMinute {
+		t.Errorf("%d blocks suppressed by the rate cap, want %d", got, flood-capPerMinute)
+	}
+	if got := len(edlList(t, "http://"+httpAddr)); got != capPerMinute {
+		t.Errorf("the EDL lists %d addresses, want %d", got, capPerMinute)
+	}
+	if got := count("flood", "alert", act.OutcomeDone); got != flood {
+		t.Errorf("%d alerts, want one per indicator (%d): alert-only means alerts still go out", got, flood)
+	}
+	var tripAlerts int
+	for _, m := range pipelinetest.ReadAll(t, brokers, alerts) {
+		if strings.Contains(string(m.Value), "block rate cap tripped") {
+			tripAlerts++
+		}
+	}
+	if tripAlerts != 1 {
+		t.Errorf("%d rate-cap alerts on the alerts topic, want 1", tripAlerts)
+	}
+	if got := count("shadow", "ticket", act.OutcomeDryRun); got != flood {
+		t.Errorf("%d dry-run records, want %d", got, flood)
+	}
+	if _, _, creates, comments := fakes.snapshot(); len(creates)+len(comments) != 0 {
+		t.Errorf("the dry-run playbook reached Jira: %d creates, %d comments", len(creates), len(comments))
+	}
+
+	// The kill switch stops the running worker within its one-second cache.
+	kill := exec.Command(binary, "act", "--kill-switch", "on")
+	kill.Env = env
+	if out, err := kill.CombinedOutput(); err != nil {
+		t.Fatalf("act --kill-switch on: %v: %s", err, out)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	pipelinetest.Produce(t, brokers, scored, []kafka.Message{
+		scoredMsg(t, "185.220.103.1", "after-kill-1", 99), scoredMsg(t, "185.220.103.2", "after-kill-2", 99)})
+	waitActCommitted(t, brokers, scored, 30*time.Second, groups...)
+	var killed, acted int
+	for _, r := range readRecords(t, brokers, results) {
+		if !strings.HasPrefix(r.EventID, "after-kill") {
+			continue
+		}
+		if r.Outcome == act.OutcomeKillSwitch {
+			killed++
+		} else {
+			acted++
+		}
+	}
+	if killed != 6 || acted != 0 {
+		t.Errorf("with the kill switch on: %d kill_switch records and %d others, want 6 and 0 (3 steps x 2 events)", killed, acted)
+	}
+	unkill := exec.Command(binary, "act", "--kill-switch", "off")
+	unkill.Env = env
+	if out, err := unkill.CombinedOutput(); err != nil {
+		t.Fatalf("act --kill-switch off: %v: %s", err, out)
+	}
+	if err := worker.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.wait(t, 30*time.Second); err != nil {
+		t.Errorf("act exited with %v after SIGTERM", err)
+	}
+	writeReport(t, "act-guardrails.txt", fmt.Sprintf(
+		"act guardrails test: flood of %d critical indicators with a cap of %d blocks/minute: %d blocked, %d alert-only, %d rate-cap alert; "+
+			"dry-run playbook: %d decisions recorded, 0 performed; kill switch: %d actions stopped, 0 performed\n",
+		flood, capPerMinute, count("flood", "block", act.OutcomeDone), count("flood", "block", act.OutcomeRateCapped), tripAlerts,
+		count("shadow", "ticket", act.OutcomeDryRun), killed))
 }
