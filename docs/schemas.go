@@ -31,6 +31,7 @@ const (
 	ECSEventSchema       = "ecs-event.schema.json"
 	ScoredEventSchema    = "scored-event.schema.json"
 	DeadLetterSchema     = "dead-letter.schema.json"
+	ActionRecordSchema   = "action-record.schema.json"
 )
 
 const schemaSuffix = ".schema.json"

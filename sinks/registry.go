@@ -41,7 +41,16 @@ type Registration struct {
 	// Prefix of its variables: THREATPIPE_SINK_<NAME>_.
 	Prefix string
 	vars   func() []config.Var
-	load   func(environ map[string]string, deps Deps) (Sink, bool, error)
+	load   func(environ map[string]string, deps Deps, resolveOnly bool) (Sink, bool, error)
+	// resolveOnly stops load after Resolve: configuration checks that must not touch anything.
+	resolveOnly bool
+}
+
+// ResolveOnly returns a copy of r whose loading parses and validates the variables but builds
+// nothing (`threatpipe config --check`).
+func (r Registration) ResolveOnly() Registration {
+	r.resolveOnly = true
+	return r
 }
 
 // Vars lists the sink's variables.
@@ -60,7 +69,7 @@ func Register[C any, PC interface {
 		Kind:   kind,
 		Prefix: prefix,
 		vars:   func() []config.Var { return config.VarsOf(prefix, reflect.TypeFor[C]()) },
-		load: func(environ map[string]string, deps Deps) (Sink, bool, error) {
+		load: func(environ map[string]string, deps Deps, resolveOnly bool) (Sink, bool, error) {
 			cfg := new(C)
 			if err := env.ParseWithOptions(cfg, env.Options{Prefix: prefix, Environment: environ}); err != nil {
 				return nil, false, fmt.Errorf("sink %s: %w", name, config.ExplainParseError(err, config.VarsOf(prefix, reflect.TypeFor[C]())))
@@ -69,7 +78,7 @@ func Register[C any, PC interface {
 			if err := pc.Resolve(); err != nil {
 				return nil, false, fmt.Errorf("sink %s: %w", name, err)
 			}
-			if !pc.Configured() {
+			if !pc.Configured() || resolveOnly {
 				return nil, false, nil
 			}
 			s, err := build(cfg, deps)
@@ -92,7 +101,7 @@ func Load(regs []Registration, environ []string, deps Deps) (map[string]Sink, er
 	}
 	out := make(map[string]Sink)
 	for _, r := range regs {
-		s, ok, err := r.load(vars, deps)
+		s, ok, err := r.load(vars, deps, r.resolveOnly)
 		if err != nil {
 			return nil, err
 		}

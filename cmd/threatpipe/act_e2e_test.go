@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/threatpipe/threatpipe/act"
+	"github.com/threatpipe/threatpipe/docs"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
 )
@@ -372,10 +373,18 @@ func countOutcome(records []act.Record, o act.Outcome) int {
 	return n
 }
 
+// readRecords reads the audit topic, checking every record against its JSON Schema.
 func readRecords(t *testing.T, brokers []string, topic string) []act.Record {
 	t.Helper()
+	v, err := docs.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []act.Record
 	for _, m := range pipelinetest.ReadAll(t, brokers, topic) {
+		if err := v.Validate(docs.ActionRecordSchema, m.Value); err != nil {
+			t.Errorf("audit record %s does not match its schema: %v", m.Value, err)
+		}
 		var r act.Record
 		if err := json.Unmarshal(m.Value, &r); err != nil {
 			t.Fatalf("audit record %s: %v", m.Value, err)
@@ -555,4 +564,53 @@ playbooks:
 			"dry-run playbook: %d decisions recorded, 0 performed; kill switch: %d actions stopped, 0 performed\n",
 		flood, capPerMinute, count("flood", "block", act.OutcomeDone), count("flood", "block", act.OutcomeRateCapped), tripAlerts,
 		count("shadow", "ticket", act.OutcomeDryRun), killed))
+}
+
+// TestActValidate: --validate compiles the playbooks against the configured sinks and exits,
+// reporting every problem at once with the playbook, the step and the variable named.
+func TestActValidate(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", `
+playbooks:
+  - name: critical
+    when: score >= 80 && "tor" in tags
+    steps:
+      - {action: block, sink: edl, duration: 2h}
+      - {action: alert, sink: kafka}
+`)
+	bad := write("bad.yaml", `
+playbooks:
+  - name: critical
+    when: score >= "80"
+    steps:
+      - {action: ticket, sink: jira}
+      - {action: alert, sink: edl}
+`)
+	run := func(file string) (string, error) {
+		cmd := exec.Command(binary, "act", "--validate")
+		cmd.Env = []string{"THREATPIPE_ACT_PLAYBOOKS=" + file, "THREATPIPE_SINK_EDL_ENABLED=true", "THREATPIPE_HTTP_ADDR=127.0.0.1:0"}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(good)
+	if err != nil || !strings.Contains(out, "playbooks OK") || !strings.Contains(out, "block via edl for 2h0m0s") {
+		t.Errorf("valid playbooks: err %v, output:\n%s", err, out)
+	}
+	out, err = run(bad)
+	if err == nil {
+		t.Fatalf("invalid playbooks accepted:\n%s", out)
+	}
+	for _, want := range []string{"THREATPIPE_ACT_PLAYBOOKS", `playbook "critical": when`, `sink "jira" is not configured`,
+		`sink "edl" performs block actions, not alert`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("error output lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 
+	"github.com/threatpipe/threatpipe/enrich"
+	"github.com/threatpipe/threatpipe/enrich/providers"
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/sinks"
+	"github.com/threatpipe/threatpipe/sinks/all"
 )
 
 func runConfig(_ context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "config [--check]", "Lists every THREATPIPE_* variable with its default and meaning.\nWith --check, validates the current environment instead and exits non-zero naming each bad variable.")
+	fs := newFlagSet(env, "config [--check]", "Lists every THREATPIPE_* variable with its default and meaning: the pipeline's, each\nprovider's and each action sink's. With --check, validates the current environment instead\n(sinks included, without contacting anything) and exits non-zero naming each bad variable.")
 	check := fs.Bool("check", false, "validate the current environment")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -17,10 +22,23 @@ func runConfig(_ context.Context, env *environment, args []string) error {
 		if _, err := config.Load(env.environ); err != nil {
 			return err
 		}
+		if _, err := enrich.Load(providers.All(), env.environ, enrich.Deps{HTTPClient: http.DefaultClient}); err != nil {
+			return err
+		}
+		if err := checkSinkConfig(env.environ); err != nil {
+			return err
+		}
 		fmt.Fprintln(env.stdout, "configuration is valid")
 		return nil
 	}
-	for _, v := range config.Vars() {
+	vars := config.Vars()
+	for _, r := range providers.All() {
+		vars = append(vars, r.Vars()...)
+	}
+	for _, r := range all.Registrations() {
+		vars = append(vars, r.Vars()...)
+	}
+	for _, v := range vars {
 		def := v.Default
 		if def == "" {
 			def = "(unset)"
@@ -28,4 +46,15 @@ func runConfig(_ context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "%s=%s\n    %s\n", v.Name, def, v.Description)
 	}
 	return nil
+}
+
+// checkSinkConfig parses and validates every sink's variables. Building a sink may touch the
+// host (the nftables sink creates its table), so sinks are only resolved here, not built.
+func checkSinkConfig(environ []string) error {
+	regs := all.Registrations()
+	for i := range regs {
+		regs[i] = regs[i].ResolveOnly()
+	}
+	_, err := sinks.Load(regs, environ, sinks.Deps{})
+	return err
 }
