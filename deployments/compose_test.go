@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +33,7 @@ type composeService struct {
 	Command         []string                     `yaml:"command"`
 	Environment     map[string]string            `yaml:"environment"`
 	Ports           []string                     `yaml:"ports"`
+	Volumes         []composeVolume              `yaml:"volumes"`
 	DependsOn       map[string]composeDependency `yaml:"depends_on"`
 	Healthcheck     *composeHealthcheck          `yaml:"healthcheck"`
 	Restart         string                       `yaml:"restart"`
@@ -40,6 +43,15 @@ type composeService struct {
 type composeBuild struct {
 	Context    string `yaml:"context"`
 	Dockerfile string `yaml:"dockerfile"`
+}
+
+// composeVolume is a volume in the long syntax, the only one used: it names the mount's type and
+// read-only flag instead of encoding them in a string.
+type composeVolume struct {
+	Type     string `yaml:"type"`
+	Source   string `yaml:"source"`
+	Target   string `yaml:"target"`
+	ReadOnly bool   `yaml:"read_only"`
 }
 
 type composeDependency struct {
@@ -86,6 +98,8 @@ func TestComposeDecoderCatchesTypos(t *testing.T) {
 		"unknown nested key":  "services:\n  a:\n    depends_on:\n      b:\n        conditon: service_healthy\n",
 		"unknown top key":     "service:\n  a:\n    image: x:1\n",
 		"list environment":    "services:\n  a:\n    environment:\n      - A=1\n",
+		"unknown volume key":  "services:\n  a:\n    volumes:\n      - type: bind\n        source: ./x\n        target: /x\n        readonly: true\n",
+		"short volume syntax": "services:\n  a:\n    volumes:\n      - ./x:/x:ro\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decodeCompose([]byte(doc)); err == nil {
@@ -120,6 +134,35 @@ func TestComposeSchema(t *testing.T) {
 	for _, dep := range []string{"kafka", "redis"} {
 		if d, ok := enricher.DependsOn[dep]; !ok || d.Condition != types.ServiceConditionHealthy {
 			t.Errorf("compose-go reads enricher depends_on %s as %+v; want condition service_healthy", dep, d)
+		}
+	}
+	actSvc, ok := project.Services["act"]
+	if !ok {
+		t.Fatal("compose-go found no act service")
+	}
+	if actSvc.StopGracePeriod == nil || time.Duration(*actSvc.StopGracePeriod) <= 30*time.Second {
+		t.Errorf("compose-go reads act stop_grace_period %v; want more than 30s", actSvc.StopGracePeriod)
+	}
+	for dep, d := range actSvc.DependsOn {
+		switch d.Condition {
+		case types.ServiceConditionHealthy:
+		case types.ServiceConditionCompletedSuccessfully:
+			if r := project.Services[dep].Restart; r != "" && r != "no" {
+				t.Errorf("act waits for %s to complete, but its restart policy %q restarts it", dep, r)
+			}
+		default:
+			t.Errorf("compose-go reads act depends_on %s as %+v; want service_healthy or service_completed_successfully", dep, d)
+		}
+	}
+	if len(actSvc.Volumes) == 0 {
+		t.Fatal("compose-go reads no volume on act: the playbook file is not mounted")
+	}
+	for _, v := range actSvc.Volumes {
+		if v.Type != types.VolumeTypeBind || !v.ReadOnly {
+			t.Errorf("compose-go reads act volume %+v; want a read-only bind mount", v)
+		}
+		if _, err := os.Stat(v.Source); err != nil {
+			t.Errorf("act volume source %s (resolved by compose-go): %v", v.Source, err)
 		}
 	}
 }
@@ -412,4 +455,155 @@ func publishes(t *testing.T, ports []string, p string) bool {
 		}
 	}
 	return false
+}
+
+// TestComposeAct checks the playbook workers of the Compose stack like the enricher, and compiles
+// the playbook file they mount against the sinks their environment configures.
+func TestComposeAct(t *testing.T) {
+	f := loadCompose(t)
+	a, ok := f.Services["act"]
+	if !ok {
+		t.Fatal("docker-compose.yml has no service act")
+	}
+	enr := f.Services["enricher"]
+	for k := range a.Environment {
+		checkActVarName(t, "docker-compose.yml act environment", k)
+	}
+	cfg := loadConfig(t, "docker-compose.yml act environment", a.Environment)
+	enrCfg := loadConfig(t, "docker-compose.yml enricher environment", enr.Environment)
+
+	t.Run("runs act from the enricher's image", func(t *testing.T) {
+		if a.Build == nil || enr.Build == nil || *a.Build != *enr.Build || a.Image != enr.Image {
+			t.Errorf("act image %q build %+v; want the enricher's (%q, %+v)", a.Image, a.Build, enr.Image, enr.Build)
+		}
+		if len(a.Command) != 1 || a.Command[0] != "act" {
+			t.Errorf("act command %v, want [act]", a.Command)
+		}
+	})
+	t.Run("same Kafka, Redis and topics as the enricher", func(t *testing.T) {
+		if !slices.Equal(cfg.Kafka.Brokers, enrCfg.Kafka.Brokers) || !slices.Equal(cfg.Redis.Addrs, enrCfg.Redis.Addrs) {
+			t.Errorf("act brokers %v, Redis %v; the enricher uses %v, %v", cfg.Kafka.Brokers, cfg.Redis.Addrs, enrCfg.Kafka.Brokers, enrCfg.Redis.Addrs)
+		}
+		if cfg.Kafka.OutputTopic != enrCfg.Kafka.OutputTopic {
+			t.Errorf("act consumes %s, the enricher publishes scored events to %s", cfg.Kafka.OutputTopic, enrCfg.Kafka.OutputTopic)
+		}
+		if !cfg.Kafka.CreateTopics {
+			t.Error("THREATPIPE_KAFKA_CREATE_TOPICS should be true: the compose Kafka starts empty")
+		}
+		// The act's THREATPIPE_KAFKA_GROUP_ID is the enricher's (both unset): compare the groups.
+		if cfg.Kafka.GroupID != enrCfg.Kafka.GroupID {
+			t.Errorf("act THREATPIPE_KAFKA_GROUP_ID %s differs from the enricher's %s; the act does not use it, leave it unset", cfg.Kafka.GroupID, enrCfg.Kafka.GroupID)
+		}
+		checkActTopicsAndGroups(t, "docker-compose.yml act environment", cfg, sinkSetting(t, a.Environment, "THREATPIPE_SINK_KAFKA_TOPIC"))
+	})
+	var playbooks []byte
+	t.Run("playbook file is a read-only bind mount", func(t *testing.T) {
+		var mount *composeVolume
+		for i, v := range a.Volumes {
+			if v.Target == cfg.Act.Playbooks {
+				mount = &a.Volumes[i]
+			}
+		}
+		if mount == nil || !path.IsAbs(cfg.Act.Playbooks) {
+			t.Fatalf("THREATPIPE_ACT_PLAYBOOKS %q is not the target of a volume (%+v)", cfg.Act.Playbooks, a.Volumes)
+		}
+		if mount.Type != "bind" || !mount.ReadOnly {
+			t.Errorf("volume %+v: want type bind, read_only true", *mount)
+		}
+		if !strings.HasPrefix(mount.Source, "./") {
+			t.Errorf("volume source %q: want a path in the repository (./...)", mount.Source)
+		}
+		playbooks = readFile(t, filepath.Join(repoRoot, filepath.FromSlash(mount.Source)))
+	})
+	t.Run("playbooks compile against the service's sinks", func(t *testing.T) {
+		if playbooks == nil {
+			t.Skip("no playbook file")
+		}
+		checkActProcess(t, startAct(t, "docker-compose.yml act + its playbooks", a.Environment, playbooks))
+		if a.Environment["THREATPIPE_SINK_EDL_ENABLED"] != "true" {
+			t.Error("THREATPIPE_SINK_EDL_ENABLED is not \"true\"")
+		}
+	})
+	t.Run("the alert topic exists before act starts", func(t *testing.T) {
+		if sinkSetting(t, a.Environment, "THREATPIPE_SINK_KAFKA_ENABLED") != "true" {
+			t.Skip("the Kafka alert sink is off")
+		}
+		// Nothing else creates it: THREATPIPE_KAFKA_CREATE_TOPICS covers the pipeline's topics, and
+		// the producer does not auto-create. A one-shot service act waits for must.
+		topic := sinkSetting(t, a.Environment, "THREATPIPE_SINK_KAFKA_TOPIC")
+		adv := listenerAddrs(t, f.Services["kafka"].Environment["KAFKA_ADVERTISED_LISTENERS"])
+		found := false
+		for name, d := range a.DependsOn {
+			s := f.Services[name]
+			if d.Condition != "service_completed_successfully" {
+				continue
+			}
+			args := s.Command
+			if !slices.Contains(args, "--create") || !slices.Contains(args, "--if-not-exists") {
+				continue
+			}
+			i := slices.Index(args, "--topic")
+			if i < 0 || i+1 >= len(args) || args[i+1] != topic {
+				continue
+			}
+			found = true
+			if s.Restart != "no" {
+				t.Errorf("service %s runs once; restart %q would rerun it forever (want \"no\")", name, s.Restart)
+			}
+			if d, ok := s.DependsOn["kafka"]; !ok || d.Condition != "service_healthy" {
+				t.Errorf("service %s does not wait for kafka to be healthy", name)
+			}
+			if j := slices.Index(args, "--bootstrap-server"); j < 0 || j+1 >= len(args) ||
+				!slices.ContainsFunc(adv, func(l listener) bool { return l.addr == args[j+1] }) {
+				t.Errorf("service %s: --bootstrap-server is not an advertised listener of kafka (%v)", name, args)
+			}
+			if j := slices.Index(args, "--partitions"); j < 0 || j+1 >= len(args) || args[j+1] != strconv.Itoa(cfg.Kafka.TopicPartitions) {
+				t.Errorf("service %s: want --partitions %d like the pipeline's topics (%v)", name, cfg.Kafka.TopicPartitions, args)
+			}
+		}
+		if !found {
+			t.Errorf("no service act depends on (service_completed_successfully) creates %s with kafka-topics.sh --create --if-not-exists", topic)
+		}
+	})
+	t.Run("depends on healthy services", func(t *testing.T) {
+		for _, dep := range []string{"kafka", "redis"} {
+			if d, ok := a.DependsOn[dep]; !ok || d.Condition != "service_healthy" {
+				t.Errorf("act depends_on %s: %+v, want condition service_healthy", dep, d)
+			}
+		}
+		for name := range a.DependsOn {
+			if _, ok := f.Services[name]; !ok {
+				t.Errorf("act depends_on unknown service %s", name)
+			}
+		}
+	})
+	t.Run("ports", func(t *testing.T) {
+		_, httpPort, _ := net.SplitHostPort(cfg.HTTPAddr)
+		if !publishes(t, a.Ports, httpPort) {
+			t.Errorf("act ports %v do not publish THREATPIPE_HTTP_ADDR's port %s (the EDL)", a.Ports, httpPort)
+		}
+		seen := map[string]string{}
+		for name, s := range f.Services {
+			for _, p := range s.Ports {
+				parts := strings.Split(strings.TrimSuffix(p, "/tcp"), ":")
+				host := strings.Join(parts[:len(parts)-1], ":")
+				if prev, dup := seen[host]; dup {
+					t.Errorf("services %s and %s both publish %s", prev, name, host)
+				}
+				seen[host] = name
+			}
+		}
+	})
+	t.Run("restart and stop", func(t *testing.T) {
+		if a.Restart != "unless-stopped" {
+			t.Errorf("act restart %q, want unless-stopped", a.Restart)
+		}
+		d, err := time.ParseDuration(a.StopGracePeriod)
+		if err != nil || d <= cfg.Pipeline.ShutdownTimeout+5*time.Second {
+			t.Errorf("act stop_grace_period %q must exceed THREATPIPE_PIPELINE_SHUTDOWN_TIMEOUT (%s) + 5s reader close", a.StopGracePeriod, cfg.Pipeline.ShutdownTimeout)
+		}
+		if a.Healthcheck != nil {
+			t.Error("act has a healthcheck, but the distroless image has no shell or HTTP client to run one")
+		}
+	})
 }

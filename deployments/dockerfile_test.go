@@ -265,7 +265,7 @@ func TestDockerignore(t *testing.T) {
 		}
 	})
 	t.Run("keeps what the build needs", func(t *testing.T) {
-		for _, keep := range []string{"go.mod", "go.sum", "cmd/threatpipe/main.go", "pipeline/config/config.go", "docs/schemas.go", "enrich", "sinks"} {
+		for _, keep := range []string{"go.mod", "go.sum", "cmd/threatpipe/main.go", "pipeline/config/config.go", "docs/schemas.go", "enrich", "sinks", "act/playbook.go"} {
 			if ignored(patterns, keep) {
 				t.Errorf(".dockerignore excludes %s, which go build ./cmd/threatpipe may need", keep)
 			}

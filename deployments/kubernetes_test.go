@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -264,65 +265,107 @@ func or(a, b string) string {
 	return b
 }
 
-// enricher bundles the manifests the semantic checks compare.
-type enricher struct {
+// workload bundles a Deployment and the manifests the semantic checks compare it with.
+type workload struct {
 	ks        *kubeSet
-	cm        *corev1.ConfigMap
+	cm        *corev1.ConfigMap // configmap.yaml, the settings every workload reads
 	secret    *corev1.Secret
 	dep       *appsv1.Deployment
 	svc       *corev1.Service
 	pdb       *policyv1.PodDisruptionBudget
 	container *corev1.Container
 	env       map[string]string // ConfigMap data + the container's literal env, _FILE paths as written
-	cfg       *config.Config    // env loaded by config.Load, secret files replaced by temp files
+	loadEnv   map[string]string // env as the process sees it: secret files replaced by temp files
+	cfg       *config.Config    // loadEnv loaded by config.Load
 }
 
-func loadEnricher(t *testing.T) *enricher {
+// loadEnricher loads the enricher: deployment.yaml, service.yaml, pdb.yaml and configmap.yaml.
+func loadEnricher(t *testing.T) *workload {
 	t.Helper()
 	ks := loadKube(t)
 	if len(ks.errs) > 0 {
 		t.Fatalf("manifests do not decode strictly (see TestKubernetesManifestsDecodeStrictly):\n%s", strings.Join(ks.errs, "\n"))
 	}
-	e := &enricher{ks: ks}
+	return loadWorkload(t, ks, "deployment.yaml", "service.yaml", "pdb.yaml")
+}
+
+// loadWorkload loads the Deployment of depFile with its Service and PodDisruptionBudget, the
+// shared ConfigMap and the Secret example. Its environment is what the kubelet would build: the
+// data of the ConfigMaps of envFrom in order (a later one wins), then the container's literal
+// THREATPIPE_* env.
+func loadWorkload(t *testing.T, ks *kubeSet, depFile, svcFile, pdbFile string) *workload {
+	t.Helper()
+	e := &workload{ks: ks}
 	e.cm, _ = one[*corev1.ConfigMap](t, ks, "v1/ConfigMap", "configmap.yaml")
 	e.secret, _ = one[*corev1.Secret](t, ks, "v1/Secret", "secret.example.yaml")
-	e.dep, _ = one[*appsv1.Deployment](t, ks, "apps/v1/Deployment", "deployment.yaml")
-	e.svc, _ = one[*corev1.Service](t, ks, "v1/Service", "service.yaml")
-	e.pdb, _ = one[*policyv1.PodDisruptionBudget](t, ks, "policy/v1/PodDisruptionBudget", "pdb.yaml")
+	e.dep, _ = one[*appsv1.Deployment](t, ks, "apps/v1/Deployment", depFile)
+	e.svc, _ = one[*corev1.Service](t, ks, "v1/Service", svcFile)
+	e.pdb, _ = one[*policyv1.PodDisruptionBudget](t, ks, "policy/v1/PodDisruptionBudget", pdbFile)
 	cs := e.dep.Spec.Template.Spec.Containers
 	if len(cs) != 1 {
-		t.Fatalf("deployment.yaml: want one container, got %d", len(cs))
+		t.Fatalf("%s: want one container, got %d", depFile, len(cs))
 	}
 	e.container = &cs[0]
 
 	e.env = map[string]string{}
-	for k, v := range e.cm.Data {
-		e.env[k] = v
-	}
-	loadEnv := map[string]string{}
-	for k, v := range e.cm.Data {
-		loadEnv[k] = v
+	e.loadEnv = map[string]string{}
+	for _, src := range e.container.EnvFrom {
+		if src.ConfigMapRef == nil {
+			continue
+		}
+		cm := configMapNamed(t, ks, src.ConfigMapRef.Name)
+		for k, v := range cm.Data {
+			e.env[src.Prefix+k] = v
+			e.loadEnv[src.Prefix+k] = v
+		}
 	}
 	for _, ev := range e.container.Env {
 		if !strings.HasPrefix(ev.Name, config.Prefix) {
 			continue
 		}
 		e.env[ev.Name] = ev.Value
-		loadEnv[ev.Name] = ev.Value
+		e.loadEnv[ev.Name] = ev.Value
 		if strings.HasSuffix(ev.Name, "_FILE") && ev.ValueFrom == nil {
 			// The kubelet would mount the Secret key here; stand in a file with dummy content.
-			loadEnv[ev.Name] = writeTemp(t, path.Base(ev.Value), "dummy-secret\n")
+			e.loadEnv[ev.Name] = writeTemp(t, path.Base(ev.Value), standInSecret(ev.Name)+"\n")
 		}
 	}
-	e.cfg = loadConfig(t, "configmap.yaml + deployment.yaml env", loadEnv)
+	e.cfg = loadConfig(t, depFile+" env (ConfigMaps + literal env)", e.loadEnv)
 	return e
 }
 
+// standInSecret is the dummy content of the secret file of the _FILE variable name: well-formed
+// for the secrets whose shape is checked at start-up, so that turning a sink on in the manifests
+// fails these tests only for a real mistake.
+func standInSecret(name string) string {
+	switch name {
+	case "THREATPIPE_SINK_SLACK_WEBHOOK_URL_FILE":
+		return "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+	case "THREATPIPE_SINK_PAGERDUTY_ROUTING_KEY_FILE":
+		return "0123456789abcdef0123456789abcdef"
+	case "THREATPIPE_SINK_WEBHOOK_SECRET_FILE":
+		return "dummy-signing-key-of-at-least-32-characters"
+	}
+	return "dummy-secret"
+}
+
+// configMapNamed returns the ConfigMap manifest named name, failing when there is none.
+func configMapNamed(t *testing.T, ks *kubeSet, name string) *corev1.ConfigMap {
+	t.Helper()
+	for _, m := range ks.manifests {
+		if m.gvk == "v1/ConfigMap" && m.name == name {
+			return m.obj.(*corev1.ConfigMap)
+		}
+	}
+	t.Fatalf("no ConfigMap %q under %s", name, kubeDir)
+	return nil
+}
+
 // podLabels are the Deployment's pod template labels.
-func (e *enricher) podLabels() labels.Set { return labels.Set(e.dep.Spec.Template.Labels) }
+func (e *workload) podLabels() labels.Set { return labels.Set(e.dep.Spec.Template.Labels) }
 
 // containerPort resolves a probe or Service port (number or name) to a container port number.
-func (e *enricher) containerPort(p intstr.IntOrString) (int32, bool) {
+func (e *workload) containerPort(p intstr.IntOrString) (int32, bool) {
 	for _, cp := range e.container.Ports {
 		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
 			return cp.ContainerPort, true
@@ -332,7 +375,7 @@ func (e *enricher) containerPort(p intstr.IntOrString) (int32, bool) {
 }
 
 // httpPort is the port of THREATPIPE_HTTP_ADDR as the ConfigMap sets it.
-func (e *enricher) httpPort(t *testing.T) int32 {
+func (e *workload) httpPort(t *testing.T) int32 {
 	t.Helper()
 	_, port, err := net.SplitHostPort(e.cfg.HTTPAddr)
 	if err != nil {
@@ -594,7 +637,6 @@ func TestKubernetesConfigMap(t *testing.T) {
 
 func TestKubernetesDeployment(t *testing.T) {
 	e := loadEnricher(t)
-	pod := &e.dep.Spec.Template.Spec
 	c := e.container
 
 	t.Run("env names are threatpipe variables", func(t *testing.T) {
@@ -616,9 +658,6 @@ func TestKubernetesDeployment(t *testing.T) {
 			t.Errorf("container envFrom %+v, want one configMapRef to %q", c.EnvFrom, e.cm.Name)
 		}
 	})
-	t.Run("secrets are files from the Secret", func(t *testing.T) {
-		checkSecretFiles(t, e)
-	})
 	t.Run("args run the enricher", func(t *testing.T) {
 		if len(c.Command) != 0 {
 			t.Errorf("command %v overrides the image's ENTRYPOINT /threatpipe; use args", c.Command)
@@ -627,8 +666,21 @@ func TestKubernetesDeployment(t *testing.T) {
 			t.Errorf("args %v, want [enrich]", c.Args)
 		}
 	})
+	checkDeploymentCommon(t, e, "deployment.yaml")
+}
+
+// checkDeploymentCommon checks what every threatpipe Deployment must satisfy: secrets as files,
+// a versioned image, probes on THREATPIPE_HTTP_ADDR, a grace period beyond the shutdown timeout,
+// hardening, resources, labels, replicas, scraping and spreading.
+func checkDeploymentCommon(t *testing.T, e *workload, file string) {
+	t.Helper()
+	pod := &e.dep.Spec.Template.Spec
+	c := e.container
+	t.Run("secrets are files from the Secret", func(t *testing.T) {
+		checkSecretFiles(t, e)
+	})
 	t.Run("image is versioned", func(t *testing.T) {
-		checkImageRef(t, "deployment.yaml", c.Image)
+		checkImageRef(t, file, c.Image)
 	})
 	t.Run("container port is THREATPIPE_HTTP_ADDR's", func(t *testing.T) {
 		want := e.httpPort(t)
@@ -664,7 +716,7 @@ func TestKubernetesDeployment(t *testing.T) {
 	})
 	t.Run("grace period outlasts the shutdown timeout", func(t *testing.T) {
 		// SIGTERM: drain and commit within THREATPIPE_PIPELINE_SHUTDOWN_TIMEOUT, then up to 5s
-		// for the reader to leave the group (cmd/threatpipe/enrich.go closeWithin).
+		// for the reader(s) to leave the group (closeWithin in cmd/threatpipe/enrich.go, act.go).
 		need := e.cfg.Pipeline.ShutdownTimeout + 5*time.Second
 		g := pod.TerminationGracePeriodSeconds
 		if g == nil || time.Duration(*g)*time.Second <= need {
@@ -691,7 +743,7 @@ func TestKubernetesDeployment(t *testing.T) {
 			t.Errorf("replicas %v: want at least 2 so a rollout or node loss keeps consuming", deref(e.dep.Spec.Replicas))
 		}
 		if e.dep.Spec.Replicas != nil && int(*e.dep.Spec.Replicas) > e.cfg.Kafka.TopicPartitions {
-			t.Errorf("replicas %d exceed the input topic's partitions (%d): the rest would idle", *e.dep.Spec.Replicas, e.cfg.Kafka.TopicPartitions)
+			t.Errorf("replicas %d exceed the consumed topic's partitions (THREATPIPE_KAFKA_TOPIC_PARTITIONS %d): the rest would idle", *e.dep.Spec.Replicas, e.cfg.Kafka.TopicPartitions)
 		}
 	})
 	t.Run("prometheus annotations", func(t *testing.T) {
@@ -714,7 +766,7 @@ func TestKubernetesDeployment(t *testing.T) {
 		for i, s := range tsc {
 			sel, err := metav1.LabelSelectorAsSelector(s.LabelSelector)
 			if err != nil || sel.Empty() || !sel.Matches(e.podLabels()) {
-				t.Errorf("topologySpreadConstraints[%d] labelSelector %v does not select the enricher's pods (%v)", i, s.LabelSelector, err)
+				t.Errorf("topologySpreadConstraints[%d] labelSelector %v does not select the Deployment's pods (%v)", i, s.LabelSelector, err)
 			}
 			if s.MaxSkew < 1 || s.TopologyKey == "" {
 				t.Errorf("topologySpreadConstraints[%d]: maxSkew %d, topologyKey %q", i, s.MaxSkew, s.TopologyKey)
@@ -730,40 +782,56 @@ func deref[T any](p *T) any {
 	return *p
 }
 
-// checkSecretFiles: every *_FILE variable points into a read-only mount of the Secret's volume at
-// a key the Secret example holds, and the volume names the Secret.
-func checkSecretFiles(t *testing.T, e *enricher) {
+// secretMountDir is where every Deployment mounts the Secret's required keys.
+const secretMountDir = "/var/run/secrets/threatpipe"
+
+// checkSecretFiles: every *_FILE variable points into a read-only mount of a volume of the Secret,
+// at a key the Secret example holds; every such volume names the Secret and keeps its files from
+// other users; the required keys are mounted at secretMountDir from a volume that is not optional.
+func checkSecretFiles(t *testing.T, e *workload) {
 	t.Helper()
-	const mountDir = "/var/run/secrets/threatpipe"
 	vols := map[string]corev1.Volume{}
 	for _, v := range e.dep.Spec.Template.Spec.Volumes {
 		vols[v.Name] = v
 	}
-	var mount *corev1.VolumeMount
-	for i, m := range e.container.VolumeMounts {
-		if m.MountPath == mountDir {
-			mount = &e.container.VolumeMounts[i]
+	mounts := map[string]*corev1.SecretVolumeSource{} // mount path -> secret volume
+	for _, m := range e.container.VolumeMounts {
+		vol, ok := vols[m.Name]
+		if !ok {
+			t.Errorf("volumeMount %s uses volume %q, which the pod does not define", m.MountPath, m.Name)
+			continue
+		}
+		if vol.Secret == nil {
+			if m.MountPath == secretMountDir {
+				t.Errorf("volumeMount %s uses volume %q, which is not a secret volume", m.MountPath, m.Name)
+			}
+			continue
+		}
+		mounts[path.Clean(m.MountPath)] = vol.Secret
+		if !m.ReadOnly {
+			t.Errorf("volumeMount %s must be readOnly", m.MountPath)
+		}
+		if m.SubPath != "" || m.SubPathExpr != "" {
+			t.Errorf("volumeMount %s uses a subPath: the kubelet never updates those files", m.MountPath)
+		}
+		if vol.Secret.SecretName != e.secret.Name {
+			t.Errorf("volume %s mounts Secret %q, the example Secret is %q", vol.Name, vol.Secret.SecretName, e.secret.Name)
+		}
+		if md := vol.Secret.DefaultMode; md == nil || *md&0o007 != 0 {
+			t.Errorf("volume %s defaultMode %v: secret files must not be world-readable", vol.Name, deref(md))
+		}
+		for _, it := range vol.Secret.Items {
+			if _, ok := e.secret.StringData[it.Key]; !ok {
+				t.Errorf("volume %s projects Secret key %q, which secret.example.yaml does not have", vol.Name, it.Key)
+			}
 		}
 	}
-	if mount == nil {
-		t.Fatalf("no volumeMount at %s", mountDir)
+	core, ok := mounts[secretMountDir]
+	if !ok {
+		t.Fatalf("no secret volumeMount at %s", secretMountDir)
 	}
-	if !mount.ReadOnly {
-		t.Errorf("volumeMount %s must be readOnly", mountDir)
-	}
-	vol, ok := vols[mount.Name]
-	if !ok || vol.Secret == nil {
-		t.Fatalf("volumeMount %s uses volume %q, which is not a secret volume", mountDir, mount.Name)
-	}
-	if vol.Secret.SecretName != e.secret.Name {
-		t.Errorf("volume %s mounts Secret %q, the example Secret is %q", vol.Name, vol.Secret.SecretName, e.secret.Name)
-	}
-	if m := vol.Secret.DefaultMode; m == nil || *m&0o007 != 0 {
-		t.Errorf("volume %s defaultMode %v: secret files must not be world-readable", vol.Name, deref(m))
-	}
-	fileToKey := map[string]string{}
-	for _, it := range vol.Secret.Items {
-		fileToKey[it.Path] = it.Key
+	if core.Optional != nil && *core.Optional {
+		t.Errorf("the secret volume at %s is optional: a missing Kafka or Redis password would only show up as a start-up error", secretMountDir)
 	}
 	files := 0
 	for _, ev := range e.container.Env {
@@ -771,39 +839,73 @@ func checkSecretFiles(t *testing.T, e *enricher) {
 			continue
 		}
 		files++
-		if _, ok := knownVars()[strings.TrimSuffix(ev.Name, "_FILE")]; !ok {
-			t.Errorf("env %s: %s is not a variable", ev.Name, strings.TrimSuffix(ev.Name, "_FILE"))
+		if !isSecretFileVar(ev.Name) {
+			t.Errorf("env %s: %s is not a secret variable with a _FILE variant", ev.Name, strings.TrimSuffix(ev.Name, "_FILE"))
 		}
-		dir, file := path.Split(ev.Value)
-		if path.Clean(dir) != mountDir {
-			t.Errorf("env %s=%s is not in the secret mount %s", ev.Name, ev.Value, mountDir)
-			continue
-		}
-		key := file
-		if len(vol.Secret.Items) > 0 {
-			k, ok := fileToKey[file]
-			if !ok {
-				t.Errorf("env %s=%s: the secret volume's items project no file %q", ev.Name, ev.Value, file)
-				continue
-			}
-			key = k
-		}
-		if _, ok := e.secret.StringData[key]; !ok {
-			t.Errorf("env %s reads Secret key %q, which secret.example.yaml does not have", ev.Name, key)
-		}
+		checkSecretFile(t, e, mounts, ev.Name, ev.Value)
 	}
 	for _, want := range []string{"THREATPIPE_KAFKA_SASL_PASSWORD_FILE", "THREATPIPE_REDIS_PASSWORD_FILE"} {
 		found := false
 		for _, ev := range e.container.Env {
-			found = found || ev.Name == want
+			found = found || (ev.Name == want && path.Dir(ev.Value) == secretMountDir)
 		}
 		if !found {
-			t.Errorf("env %s is not set: the password would have to be in the ConfigMap", want)
+			t.Errorf("env %s is not set to a file in %s: the password would have to be in the ConfigMap", want, secretMountDir)
 		}
 	}
 	if files == 0 {
 		t.Error("no THREATPIPE_*_FILE variable: secrets are not passed as files")
 	}
+}
+
+// checkSecretFile: the file name (the value of a _FILE variable) is in one of the secret mounts
+// and projects a key the Secret example holds.
+func checkSecretFile(t *testing.T, e *workload, mounts map[string]*corev1.SecretVolumeSource, name, file string) {
+	t.Helper()
+	dir, base := path.Split(file)
+	vol, ok := mounts[path.Clean(dir)]
+	if !ok {
+		t.Errorf("env %s=%s is not in a secret mount (%s)", name, file, fmtList(sortedKeys(mounts)))
+		return
+	}
+	key := base
+	if len(vol.Items) > 0 {
+		key = ""
+		for _, it := range vol.Items {
+			if it.Path == base {
+				key = it.Key
+			}
+		}
+		if key == "" {
+			t.Errorf("env %s=%s: the secret volume's items project no file %q", name, file, base)
+			return
+		}
+	}
+	if _, ok := e.secret.StringData[key]; !ok {
+		t.Errorf("env %s reads Secret key %q, which secret.example.yaml does not have", name, key)
+	}
+}
+
+// isSecretFileVar reports whether name is the _FILE variant of a secret variable of
+// pipeline/config or of a sink.
+func isSecretFileVar(name string) bool {
+	base, ok := strings.CutSuffix(name, "_FILE")
+	if !ok {
+		return false
+	}
+	vars := knownActVars()
+	v, okBase := vars[base]
+	_, okFile := vars[name]
+	return okBase && okFile && v.Secret
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func checkSecurityContext(t *testing.T, pod *corev1.PodSpec, c *corev1.Container) {
@@ -839,7 +941,7 @@ func checkSecurityContext(t *testing.T, pod *corev1.PodSpec, c *corev1.Container
 		t.Errorf("seccompProfile %+v, want RuntimeDefault", seccomp)
 	}
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
-		t.Error("automountServiceAccountToken should be false: the enricher does not call the Kubernetes API")
+		t.Error("automountServiceAccountToken should be false: threatpipe does not call the Kubernetes API")
 	}
 	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
 		t.Error("the pod shares a host namespace")
@@ -921,7 +1023,13 @@ func checkImageRef(t *testing.T, where, ref string) {
 }
 
 func TestKubernetesServiceAndPDB(t *testing.T) {
-	e := loadEnricher(t)
+	checkServiceAndPDB(t, loadEnricher(t))
+}
+
+// checkServiceAndPDB: the workload's Service and PodDisruptionBudget select its pods, and the
+// Service serves the container's http port.
+func checkServiceAndPDB(t *testing.T, e *workload) {
+	t.Helper()
 	t.Run("service selects the pods", func(t *testing.T) {
 		sel := labels.SelectorFromSet(e.svc.Spec.Selector)
 		if len(e.svc.Spec.Selector) == 0 || !sel.Matches(e.podLabels()) {
@@ -960,7 +1068,7 @@ func TestKubernetesServiceAndPDB(t *testing.T) {
 		}
 		sel, err := metav1.LabelSelectorAsSelector(e.pdb.Spec.Selector)
 		if err != nil || sel.Empty() || !sel.Matches(e.podLabels()) {
-			t.Errorf("pdb selector %v does not select the enricher's pods (%v)", e.pdb.Spec.Selector, err)
+			t.Errorf("pdb selector %v does not select the Deployment's pods (%v)", e.pdb.Spec.Selector, err)
 		}
 	})
 }
