@@ -134,6 +134,7 @@ func (l *Lifter) lift(ctx context.Context, b ActiveBlock) {
 func (l *Lifter) emit(ctx context.Context, r *Record) {
 	l.Metrics.Lifts.WithLabelValues(r.Sink, string(r.Outcome)).Inc()
 	r.SchemaVersion, r.At, r.Worker = RecordSchemaVersion, time.Now().UTC(), l.Worker
+	l.Metrics.Health.Observe(r, r.At)
 	raw, _ := json.Marshal(r)
 	if err := l.Publish(ctx, r.Target, raw); err != nil {
 		l.Log.Warn("audit record not published", zap.String("outcome", string(r.Outcome)), zap.String("target", r.Target), zap.Error(err))

@@ -10,6 +10,8 @@ type Metrics struct {
 	Trips      prometheus.Counter
 	KillSwitch prometheus.Gauge
 	Lifts      *prometheus.CounterVec
+	// Health counts the same outcomes per sink for the sinks' health snapshots (HealthReporter).
+	Health *SinkHealth
 }
 
 // NewMetrics registers the metrics with reg.
@@ -27,6 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while the run-time kill switch is on."}),
 		Lifts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "threatpipe_act_lifts_total",
 			Help: "Expired blocks lifted and pages resolved, by sink and outcome."}, []string{"sink", "outcome"}),
+		Health: NewSinkHealth(),
 	}
 	reg.MustRegister(m.Actions, m.Seconds, m.Unreadable, m.Trips, m.KillSwitch, m.Lifts)
 	return m

@@ -111,6 +111,7 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 	defer func() {
 		w.metrics.Actions.WithLabelValues(string(w.o.Kind), st.Sink.Name(), string(rec.Outcome)).Inc()
 		w.metrics.Seconds.WithLabelValues(st.Sink.Name()).Observe(w.now().Sub(start).Seconds())
+		w.metrics.Health.Observe(rec, w.now())
 	}()
 
 	if on, err := w.killSwitch(ctx); err != nil {
@@ -287,32 +288,34 @@ func (w *Worker) execute(ctx context.Context, rec *Record, a *sinks.Action, pb *
 		// was deleted) returns its reference, and later repeats comment on that instead.
 		ref = claim.Ref
 	}
+	// The block (or page) is recorded for lifting before the claim is settled: a crash between
+	// the two leaves a pending claim, whose takeover repeats both (each is idempotent), rather
+	// than a settled claim with a block nobody will ever lift.
+	if !pb.DryRun {
+		switch {
+		case st.Kind == sinks.KindBlock && success == OutcomeDone:
+			if err := w.retry(ctx, func() error {
+				return w.ledger.AddBlock(ctx, ActiveBlock{Sink: st.Sink.Name(), Target: a.Target, Key: a.Key, Ref: res.Ref,
+					Playbook: pb.Name, Step: st.Name, Until: a.Until})
+			}); err != nil {
+				return nil, false, err
+			}
+		case st.Kind == sinks.KindAlert && success == OutcomeDone:
+			if _, ok := st.Sink.(sinks.Undoer); ok {
+				// A page is resolved when the target's block is lifted.
+				if err := w.retry(ctx, func() error {
+					return w.ledger.AddResolve(ctx, a.Target, Pending{Sink: st.Sink.Name(), Key: a.Key, Ref: res.Ref, Playbook: pb.Name, Step: st.Name},
+						w.o.Guardrails.MaxBlockDuration+pb.Window)
+				}); err != nil {
+					return nil, false, err
+				}
+			}
+		}
+	}
 	if err := w.retry(ctx, func() error {
 		return w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, a.Target, claim, ref, ev.EventID, pb.Window)
 	}); err != nil {
 		return nil, false, err
-	}
-	if pb.DryRun {
-		return rec, false, nil
-	}
-	switch {
-	case st.Kind == sinks.KindBlock && success == OutcomeDone:
-		if err := w.retry(ctx, func() error {
-			return w.ledger.AddBlock(ctx, ActiveBlock{Sink: st.Sink.Name(), Target: a.Target, Key: a.Key, Ref: res.Ref,
-				Playbook: pb.Name, Step: st.Name, Until: a.Until})
-		}); err != nil {
-			return nil, false, err
-		}
-	case st.Kind == sinks.KindAlert && success == OutcomeDone:
-		if _, ok := st.Sink.(sinks.Undoer); ok {
-			// A page is resolved when the target's block is lifted.
-			if err := w.retry(ctx, func() error {
-				return w.ledger.AddResolve(ctx, a.Target, Pending{Sink: st.Sink.Name(), Key: a.Key, Ref: res.Ref, Playbook: pb.Name, Step: st.Name},
-					w.o.Guardrails.MaxBlockDuration+pb.Window)
-			}); err != nil {
-				return nil, false, err
-			}
-		}
 	}
 	return rec, false, nil
 }

@@ -90,11 +90,15 @@ func (q *QuotaLedger) Correct(ctx context.Context, r *QuotaReport) error {
 
 // NextReset is when the quota renews: the provider's reset time if it reported one, else the
 // next UTC midnight.
-func (q *QuotaLedger) NextReset(r *QuotaReport) time.Time {
-	if r != nil && r.Reset.After(q.now()) {
-		return r.Reset
+func (q *QuotaLedger) NextReset(r *QuotaReport) time.Time { return nextReset(r, q.now()) }
+
+// nextReset is the provider's reset time, if it reported one still ahead of now, else the UTC
+// midnight after now.
+func nextReset(r *QuotaReport, now time.Time) time.Time {
+	if r != nil && r.Reset.After(now) {
+		return r.Reset.UTC()
 	}
-	return q.now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	return now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 }
 
 // RateLimiter is the provider's request rate shared by every replica (GCRA in Redis).

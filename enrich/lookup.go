@@ -88,6 +88,8 @@ type Lookuper struct {
 	disabled       atomic.Bool
 	disabledReason atomic.Pointer[string]
 	exhaustedUntil atomic.Int64 // unix nanoseconds; 0 = not exhausted
+
+	health providerHealth // what Snapshot reports
 }
 
 // NewLookuper builds a Lookuper; the provider's Policy must be validated.
@@ -371,20 +373,24 @@ func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, w
 			reserved = false
 			l.log.Warn("quota ledger unavailable; the lookup is not counted", zap.Error(err))
 		case !ok:
+			l.recordQuota(used)
 			l.markExhausted(nil, used)
 			return backoff.Permanent(errQuotaSpent)
 		default:
 			l.recordQuota(used)
 			l.warnIfNear(ctx, used)
 		}
+		var timedOut bool
 		r, err := l.breaker.Execute(func() (*event.Intel, error) {
 			actx, cancel := context.WithTimeout(ctx, l.o.Policy.AttemptTimeout)
 			defer cancel()
 			start := time.Now()
 			r, err := l.o.Provider.Lookup(actx, ind)
 			l.o.Metrics.Latency.WithLabelValues(l.name).Observe(time.Since(start).Seconds())
+			timedOut = attemptTimedOut(actx, err)
 			return r, err
 		})
+		l.health.observe(l.o.Now(), classifyCall(ctx, err, timedOut), err)
 		refund := func() {
 			if reserved {
 				_ = l.quota.Refund(ctx)
@@ -398,6 +404,9 @@ func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, w
 		if err == nil {
 			l.o.Metrics.Calls.WithLabelValues(l.name, "ok").Inc()
 			if r.Quota != nil {
+				if !r.Quota.Reset.IsZero() {
+					l.health.reportedReset.Store(r.Quota.Reset.UnixNano())
+				}
 				if err := l.quota.Correct(ctx, r.Quota); err == nil {
 					l.recordQuota(r.Quota.Limit - r.Quota.Remaining)
 					l.warnIfNear(ctx, r.Quota.Limit-r.Quota.Remaining)
@@ -474,6 +483,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 func (l *Lookuper) recordQuota(used int64) {
+	l.health.seeQuota(l.o.Now(), used)
 	l.o.Metrics.QuotaUsed.WithLabelValues(l.name).Set(float64(used))
 	if limit := l.quota.Limit(); limit > 0 {
 		l.o.Metrics.QuotaLimit.WithLabelValues(l.name).Set(float64(limit))

@@ -18,6 +18,7 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/health"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
 	"github.com/threatpipe/threatpipe/pipeline/redisx"
 	"github.com/threatpipe/threatpipe/pipeline/telemetry"
@@ -173,6 +174,12 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 		return nil
 	})
 	g.Go(func() error { return ledger.Heartbeat(afterCtx) })
+	reporter := &act.HealthReporter{
+		Store: health.NewStore(rdb, cfg.Redis.KeyPrefix), Health: am.Health, Ledger: ledger,
+		Sinks: sinksUsed(set, kinds), KillSwitch: a.KillSwitch, Role: "act", Interval: health.ReportInterval,
+		Log: log.Named("health"),
+	}
+	g.Go(func() error { return reporter.Run(afterCtx) })
 	if slices.Contains(kinds, string(sinks.KindBlock)) {
 		lifter := &act.Lifter{
 			Ledger: ledger, Sinks: configured, Metrics: am, Log: log.Named("lifter"), Worker: a.GroupPrefix + "-lifter",
@@ -226,6 +233,20 @@ func printPlaybooks(env *environment, set *act.Set, configured map[string]sinks.
 		}
 	}
 	fmt.Fprintln(env.stdout, "playbooks OK")
+}
+
+// sinksUsed are the sinks that the playbook steps of the given kinds act through: the
+// integrations this process reports the health of.
+func sinksUsed(set *act.Set, kinds []string) map[string]sinks.Sink {
+	used := map[string]sinks.Sink{}
+	for _, pb := range set.Playbooks {
+		for _, st := range pb.Steps {
+			if slices.Contains(kinds, string(st.Kind)) {
+				used[st.Sink.Name()] = st.Sink
+			}
+		}
+	}
+	return used
 }
 
 func sinkNames(m map[string]sinks.Sink) []string {

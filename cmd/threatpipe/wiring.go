@@ -16,6 +16,7 @@ import (
 	"github.com/threatpipe/threatpipe/enrich/providers"
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/health"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
 )
 
@@ -92,6 +93,11 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 		e.providers = append(e.providers, c.Provider.Name())
 	}
 	e.proc, e.lookupers = enrich.NewEnricher(lookupers, metrics), lookupers
+	// Each provider's health, as this replica sees it, for the prioritised view.
+	store := health.NewStore(rdb, cfg.Redis.KeyPrefix)
+	e.loops = append(e.loops, func(ctx context.Context) error {
+		return enrich.ReportHealth(ctx, store, lookupers, owner, "enrich", health.ReportInterval)
+	})
 	return e, nil
 }
 

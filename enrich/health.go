@@ -1,0 +1,241 @@
+package enrich
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/threatpipe/threatpipe/pipeline/health"
+)
+
+// callOutcome is how one request to a provider ended, as health counts it.
+type callOutcome uint8
+
+// Call outcomes: the keys of a provider snapshot's Calls.
+const (
+	callOK callOutcome = iota
+	callTransient
+	callTimeout // the attempt's deadline (ATTEMPT_TIMEOUT) or a transport timeout
+	callRateLimited
+	callQuotaExhausted
+	callUnauthorized
+	callPermanent
+	callBreakerOpen // not sent: the circuit breaker is open
+	callCanceled    // not finished: the replica is shutting down
+	numCallOutcomes
+)
+
+var callOutcomeNames = [numCallOutcomes]string{
+	callOK: "ok", callTransient: string(KindTransient), callTimeout: "timeout", callRateLimited: string(KindRateLimited),
+	callQuotaExhausted: string(KindQuotaExhausted), callUnauthorized: string(KindUnauthorized), callPermanent: string(KindPermanent),
+	callBreakerOpen: "breaker_open", callCanceled: "canceled",
+}
+
+// failed reports whether the outcome is a failed request: counted as an error, and as a
+// failure among the recent calls. A request the breaker held back or a shutdown cut short says
+// nothing new about the provider.
+func (o callOutcome) failed() bool { return o != callOK && o != callBreakerOpen && o != callCanceled }
+
+// classifyCall names the outcome of one attempt; timedOut says the attempt ran out of time.
+func classifyCall(ctx context.Context, err error, timedOut bool) callOutcome {
+	switch {
+	case err == nil:
+		return callOK
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		return callBreakerOpen
+	case timedOut:
+		return callTimeout
+	case errors.Is(ctx.Err(), context.Canceled):
+		return callCanceled
+	}
+	switch KindOf(err) {
+	case KindTransient:
+		return callTransient
+	case KindRateLimited:
+		return callRateLimited
+	case KindQuotaExhausted:
+		return callQuotaExhausted
+	case KindUnauthorized:
+		return callUnauthorized
+	default:
+		return callPermanent
+	}
+}
+
+// attemptTimedOut reports whether an attempt failed for lack of time: its own deadline (the
+// policy's ATTEMPT_TIMEOUT, or the retry budget's when that came first) or a transport timeout
+// (dial, response headers).
+func attemptTimedOut(actx context.Context, err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(actx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// providerHealth counts one Lookuper's requests for its health snapshot. Everything on the
+// request path is atomic; the last error takes a mutex, on errors only.
+type providerHealth struct {
+	calls    [numCallOutcomes]atomic.Int64
+	errors   atomic.Int64
+	timeouts atomic.Int64
+	recent   health.Recent
+	last     health.LastError
+	// quotaSeen is the latest daily usage this replica saw, packed with its UTC day (quotaDay).
+	quotaSeen atomic.Uint64
+	// reportedReset is when the provider last said its quota renews (unix ns; 0 = never said).
+	reportedReset atomic.Int64
+}
+
+// observe counts one request that ended at at.
+func (h *providerHealth) observe(at time.Time, o callOutcome, err error) {
+	h.calls[o].Add(1)
+	if o == callBreakerOpen || o == callCanceled {
+		return
+	}
+	failed := o.failed()
+	h.recent.Add(at, failed)
+	if !failed {
+		return
+	}
+	h.errors.Add(1)
+	if o == callTimeout {
+		h.timeouts.Add(1)
+	}
+	if err != nil {
+		h.last.Set(at, err.Error())
+	}
+}
+
+// quotaUsedBits bounds the usage that quotaSeen packs below the day.
+const quotaUsedBits = 46
+
+func quotaDay(t time.Time) uint64 { return uint64(t.Unix() / 86400) }
+
+// seeQuota remembers today's usage as last seen.
+func (h *providerHealth) seeQuota(now time.Time, used int64) {
+	used = min(max(used, 0), 1<<quotaUsedBits-1)
+	h.quotaSeen.Store(quotaDay(now)<<quotaUsedBits | uint64(used))
+}
+
+// quotaUsed is the usage last seen, if it was seen on now's UTC day: the ledger starts every
+// day at zero.
+func (h *providerHealth) quotaUsed(now time.Time) int64 {
+	v := h.quotaSeen.Load()
+	if v>>quotaUsedBits != quotaDay(now) {
+		return 0
+	}
+	return int64(v & (1<<quotaUsedBits - 1))
+}
+
+// providerState is what a provider's status is derived from.
+type providerState struct {
+	disabled     bool // the key was rejected
+	exhausted    bool // cache-only until the quota resets
+	breaker      gobreaker.State
+	recent       health.RecentCounts
+	quotaWarning bool // usage past QUOTA_WARN_RATIO
+}
+
+// providerStatus derives a provider's status; the first rule that holds wins:
+//
+//   - disabled: the provider rejected its key (until a restart with a good key);
+//   - quota_exhausted: the quota is spent, lookups are cache-only until the reset;
+//   - failing: the circuit breaker is open, or the latest health.FailingRun requests within
+//     health.RecentWindow all failed;
+//   - degraded: a request failed within the window, the breaker is half-open (probing after an
+//     outage), or the quota is past its warning ratio;
+//   - ok otherwise, including a provider that has not been asked anything yet.
+func providerStatus(s providerState) string {
+	switch {
+	case s.disabled:
+		return health.StatusDisabled
+	case s.exhausted:
+		return health.StatusQuotaExhausted
+	case s.breaker == gobreaker.StateOpen:
+		return health.StatusFailing
+	}
+	status := s.recent.Status()
+	if status == health.StatusOK && (s.breaker == gobreaker.StateHalfOpen || s.quotaWarning) {
+		status = health.StatusDegraded
+	}
+	return status
+}
+
+// Snapshot is the provider's health as this replica sees it at now; the reporter fills in Owner
+// and Role. It does no I/O, so it is cheap and safe to call at any time: the quota used is the
+// latest this replica saw of the shared ledger (its own reservations, the provider's reports,
+// and ReportHealth's reads of the ledger). The quota resets when this replica's cache-only
+// spell ends while the quota is exhausted; otherwise at the provider's reported reset or, when
+// it reports none, the next UTC midnight.
+func (l *Lookuper) Snapshot(now time.Time) health.Snapshot {
+	h := &l.health
+	breaker := l.breaker.State()
+	s := health.Snapshot{
+		Component: health.ComponentProvider, Name: l.name, At: now.UTC(),
+		Breaker:   breaker.String(),
+		QuotaUsed: h.quotaUsed(now), QuotaLimit: l.quota.Limit(), QuotaWarnRatio: l.o.Policy.QuotaWarnRatio,
+		Calls:  make(map[string]int64, numCallOutcomes),
+		Errors: h.errors.Load(), Timeouts: h.timeouts.Load(),
+	}
+	for o := range numCallOutcomes {
+		if n := h.calls[o].Load(); n > 0 {
+			s.Calls[callOutcomeNames[o]] = n
+		}
+	}
+	until := l.exhaustedUntil.Load()
+	exhausted := until != 0 && now.UnixNano() < until
+	if exhausted {
+		s.QuotaReset = time.Unix(0, until).UTC()
+	} else {
+		var reported *QuotaReport
+		if r := h.reportedReset.Load(); r != 0 {
+			reported = &QuotaReport{Reset: time.Unix(0, r)}
+		}
+		s.QuotaReset = nextReset(reported, now)
+	}
+	s.LastError, s.LastErrorAt = h.last.Get()
+	if !s.LastErrorAt.IsZero() {
+		s.LastErrorAt = s.LastErrorAt.UTC()
+	}
+	s.Status = providerStatus(providerState{
+		disabled: l.disabled.Load(), exhausted: exhausted, breaker: breaker,
+		recent: h.recent.Counts(now, health.RecentWindow), quotaWarning: s.QuotaWarning(),
+	})
+	return s
+}
+
+// refreshQuota reads today's usage from the shared ledger, so that the snapshot counts the
+// other replicas' lookups too. A failed read keeps the last usage seen.
+func (l *Lookuper) refreshQuota(ctx context.Context) {
+	if used, err := l.quota.Used(ctx); err == nil {
+		l.health.seeQuota(l.o.Now(), used)
+	}
+}
+
+// ReportHealth writes a health snapshot of every lookuper's provider to store every interval
+// (health.ReportInterval when zero), each valid for three intervals, as owner (this replica)
+// in role, until ctx ends; it reads each provider's quota usage from the shared ledger first.
+// Failed writes are logged and retried the next interval; it returns nil when ctx ends. The
+// enricher runs it with its other enrichment loops.
+func ReportHealth(ctx context.Context, store *health.Store, lookupers []*Lookuper, owner, role string, every time.Duration) error {
+	if len(lookupers) == 0 {
+		return nil
+	}
+	collect := func(ctx context.Context, now time.Time) []health.Snapshot {
+		out := make([]health.Snapshot, 0, len(lookupers))
+		for _, l := range lookupers {
+			l.refreshQuota(ctx)
+			out = append(out, l.Snapshot(now))
+		}
+		return out
+	}
+	return health.Report(ctx, store, owner, role, every, collect, lookupers[0].o.Log.Named("health"))
+}
