@@ -8,20 +8,25 @@ SERVICES := scripts/services.sh
 # Real services for tests: the ones scripts/services.sh starts (or reuses when already up).
 TEST_ENV := THREATPIPE_TEST_KAFKA_BROKERS=127.0.0.1:$${THREATPIPE_KAFKA_PORT:-9092} \
 	THREATPIPE_TEST_REDIS_ADDR=127.0.0.1:$${THREATPIPE_REDIS_PORT:-6379} \
-	THREATPIPE_TEST_REQUIRE_SERVICES=1 THREATPIPE_TEST_ARTIFACTS=$(ARTIFACTS)
+	THREATPIPE_TEST_REQUIRE_SERVICES=1 THREATPIPE_TEST_ARTIFACTS=$(ARTIFACTS) \
+	THREATPIPE_TEST_REQUIRE_BROWSER=$$(command -v chromium >/dev/null && echo 1)
 
-.PHONY: all build run test test-unit bench fuzz lint services-up services-down services-status clean
+.PHONY: all build run run-local test test-unit bench fuzz lint services-up services-down services-status clean
 
 all: build
 
 build: ## compile bin/threatpipe
 	$(GO) build -trimpath -o $(BIN) ./cmd/threatpipe
 
-run: build services-up ## run the enricher on local Kafka and Redis with sample traffic
+run: build ## the whole pipeline on embedded Kafka, Redis and providers, with demo traffic and the view
+	$(BIN) demo $(RUN_FLAGS)
+
+run-local: build services-up ## the simulator and the enricher on the real local Kafka and Redis (scripts/services.sh)
 	scripts/run-local.sh
 
 test: services-up ## every test: unit, fuzz seed corpora, and integration on real Kafka and Redis
 	@scripts/install-nft.sh
+	@scripts/install-chromium.sh
 	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
 	$(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m ./...
 	@if ls $(ARTIFACTS)/*.txt >/dev/null 2>&1; then echo "--- test reports ($(ARTIFACTS))"; cat $(ARTIFACTS)/*.txt; fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make run` until the embedded all-in-one mode exists: the provider simulator (Criminal IP API
-# shapes), and the enricher on the local Kafka and Redis started by scripts/services.sh, fed with
-# scripts/sample-events.jsonl every few seconds. Ctrl-C stops everything; the enricher drains and
-# commits first.
+# `make run-local`: the provider simulator (Criminal IP API shapes) and the enricher on the real
+# local Kafka and Redis started by scripts/services.sh, fed with scripts/sample-events.jsonl every
+# few seconds (`make run` is the embedded all-in-one demo). Ctrl-C stops everything; the enricher
+# drains and commits first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/services.sh env)"

@@ -10,10 +10,11 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/all"
+	"github.com/threatpipe/threatpipe/view"
 )
 
 func runConfig(_ context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "config [--check]", "Lists every THREATPIPE_* variable with its default and meaning: the pipeline's, each\nprovider's and each action sink's. With --check, validates the current environment instead\n(sinks included, without contacting anything) and exits non-zero naming each bad variable.")
+	fs := newFlagSet(env, "config [--check]", "Lists every THREATPIPE_* variable with its default and meaning: the pipeline's, each\nprovider's, each action sink's and the view's. With --check, validates the current environment instead\n(sinks included, without contacting anything) and exits non-zero naming each bad variable.")
 	check := fs.Bool("check", false, "validate the current environment")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -28,6 +29,9 @@ func runConfig(_ context.Context, env *environment, args []string) error {
 		if err := checkSinkConfig(env.environ); err != nil {
 			return err
 		}
+		if _, err := view.LoadConfig(env.environ); err != nil {
+			return err
+		}
 		fmt.Fprintln(env.stdout, "configuration is valid")
 		return nil
 	}
@@ -38,6 +42,7 @@ func runConfig(_ context.Context, env *environment, args []string) error {
 	for _, r := range all.Registrations() {
 		vars = append(vars, r.Vars()...)
 	}
+	vars = append(vars, view.Vars()...)
 	for _, v := range vars {
 		def := v.Default
 		if def == "" {

@@ -34,10 +34,13 @@ func commands() map[string]command {
 	return map[string]command{
 		"enrich":    {"consume indicator events, enrich and score them, publish scored events", runEnrich},
 		"act":       {"run the playbooks: block, alert and open tickets on scored events", runAct},
+		"demo":      {"run the whole pipeline in one process on embedded Kafka, Redis and providers, with demo traffic", runDemo},
 		"produce":   {"publish JSON lines from a file or stdin to a Kafka topic", runProduce},
 		"config":    {"print the configuration variables and their defaults", runConfig},
 		"providers": {"list the enrichment providers, or check their keys and remaining credits", runProviders},
 		"sim":       {"serve the provider simulator (Criminal IP API shapes) for demos, tests and benchmarks", runSim},
+		"view":      {"serve the prioritised indicator view: ranked list, indicator pages, health, JSON API", runView},
+		"top":       {"print the top indicators of the view (optionally refreshing) in the terminal", runTop},
 	}
 }
 

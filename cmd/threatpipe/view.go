@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/threatpipe/threatpipe/pipeline"
+	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/kafkax"
+	"github.com/threatpipe/threatpipe/pipeline/redisx"
+	"github.com/threatpipe/threatpipe/pipeline/telemetry"
+	"github.com/threatpipe/threatpipe/view"
+)
+
+func runView(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "view", `Serves the prioritised indicator view: the ranked list of indicators by score and recency,
+each indicator's reasons, provider answers, history and actions taken, and integration health,
+as web pages and a JSON API (/api/v1/...) on THREATPIPE_HTTP_ADDR, next to /healthz, /readyz
+and /metrics. It builds its state in Redis (under THREATPIPE_REDIS_KEY_PREFIX) from the scored
+events of THREATPIPE_KAFKA_OUTPUT_TOPIC (consumer group <THREATPIPE_VIEW_GROUP_ID>-scored) and
+the audit records of THREATPIPE_ACT_RESULTS_TOPIC (<THREATPIPE_VIEW_GROUP_ID>-results).
+Replicas share the state and the consumer groups. SIGTERM drains and commits.
+
+View settings:
+`+viewVarsHelp())
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(env.environ)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	vcfg, err := view.LoadConfig(env.environ)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log = log.With(zap.String("role", "view"))
+
+	reg := telemetry.NewRegistry()
+	pm := telemetry.NewPipelineMetrics(reg)
+	vm := view.NewMetrics(reg)
+	clients, err := kafkax.New(&cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	k, a := &cfg.Kafka, &cfg.Act
+	if k.CreateTopics {
+		if err := ensureTopics(ctx, clients, k.OutputTopic, a.ResultsTopic); err != nil {
+			return err
+		}
+	}
+	rdb := redisx.New(&cfg.Redis)
+	defer func() { _ = rdb.Close() }()
+	store := view.NewStore(rdb, cfg.Redis.KeyPrefix, vcfg.StoreOptions())
+
+	srv, err := telemetry.NewServer(cfg.HTTPAddr, reg, log)
+	if err != nil {
+		return fmt.Errorf("%sHTTP_ADDR: %w", config.Prefix, err)
+	}
+	srv.AddCheck("kafka", func(ctx context.Context) error { return clients.Ping(ctx, k.OutputTopic, a.ResultsTopic) })
+	srv.AddCheck("redis", redisx.Ping(rdb))
+	ui, err := view.NewUI(store, view.UIOptions{Refresh: vcfg.Refresh, Log: log.Named("http")})
+	if err != nil {
+		return err
+	}
+	ui.Register(srv.Mux())
+
+	type input struct {
+		name, topic, group string
+		handler            pipeline.Handler
+	}
+	inputs := []input{
+		{view.InputScored, k.OutputTopic, vcfg.GroupID + "-scored", view.NewScoredHandler(store, vm, log.Named("scored"))},
+		{view.InputResults, a.ResultsTopic, vcfg.GroupID + "-results", view.NewRecordHandler(store, vm, log.Named("results"))},
+	}
+	type run struct {
+		engine *pipeline.Engine
+		reader *kafka.Reader
+	}
+	runs := make([]run, 0, len(inputs))
+	for _, in := range inputs {
+		rcfg := clients.ReaderConfig(in.topic)
+		rcfg.GroupID = in.group
+		if err := rcfg.Validate(); err != nil { // NewReader panics on what Validate rejects
+			return fmt.Errorf("kafka reader for %s: %w", in.topic, err)
+		}
+		reader := kafka.NewReader(rcfg)
+		opts := pipeline.Options{
+			InputTopic: in.topic, Workers: vcfg.Workers, MaxInFlight: vcfg.MaxInFlight,
+			MaxEventBytes: cfg.Pipeline.MaxEventBytes, MaxIndicators: cfg.Pipeline.MaxIndicators,
+			CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
+		}
+		runs = append(runs, run{pipeline.New(opts, reader, view.NoPublisher, in.handler, pm, log.With(zap.String("input", in.name))), reader})
+	}
+
+	url := viewURL(srv.Addr())
+	log.Info("view starting", zap.String("url", url), zap.Strings("brokers", k.Brokers),
+		zap.String("scored", k.OutputTopic), zap.String("results", a.ResultsTopic), zap.String("group", vcfg.GroupID),
+		zap.String("redis_prefix", cfg.Redis.KeyPrefix), zap.Duration("retention", vcfg.Retention))
+	fmt.Fprintf(env.stdout, "threatpipe view: %s\n", url)
+
+	// The HTTP server outlives the engines' drain so the view stays readable (and /metrics
+	// scrapeable) until the last event is applied; readiness turns false as shutdown starts.
+	afterCtx, stopAfter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAfter()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Run(afterCtx); err != nil {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return view.RunSweeper(gctx, store, vcfg.SweepInterval, vm, log.Named("sweeper")) })
+	stopDraining := context.AfterFunc(gctx, srv.SetDraining)
+	defer stopDraining()
+	var engines errgroup.Group
+	for _, r := range runs {
+		engines.Go(func() error {
+			runErr := r.engine.Run(gctx)
+			return errors.Join(runErr, closeWithin(r.reader, 5*time.Second)) // after the final commit
+		})
+	}
+	g.Go(func() error {
+		defer stopAfter()
+		err := engines.Wait()
+		log.Info("view stopped")
+		return err
+	})
+	return g.Wait()
+}
+
+// viewURL is where an operator on this host reaches the view listening on addr.
+func viewURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// viewVarsHelp lists the THREATPIPE_VIEW_* variables for --help.
+func viewVarsHelp() string {
+	var b strings.Builder
+	for _, v := range view.Vars() {
+		fmt.Fprintf(&b, "  %s=%s\n      %s\n", v.Name, v.Default, v.Description)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,103 @@
+package view
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+
+	"github.com/threatpipe/threatpipe/pipeline/config"
+)
+
+// ConfigPrefix is the prefix of the view's own variables. They live here, not in pipeline/config,
+// because only the view role reads them.
+const ConfigPrefix = config.Prefix + "VIEW_"
+
+// Config is the prioritised view's configuration (threatpipe view and threatpipe top): the
+// THREATPIPE_VIEW_* variables. The Kafka topics, Redis and the HTTP address come from
+// pipeline/config.
+type Config struct {
+	GroupID       string        `env:"GROUP_ID" envDefault:"threatpipe-view" desc:"Consumer group prefix of the view: it reads the scored topic as <id>-scored and the audit topic (THREATPIPE_ACT_RESULTS_TOPIC) as <id>-results; replicas share both."`
+	Retention     time.Duration `env:"RETENTION" envDefault:"168h" desc:"An indicator not seen for this long leaves the view (Redis TTL plus a sweeper). Scored events observed longer ago than this are skipped."`
+	History       int           `env:"HISTORY" envDefault:"100" desc:"Score history entries and actions kept per indicator (the newest)."`
+	Refresh       time.Duration `env:"REFRESH" envDefault:"5s" desc:"How often the ranked page refreshes its table (JavaScript, or a meta refresh without it)."`
+	DedupEvents   int           `env:"DEDUP_EVENTS" envDefault:"1000" desc:"Event ids remembered per indicator so a redelivered scored event or audit record is not counted twice. Must exceed the redeliveries one indicator can see (bounded by THREATPIPE_PIPELINE_MAX_IN_FLIGHT)."`
+	ScanLimit     int           `env:"SCAN_LIMIT" envDefault:"10000" desc:"A filtered list reads at most this many indicators from the top of the ranking (within the selected severities' score range); the page says when it stopped there."`
+	SweepInterval time.Duration `env:"SWEEP_INTERVAL" envDefault:"1m" desc:"How often indicators past THREATPIPE_VIEW_RETENTION are removed from the ranking."`
+	HealthMaxAge  time.Duration `env:"HEALTH_MAX_AGE" envDefault:"1m" desc:"Integration health snapshots older than this are ignored (their replica is gone)."`
+	Workers       int           `env:"WORKERS" envDefault:"32" desc:"Messages applied to Redis concurrently, per input topic."`
+	MaxInFlight   int           `env:"MAX_IN_FLIGHT" envDefault:"1024" desc:"Messages fetched but not yet committed, per input topic."`
+}
+
+// LoadConfig parses the THREATPIPE_VIEW_* variables of environ (os.Environ form) and validates
+// them; every error names its variable.
+func LoadConfig(environ []string) (*Config, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Prefix: ConfigPrefix, Environment: vars}); err != nil {
+		return nil, config.ExplainParseError(err, Vars())
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Vars lists the view's variables with their defaults and descriptions, for `threatpipe config`
+// and docs/configuration.md.
+func Vars() []config.Var { return config.VarsOf(ConfigPrefix, reflect.TypeOf(Config{})) }
+
+// Validate checks every value and returns all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s%s: %s", ConfigPrefix, name, fmt.Sprintf(format, args...)))
+	}
+	if g := strings.TrimSpace(c.GroupID); g == "" || strings.ContainsAny(c.GroupID, " \t\r\n") {
+		add("GROUP_ID", "%q must be non-empty and without spaces", c.GroupID)
+	}
+	if c.Retention < time.Minute {
+		add("RETENTION", "%s is less than 1m", c.Retention)
+	}
+	if c.History < 1 || c.History > 10000 {
+		add("HISTORY", "%d is not 1-10000", c.History)
+	}
+	if c.Refresh < time.Second || c.Refresh > time.Hour {
+		add("REFRESH", "%s is not between 1s and 1h", c.Refresh)
+	}
+	if c.DedupEvents < 1 || c.DedupEvents > 100000 {
+		add("DEDUP_EVENTS", "%d is not 1-100000", c.DedupEvents)
+	}
+	if c.ScanLimit < MaxLimit || c.ScanLimit > 1000000 {
+		add("SCAN_LIMIT", "%d is not %d-1000000", c.ScanLimit, MaxLimit)
+	}
+	if c.SweepInterval < time.Second {
+		add("SWEEP_INTERVAL", "%s is less than 1s", c.SweepInterval)
+	}
+	if c.HealthMaxAge < time.Second {
+		add("HEALTH_MAX_AGE", "%s is less than 1s", c.HealthMaxAge)
+	}
+	if c.Workers < 1 {
+		add("WORKERS", "must be greater than zero")
+	}
+	if c.MaxInFlight < c.Workers {
+		add("MAX_IN_FLIGHT", "%d is less than THREATPIPE_VIEW_WORKERS (%d)", c.MaxInFlight, c.Workers)
+	}
+	return errors.Join(errs...)
+}
+
+// StoreOptions derives the store's settings from the configuration.
+func (c *Config) StoreOptions() StoreOptions {
+	return StoreOptions{
+		Retention: c.Retention, History: c.History, DedupEvents: c.DedupEvents,
+		ScanLimit: c.ScanLimit, HealthMaxAge: c.HealthMaxAge,
+	}
+}

@@ -1,0 +1,18 @@
+package view
+
+import (
+	"flag"
+	"path/filepath"
+	"testing"
+
+	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated view table in docs/configuration.md")
+
+// TestDocsInSync fails when docs/configuration.md's view table drifts from Config;
+// `go test ./view -run TestDocsInSync -update` regenerates it.
+func TestDocsInSync(t *testing.T) {
+	pipelinetest.GeneratedSection(t, filepath.Join("..", "docs", "configuration.md"), "view table", "\n"+config.MarkdownTableOf(Vars()), *update)
+}

@@ -1,0 +1,597 @@
+package view
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/threatpipe/threatpipe/act"
+	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/health"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// ContentSecurityPolicy is sent with every response of the view: only the view's own script,
+// stylesheet and API; inline SVG needs no exception.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// UIOptions configure the HTTP interface.
+type UIOptions struct {
+	// Refresh is how often the ranked page refreshes its table (THREATPIPE_VIEW_REFRESH).
+	Refresh time.Duration
+	Log     *zap.Logger
+}
+
+// UI is the view's HTTP interface. It serves server-rendered pages and a JSON API on THREATPIPE_HTTP_ADDR, next to
+// /healthz, /readyz and /metrics. Every response carries Cache-Control: no-store (static files
+// excepted), X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and a
+// Content-Security-Policy that allows scripts, styles, images and fetches from the view itself
+// only (no inline script or style).
+//
+// Pages:
+//
+//	GET /                  the ranked list, with filters, live refresh and charts
+//	GET /indicators/{ip}   one indicator: reasons, every provider's answer, history, actions
+//	GET /health            integration health: providers and sinks, across replicas
+//	GET /static/...        the page's stylesheet and script
+//
+// JSON API (application/json):
+//
+//	GET /api/v1/indicators        the ranking; query parameters:
+//	    severity  info|low|medium|high|critical, repeated or comma-separated (any of them)
+//	    tag       a tag the indicator carries (case-insensitive)
+//	    country   ISO 3166-1 alpha-2 code
+//	    isp       text the ISP contains (case-insensitive)
+//	    since     last seen within: a Go duration (15m, 1h, 24h) or days (7d); all = no window
+//	    q         address prefix (185.220., 2001:db8:) or CIDR (185.220.0.0/16)
+//	    limit     1-500, default 50
+//	    offset    0-1000000, default 0
+//	  -> {"indicators": [row...], "total": n, "truncated": bool, "scanned": n, "limit": n, "offset": n}
+//	     rows sorted by score, then last seen, both descending. With filters the view scans at
+//	     most THREATPIPE_VIEW_SCAN_LIMIT indicators from the top of the ranking (within the score
+//	     range of the selected severities); "truncated" says more may match below.
+//	GET /api/v1/indicators/{ip}   one indicator: the row fields plus "latest" (the latest scored
+//	                              event), "history" and "actions" (audit records), newest first
+//	GET /api/v1/stats             chart data: score_distribution, minutes (events and cache
+//	                              outcomes for the last 60 minutes), quota per provider
+//	GET /api/v1/health            {"integrations": [...], "generated_at": t}: each provider and
+//	                              sink aggregated across replicas, with the replicas' snapshots
+//
+// Errors are {"error": "...", "param": "..."} with status 400 for a bad or unknown query
+// parameter or address (param names it), 404 for an indicator the view does not hold, 405 for
+// another method, and 503 when Redis does not answer. docs/view.md documents every field.
+
+type UI struct {
+	store *Store
+	opts  UIOptions
+	log   *zap.Logger
+	pages map[string]*template.Template
+}
+
+// NewUI parses the templates and returns the HTTP interface over store.
+func NewUI(store *Store, o UIOptions) (*UI, error) {
+	if o.Refresh <= 0 {
+		o.Refresh = 5 * time.Second
+	}
+	u := &UI{store: store, opts: o, log: orNop(o.Log), pages: map[string]*template.Template{}}
+	layout, err := template.New("layout.html").Funcs(u.funcs()).ParseFS(templateFS, "templates/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("view: templates: %w", err)
+	}
+	for _, page := range []string{"index", "indicator", "health", "error"} {
+		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("view: template %s: %w", page, err)
+		}
+		u.pages[page] = t
+	}
+	return u, nil
+}
+
+// Register adds the view's routes to mux (the telemetry server's, in threatpipe view).
+func (u *UI) Register(mux *http.ServeMux) {
+	mux.Handle("GET /{$}", secure(http.HandlerFunc(u.serveIndex)))
+	mux.Handle("GET /indicators/{ip}", secure(http.HandlerFunc(u.serveIndicator)))
+	mux.Handle("GET /health", secure(http.HandlerFunc(u.serveHealth)))
+	mux.Handle("GET /api/v1/indicators", secure(http.HandlerFunc(u.apiIndicators)))
+	mux.Handle("GET /api/v1/indicators/{ip}", secure(http.HandlerFunc(u.apiIndicator)))
+	mux.Handle("GET /api/v1/stats", secure(http.HandlerFunc(u.apiStats)))
+	mux.Handle("GET /api/v1/health", secure(http.HandlerFunc(u.apiHealth)))
+	static, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	mux.Handle("GET /static/", secureStatic(files))
+}
+
+// Handler returns a mux serving only the view (for tests and embedding).
+func (u *UI) Handler() http.Handler {
+	mux := http.NewServeMux()
+	u.Register(mux)
+	return mux
+}
+
+func setSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", ContentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+func secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setSecurityHeaders(w.Header())
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func secureStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setSecurityHeaders(w.Header())
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// --- JSON API ---
+
+type apiError struct {
+	Error string `json:"error"`
+	Param string `json:"param,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// fail answers an API request with the status err calls for.
+func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := u.classify(r, err)
+	writeJSON(w, status, body)
+}
+
+func (u *UI) classify(r *http.Request, err error) (int, apiError) {
+	var pe *ParamError
+	switch {
+	case errors.As(err, &pe):
+		return http.StatusBadRequest, apiError{Error: pe.Error(), Param: pe.Param}
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, apiError{Error: err.Error()}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return 499, apiError{Error: "request cancelled"}
+	default:
+		u.log.Error("view request failed", zap.String("path", r.URL.Path), zap.Error(err))
+		return http.StatusServiceUnavailable, apiError{Error: "the view's store is unavailable; see the logs"}
+	}
+}
+
+func (u *UI) apiIndicators(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseFilter(r.URL.Query())
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	page, err := u.store.List(r.Context(), f)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// pathIP reads and normalises the {ip} path value.
+func pathIP(r *http.Request) (string, error) {
+	raw := r.PathValue("ip")
+	ip, ok := canonicalIP(raw)
+	if !ok {
+		return "", &ParamError{"ip", fmt.Sprintf("%q is not an IP address", clip(raw))}
+	}
+	return ip, nil
+}
+
+func (u *UI) apiIndicator(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.RawQuery) > 0 {
+		u.fail(w, r, unknownParams(r.URL.Query()))
+		return
+	}
+	ip, err := pathIP(r)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	ind, err := u.store.Get(r.Context(), ip)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ind)
+}
+
+func unknownParams(q url.Values) error {
+	names := make([]string, 0, len(q))
+	for k := range q {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		names = []string{"?"}
+	}
+	return &ParamError{names[0], "unknown parameter (this endpoint takes none)"}
+}
+
+func (u *UI) apiStats(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.RawQuery) > 0 {
+		u.fail(w, r, unknownParams(r.URL.Query()))
+		return
+	}
+	st, err := u.store.Stats(r.Context())
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// HealthReport is the body of /api/v1/health.
+type HealthReport struct {
+	GeneratedAt  time.Time     `json:"generated_at"`
+	Integrations []Integration `json:"integrations"`
+}
+
+func (u *UI) healthReport(ctx context.Context) (*HealthReport, error) {
+	snaps, err := u.store.Health(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &HealthReport{GeneratedAt: u.store.opts.Now().UTC(), Integrations: Aggregate(snaps)}, nil
+}
+
+func (u *UI) apiHealth(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.RawQuery) > 0 {
+		u.fail(w, r, unknownParams(r.URL.Query()))
+		return
+	}
+	rep, err := u.healthReport(r.Context())
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// --- pages ---
+
+func (u *UI) render(w http.ResponseWriter, status int, page string, data any) {
+	var buf bytes.Buffer
+	if err := u.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
+		u.log.Error("view: rendering a page failed", zap.String("page", page), zap.Error(err))
+		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+type errorPage struct {
+	Title, Message string
+	Status         int
+}
+
+func (u *UI) failPage(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := u.classify(r, err)
+	title := http.StatusText(status)
+	if title == "" {
+		title = "Error"
+	}
+	u.render(w, status, "error", errorPage{Title: title, Message: body.Error, Status: status})
+}
+
+// indexPage is the data of the ranked list.
+type indexPage struct {
+	Filter       Filter
+	Page         *Page
+	First, Last  int
+	Prev, Next   string
+	APIURL       string
+	RefreshMS    int64
+	RefreshSec   int64
+	Windows      []windowOption
+	SinceCustom  string
+	Severities   []severityOption
+	ScoreChart   template.HTML
+	EventChart   template.HTML
+	HitChart     template.HTML
+	QuotaChart   template.HTML
+	Quotas       []Quota
+	EventsLastHr int64
+}
+
+type windowOption struct {
+	Value, Label string
+	Selected     bool
+}
+
+type severityOption struct {
+	Value   string
+	Checked bool
+}
+
+func (u *UI) serveIndex(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseFilter(r.URL.Query())
+	if err != nil {
+		u.failPage(w, r, err)
+		return
+	}
+	page, err := u.store.List(r.Context(), f)
+	if err != nil {
+		u.failPage(w, r, err)
+		return
+	}
+	st, err := u.store.Stats(r.Context())
+	if err != nil {
+		u.failPage(w, r, err)
+		return
+	}
+	f = f.withDefaults()
+	d := indexPage{
+		Filter: f, Page: page,
+		RefreshMS: u.opts.Refresh.Milliseconds(), RefreshSec: int64(max(u.opts.Refresh/time.Second, 1)),
+		Quotas: st.Quotas,
+	}
+	if len(page.Rows) > 0 {
+		d.First, d.Last = f.Offset+1, f.Offset+len(page.Rows)
+	}
+	api := url.URL{Path: "/api/v1/indicators", RawQuery: f.Values().Encode()}
+	d.APIURL = api.String()
+	if f.Offset > 0 {
+		p := f
+		p.Offset = max(f.Offset-f.Limit, 0)
+		d.Prev = pageURL(p)
+	}
+	if int64(f.Offset+f.Limit) < page.Total {
+		n := f
+		n.Offset = f.Offset + f.Limit
+		d.Next = pageURL(n)
+	}
+	since := ""
+	if f.Since > 0 {
+		since = FormatSince(f.Since)
+	}
+	matched := false
+	for _, win := range Windows {
+		sel := win.Value == since || (since == "" && win.Value == "all")
+		matched = matched || sel
+		d.Windows = append(d.Windows, windowOption{win.Value, win.Label, sel})
+	}
+	if !matched {
+		d.SinceCustom = since
+	}
+	for _, s := range Severities {
+		d.Severities = append(d.Severities, severityOption{s, slices.Contains(f.Severity, s)})
+	}
+	d.ScoreChart, d.EventChart, d.HitChart, d.QuotaChart = charts(st)
+	for _, m := range st.Minutes {
+		d.EventsLastHr += m.Events
+	}
+	u.render(w, http.StatusOK, "index", d)
+}
+
+func pageURL(f Filter) string {
+	return (&url.URL{Path: "/", RawQuery: f.Values().Encode()}).String()
+}
+
+// charts draws the four charts of the ranked page.
+func charts(st *Stats) (scores, events, hits, quota template.HTML) {
+	bars := make([]Bar, len(st.Scores))
+	for i, b := range st.Scores {
+		bars[i] = Bar{Label: fmt.Sprintf("%d-%d", b.From, b.To), Value: float64(b.Count), Class: "sev-" + string(event.SeverityOf(b.From))}
+	}
+	scores = BarChart(bars, ChartOptions{Width: 360, Height: 140, LabelEvery: 2, Title: "indicators per score bucket"})
+	ev := make([]Bar, len(st.Minutes))
+	pts := make([]Point, len(st.Minutes))
+	for i, m := range st.Minutes {
+		label := m.Start.UTC().Format("15:04")
+		ev[i] = Bar{Label: label, Value: float64(m.Events)}
+		pts[i] = Point{Label: label, Missing: m.HitRate == nil}
+		if m.HitRate != nil {
+			pts[i].Value = *m.HitRate
+		}
+	}
+	events = BarChart(ev, ChartOptions{Width: 360, Height: 140, LabelEvery: 15, Title: "scored events per minute (UTC)"})
+	hits = LineChart(pts, ChartOptions{Width: 360, Height: 140, Max: 1, Percent: true, LabelEvery: 15, Title: "cache hit rate per minute (UTC)"})
+	qb := make([]Bar, len(st.Quotas))
+	for i, q := range st.Quotas {
+		class := "quota"
+		if q.Warning {
+			class = "quota warn"
+		}
+		qb[i] = Bar{Label: q.Provider, Value: float64(q.Used) / float64(q.Limit), Class: class}
+	}
+	quota = BarChart(qb, ChartOptions{Width: 360, Height: 140, Max: 1, Percent: true, Title: "daily quota used per provider"})
+	return scores, events, hits, quota
+}
+
+// indicatorPage is the data of the detail page.
+type indicatorPage struct {
+	*Indicator
+	Providers []providerRow
+	Sparkline template.HTML
+	Warnings  []string
+}
+
+type providerRow struct {
+	Name string
+	*event.ProviderOutcome
+}
+
+func (u *UI) serveIndicator(w http.ResponseWriter, r *http.Request) {
+	if raw := r.PathValue("ip"); raw != "" {
+		if ip, ok := canonicalIP(raw); ok && ip != raw {
+			http.Redirect(w, r, "/indicators/"+url.PathEscape(ip), http.StatusMovedPermanently)
+			return
+		}
+	}
+	ip, err := pathIP(r)
+	if err != nil {
+		u.failPage(w, r, err)
+		return
+	}
+	ind, err := u.store.Get(r.Context(), ip)
+	if err != nil {
+		u.failPage(w, r, err)
+		return
+	}
+	d := indicatorPage{Indicator: ind}
+	if ind.Latest != nil {
+		names := make([]string, 0, len(ind.Latest.Providers))
+		for n := range ind.Latest.Providers {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if p := ind.Latest.Providers[n]; p != nil {
+				d.Providers = append(d.Providers, providerRow{n, p})
+			}
+		}
+		d.Warnings = ind.Latest.Warnings
+	}
+	scores := make([]float64, len(ind.History))
+	for i, h := range ind.History {
+		scores[len(scores)-1-i] = float64(h.Score) // oldest first
+	}
+	d.Sparkline = Sparkline(scores, 240, 40, 100)
+	u.render(w, http.StatusOK, "indicator", d)
+}
+
+func (u *UI) serveHealth(w http.ResponseWriter, r *http.Request) {
+	rep, err := u.healthReport(r.Context())
+	if err != nil {
+		u.failPage(w, r, err)
+		return
+	}
+	u.render(w, http.StatusOK, "health", rep)
+}
+
+// --- template helpers ---
+
+func (u *UI) funcs() template.FuncMap {
+	return template.FuncMap{
+		"ago":      func(t time.Time) string { return Ago(u.store.opts.Now(), t) },
+		"ts":       timestamp,
+		"sevClass": sevClass,
+		"join":     func(s []string) string { return strings.Join(s, ", ") },
+		"pct": func(used, limit int64) string {
+			if limit <= 0 {
+				return ""
+			}
+			return strconv.FormatFloat(float64(used)*100/float64(limit), 'f', 1, 64) + "%"
+		},
+		"add":          func(a, b int) int { return a + b },
+		"dur":          func(s int64) string { return (time.Duration(s) * time.Second).String() },
+		"outcomeClass": outcomeClass,
+		"statusClass":  statusClass,
+		"untilTime": func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return timestamp(*t)
+		},
+		"calls": func(m map[string]int64) string {
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			parts := make([]string, len(keys))
+			for i, k := range keys {
+				parts[i] = k + " " + strconv.FormatInt(m[k], 10)
+			}
+			return strings.Join(parts, ", ")
+		},
+		"isProvider": func(c string) bool { return c == health.ComponentProvider },
+	}
+}
+
+// Ago writes how long before now t was, coarsely (45s ago, 12m ago, 3h ago, 2d ago).
+func Ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + "s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + "m ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + "h ago"
+	default:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d ago"
+	}
+}
+
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// sevClass is the CSS class of a severity (an event.Severity or a string).
+func sevClass(v any) string {
+	s := event.Severity(fmt.Sprint(v))
+	if validSeverity(s) {
+		return "sev-" + string(s)
+	}
+	return "sev-info"
+}
+
+func outcomeClass(o act.Outcome) string {
+	switch o {
+	case act.OutcomeDone, act.OutcomeCommented, act.OutcomeRecovered, act.OutcomeLifted, act.OutcomeResolved:
+		return "ok"
+	case act.OutcomeFailed, act.OutcomeLiftFailed, act.OutcomeBadCondition:
+		return "bad"
+	default:
+		return "muted"
+	}
+}
+
+func statusClass(s string) string {
+	switch statusRank(s) {
+	case 0:
+		return "ok"
+	case 1, 2:
+		return "warn"
+	default:
+		return "bad"
+	}
+}
