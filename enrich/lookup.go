@@ -320,7 +320,9 @@ func (l *Lookuper) holdAndFetch(ctx context.Context, key string, ind event.Indic
 	// An answer is stored and the lease released in one round trip; a failure is left under the
 	// token for the replicas waiting on it, in the same round trip as the release.
 	release := func(pipe redis.Pipeliner) {
-		releaseScript.Run(ctx, pipe, []string{leaseKey}, token)
+		// EVAL, not EVALSHA: a pipeline cannot fall back when a fresh Redis has not cached the
+		// script yet (NOSCRIPT), and the lease would then stay until it lapses.
+		releaseScript.Eval(ctx, pipe, []string{leaseKey}, token)
 	}
 	out := l.fetch(ctx, key, ind, release)
 	stopRenew()

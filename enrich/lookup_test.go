@@ -157,6 +157,10 @@ func TestCacheHitAfterFirstLookupWithTTLByVerdict(t *testing.T) {
 
 func TestErrorsAreNeverCached(t *testing.T) {
 	r := newRig(t)
+	// As on a freshly started Redis: no script cached, so a pipelined EVALSHA would fail.
+	if err := r.rdb.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
 	p := &fakeProvider{name: providerName(t), answer: func(call int64, _ event.Indicator) (*event.Intel, error) {
 		if call == 1 {
 			return nil, &Error{Provider: "x", Kind: KindPermanent, Status: 400, Message: "bad request"}
