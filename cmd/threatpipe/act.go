@@ -43,16 +43,11 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	if *kill != "" && *kill != "on" && *kill != "off" {
 		return fmt.Errorf("--kill-switch: %q is not on or off", *kill)
 	}
-	cfg, err := config.Load(env.environ)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	cfg, log, err := loadRole(env, "act")
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	log = log.With(zap.String("role", "act"))
 
 	rdb := redisx.New(&cfg.Redis)
 	defer func() { _ = rdb.Close() }()

@@ -39,16 +39,11 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		return err
 	}
 	defer stopProfiles()
-	cfg, err := config.Load(env.environ)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	cfg, log, err := loadRole(env, "enrich")
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	log = log.With(zap.String("role", "enrich"))
 
 	reg := telemetry.NewRegistry()
 	metrics := telemetry.NewPipelineMetrics(reg)
@@ -188,4 +183,18 @@ func startProfiles(cpuPath, memPath string) (func(), error) {
 			}
 		}
 	}, nil
+}
+
+// loadRole reads the configuration and builds the role's logger (tagged with the role); the
+// caller syncs the logger when it returns.
+func loadRole(env *environment, role string) (*config.Config, *zap.Logger, error) {
+	cfg, err := config.Load(env.environ)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuration: %w", err)
+	}
+	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, log.With(zap.String("role", role)), nil
 }

@@ -34,20 +34,15 @@ View settings:
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(env.environ)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	vcfg, err := view.LoadConfig(env.environ)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	cfg, log, err := loadRole(env, "view")
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	log = log.With(zap.String("role", "view"))
+	vcfg, err := view.LoadConfig(env.environ)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 
 	reg := telemetry.NewRegistry()
 	pm := telemetry.NewPipelineMetrics(reg)
