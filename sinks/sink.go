@@ -102,3 +102,46 @@ type Reconciler interface {
 type Finder interface {
 	Find(ctx context.Context, a *Action) (ref string, found bool, err error)
 }
+
+// SeverityLabel is the action's severity as shown to people: "unknown" when it has none.
+func (a *Action) SeverityLabel() string {
+	if a.Severity == "" {
+		return "unknown"
+	}
+	return string(a.Severity)
+}
+
+// StepLabel names the playbook step that asked for the action: "playbook / step", or whichever
+// of the two is set.
+func (a *Action) StepLabel() string {
+	switch {
+	case a.Playbook == "":
+		return a.Step
+	case a.Step == "":
+		return a.Playbook
+	}
+	return a.Playbook + " / " + a.Step
+}
+
+// SeenAt is when the indicator was seen: the event's observation time, else its processing
+// time, else now (an action without an event, or whose event has neither).
+func (a *Action) SeenAt(now time.Time) time.Time {
+	if a.Event != nil {
+		if !a.Event.ObservedAt.IsZero() {
+			return a.Event.ObservedAt
+		}
+		if !a.Event.ProcessedAt.IsZero() {
+			return a.Event.ProcessedAt
+		}
+	}
+	return now
+}
+
+// UntilOr is when the block a asks for lapses: a.Until, or def (the sink's default) when a has
+// none.
+func (a *Action) UntilOr(def time.Time) time.Time {
+	if a.Until.IsZero() {
+		return def
+	}
+	return a.Until
+}

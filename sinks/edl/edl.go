@@ -142,10 +142,7 @@ func (s *Sink) Do(_ context.Context, a *sinks.Action) (sinks.Result, error) {
 		return sinks.Result{}, err
 	}
 	now := s.now()
-	until := a.Until
-	if until.IsZero() {
-		until = now.Add(s.defaultTTL)
-	}
+	until := a.UntilOr(now.Add(s.defaultTTL))
 	if !until.After(now) {
 		return sinks.Result{Ref: addr.String(), Detail: fmt.Sprintf("not listed: the block of %s lapsed at %s", addr, until.UTC().Format(time.RFC3339))}, nil
 	}
@@ -276,23 +273,6 @@ func etagMatch(field, etag string) bool {
 	}
 }
 
-// parseTarget validates and canonicalises a target: an IPv4-mapped IPv6 address is listed as
-// IPv4, which is what firewalls match IPv4 traffic against. Addresses no firewall should block
-// are refused.
-func parseTarget(target string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(target)
-	if err != nil {
-		if len(target) > 80 {
-			target = target[:80] + "..."
-		}
-		return netip.Addr{}, fmt.Errorf("edl: target %q is not an IP address", target)
-	}
-	a = a.Unmap()
-	switch {
-	case a.Zone() != "":
-		return netip.Addr{}, fmt.Errorf("edl: target %q has an IPv6 zone", target)
-	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast():
-		return netip.Addr{}, fmt.Errorf("edl: refusing to list %s (unspecified, loopback or multicast)", a)
-	}
-	return a, nil
-}
+// parseTarget validates and canonicalises a target (sinks.BlockTarget): an IPv4-mapped IPv6
+// address is listed as IPv4, and addresses no firewall should block are refused.
+func parseTarget(target string) (netip.Addr, error) { return sinks.BlockTarget(Name, "list", target) }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
@@ -107,3 +109,6 @@ func checkName(s string) error {
 	}
 	return nil
 }
+
+// isControl reports control characters and invalid UTF-8, which a name must not hold.
+func isControl(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }

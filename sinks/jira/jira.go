@@ -42,6 +42,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
+	"github.com/threatpipe/threatpipe/sinks/sinkticket"
 )
 
 // Name is the sink's stable identifier.
@@ -169,38 +170,17 @@ func (s *Sink) options(params map[string]string) (options, error) {
 }
 
 // Do implements sinks.Sink: a comment on a.Prior when set, else (or when Jira says that issue
-// no longer exists) a new issue.
+// no longer exists) a new issue. The action must have a Key: the issue's label, and so Find,
+// derives from it.
 func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
-	if a == nil {
-		return sinks.Result{}, errors.New("jira: nil action")
-	}
-	o, err := s.options(a.Params)
-	if err != nil {
-		return sinks.Result{}, err
-	}
-	if a.Key == "" {
-		// The issue's label, and so Find, derives from it.
-		return sinks.Result{}, errors.New("jira: action has no Key")
-	}
-	if a.Prior == "" {
-		return s.create(ctx, a, o)
-	}
-	if !issueKeyRE.MatchString(a.Prior) && !issueIDRE.MatchString(a.Prior) {
-		return sinks.Result{}, fmt.Errorf("jira: prior reference %q is not an issue key", a.Prior)
-	}
-	err = s.comment(ctx, a)
-	if err == nil {
-		return sinks.Result{Ref: a.Prior, Detail: "commented on " + a.Prior}, nil
-	}
-	if !sinkhttp.IsStatus(err, http.StatusNotFound) {
-		return sinks.Result{}, err
-	}
-	res, err := s.create(ctx, a, o)
-	if err != nil {
-		return sinks.Result{}, err
-	}
-	res.Detail += " (" + a.Prior + " no longer exists)"
-	return res, nil
+	return sinkticket.Do(ctx, a, sinkticket.Flow[options]{
+		Sink:    Name,
+		Options: s.options,
+		IsRef:   func(ref string) bool { return issueKeyRE.MatchString(ref) || issueIDRE.MatchString(ref) },
+		RefIs:   "an issue key",
+		Create:  s.create,
+		Comment: s.comment,
+	})
 }
 
 func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Result, error) {
@@ -220,16 +200,17 @@ func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Re
 	return sinks.Result{Ref: ref, Detail: "created " + ref}, nil
 }
 
-func (s *Sink) comment(ctx context.Context, a *sinks.Action) error {
-	body, err := json.Marshal(buildComment(a, seenAt(a, s.now)))
+// comment adds a comment to the issue a.Prior.
+func (s *Sink) comment(ctx context.Context, a *sinks.Action) (string, error) {
+	body, err := json.Marshal(buildComment(a, a.SeenAt(s.now())))
 	if err != nil {
-		return fmt.Errorf("jira: comment on %s: %w", a.Prior, err)
+		return "", fmt.Errorf("jira: comment on %s: %w", a.Prior, err)
 	}
 	path := IssuePath + "/" + url.PathEscape(a.Prior) + commentPath
 	if _, err := s.client.Do(ctx, s.request(http.MethodPost, path, body)); err != nil {
-		return fmt.Errorf("comment on %s: %w", a.Prior, err)
+		return "", fmt.Errorf("comment on %s: %w", a.Prior, err)
 	}
-	return nil
+	return "commented on " + a.Prior, nil
 }
 
 // Find implements sinks.Finder: the key of the issue an earlier Do with a.Key opened (the oldest,
@@ -274,19 +255,6 @@ func (s *Sink) request(method, path string, body []byte) func(context.Context) (
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
 	}
-}
-
-// seenAt is when the indicator was seen again: the event's observation time, else now.
-func seenAt(a *sinks.Action, now func() time.Time) time.Time {
-	if a.Event != nil {
-		if !a.Event.ObservedAt.IsZero() {
-			return a.Event.ObservedAt
-		}
-		if !a.Event.ProcessedAt.IsZero() {
-			return a.Event.ProcessedAt
-		}
-	}
-	return now()
 }
 
 // decodeCreated reads the issue reference from a 201 answer to POST /rest/api/3/issue: the key

@@ -2,26 +2,23 @@ package jira
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/threatpipe/threatpipe/sinks"
+	"github.com/threatpipe/threatpipe/sinks/sinktext"
 )
 
 // Limits of what one issue or comment carries. Jira Cloud caps the summary at 255 characters
 // and a rich-text field at 32,767; the caps below keep a noisy event well inside them.
 const (
-	maxSummary     = 255
-	maxLabel       = 255
-	maxLabels      = 50
-	maxReasons     = 50
-	maxReasonText  = 300
-	maxFieldText   = 200
-	defaultSummary = "threatpipe: %s scored %d (%s)"
+	maxSummary    = 255
+	maxLabel      = 255
+	maxLabels     = 50
+	maxReasons    = 50
+	maxReasonText = 300
+	maxFieldText  = 200
 )
 
 // adfDoc is an Atlassian Document Format document (version 1).
@@ -88,7 +85,7 @@ func link(href string) adfMark {
 
 // field is a "Label: value" list item, nil when the value is empty.
 func field(label, value string) []adfNode {
-	value = oneLine(value, maxFieldText)
+	value = sinktext.OneLine(value, maxFieldText)
 	if value == "" {
 		return nil
 	}
@@ -166,11 +163,11 @@ func buildComment(a *sinks.Action, at time.Time) commentRequest {
 	r := reasonsBlock(a)
 	return commentRequest{Body: doc(
 		paragraph(
-			text("threatpipe: "), text(oneLine(a.Target, maxFieldText), code),
-			text(fmt.Sprintf(" seen again at %s, scored %d (%s).", at.UTC().Format(time.RFC3339), a.Score, severity(a))),
+			text("threatpipe: "), text(sinktext.OneLine(a.Target, maxFieldText), code),
+			text(fmt.Sprintf(" seen again at %s, scored %d (%s).", at.UTC().Format(time.RFC3339), a.Score, a.SeverityLabel())),
 		),
 		bulletList(
-			field("Playbook", stepName(a)),
+			field("Playbook", a.StepLabel()),
 			field("Tags", strings.Join(a.Tags, ", ")),
 		),
 		r[0], r[1],
@@ -183,16 +180,16 @@ func description(a *sinks.Action) adfDoc {
 	r := reasonsBlock(a)
 	return doc(
 		paragraph(
-			text("threatpipe scored "), text(oneLine(a.Target, maxFieldText), code),
-			text(fmt.Sprintf(" at %d (%s).", a.Score, severity(a))),
+			text("threatpipe scored "), text(sinktext.OneLine(a.Target, maxFieldText), code),
+			text(fmt.Sprintf(" at %d (%s).", a.Score, a.SeverityLabel())),
 		),
 		bulletList(
 			field("Score", fmt.Sprint(a.Score)),
-			field("Severity", string(severity(a))),
+			field("Severity", a.SeverityLabel()),
 			field("Tags", strings.Join(a.Tags, ", ")),
 			field("ISP", a.ISP),
 			field("Country", a.Country),
-			field("Playbook", stepName(a)),
+			field("Playbook", a.StepLabel()),
 		),
 		r[0], r[1],
 		viewLink(a.ViewURL),
@@ -202,13 +199,8 @@ func description(a *sinks.Action) adfDoc {
 // reasonsBlock is a "Reasons" heading paragraph and its list, both empty without reasons.
 func reasonsBlock(a *sinks.Action) [2]adfNode {
 	var items [][]adfNode
-	for i, r := range a.Reasons {
-		if i == maxReasons {
-			items = append(items, []adfNode{text(fmt.Sprintf("… and %d more", len(a.Reasons)-maxReasons))})
-			break
-		}
-		line := oneLine(fmt.Sprintf("%s (%+d): %s", r.Source, r.Points, r.Detail), maxReasonText)
-		items = append(items, []adfNode{text(line)})
+	for _, line := range sinktext.ReasonLines(a.Reasons, maxReasons) {
+		items = append(items, []adfNode{text(sinktext.OneLine(line, maxReasonText))})
 	}
 	list := bulletList(items...)
 	if list.Type == "" {
@@ -219,46 +211,15 @@ func reasonsBlock(a *sinks.Action) [2]adfNode {
 
 // viewLink links to the prioritised view; only absolute http(s) URLs become links.
 func viewLink(raw string) adfNode {
-	href := safeURL(raw)
+	href := sinktext.WebURL(raw)
 	if href == "" {
 		return adfNode{}
 	}
 	return paragraph(text("Open in threatpipe", link(href)))
 }
 
-func safeURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return ""
-	}
-	return u.String()
-}
-
-func severity(a *sinks.Action) string {
-	if a.Severity == "" {
-		return "unknown"
-	}
-	return string(a.Severity)
-}
-
-func stepName(a *sinks.Action) string {
-	switch {
-	case a.Playbook == "":
-		return a.Step
-	case a.Step == "":
-		return a.Playbook
-	}
-	return a.Playbook + " / " + a.Step
-}
-
 // summary is the action's one-line title, at most 255 characters and without line breaks.
-func summary(a *sinks.Action) string {
-	s := oneLine(a.Title, maxSummary)
-	if s == "" {
-		s = oneLine(fmt.Sprintf(defaultSummary, a.Target, a.Score, severity(a)), maxSummary)
-	}
-	return s
-}
+func summary(a *sinks.Action) string { return sinktext.Title(a, maxSummary) }
 
 // labels are "threatpipe" and the action's key label, then the indicator's tags and the step's
 // labels, each with runs of whitespace turned into "-" (Jira labels cannot hold spaces),
@@ -274,24 +235,8 @@ func labels(key string, tags, extra []string) []string {
 	return out
 }
 
+// sanitizeLabel turns runs of white space and control characters into "-" and bounds the
+// label's length.
 func sanitizeLabel(s string) string {
-	fields := strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || isControl(r) })
-	return truncate(strings.Join(fields, "-"), maxLabel)
+	return sinktext.Truncate(strings.Join(sinktext.Words(s), "-"), maxLabel)
 }
-
-// oneLine folds control characters and line breaks into single spaces and truncates to max
-// characters, marking a cut with "…".
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || isControl(r) }), " ")
-	return truncate(s, max)
-}
-
-func truncate(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
-}
-
-func isControl(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }

@@ -149,10 +149,7 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 		return sinks.Result{}, err
 	}
 	now := s.now()
-	until := a.Until
-	if until.IsZero() {
-		until = now.Add(s.cfg.DefaultTTL)
-	}
+	until := a.UntilOr(now.Add(s.cfg.DefaultTTL))
 	left := until.Sub(now)
 	if left <= 0 {
 		return sinks.Result{Ref: addr.String(), Detail: fmt.Sprintf("not blocked: the block of %s lapsed at %s", addr, until.UTC().Format(time.RFC3339))}, nil
@@ -311,20 +308,8 @@ func (s *Sink) setFor(a netip.Addr) (setRef, error) {
 	return setRef{}, fmt.Errorf("nftables: cannot block %s: a table of THREATPIPE_SINK_NFTABLES_FAMILY=%s holds no %s addresses", a, s.cfg.Family, v)
 }
 
-// parseTarget validates a target before it goes anywhere near a script, and canonicalises it:
-// an IPv4-mapped IPv6 address is the IPv4 address (so that it lands in the set IPv4 packets are
-// matched against). Addresses whose block would cut the host off from itself are refused.
-func parseTarget(target string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(target)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("nftables: target %q is not an IP address", clip([]byte(target)))
-	}
-	a = a.Unmap()
-	switch {
-	case a.Zone() != "":
-		return netip.Addr{}, fmt.Errorf("nftables: target %q has an IPv6 zone", target)
-	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast():
-		return netip.Addr{}, fmt.Errorf("nftables: refusing to block %s (unspecified, loopback or multicast)", a)
-	}
-	return a, nil
-}
+// parseTarget validates a target before it goes anywhere near a script, and canonicalises it
+// (sinks.BlockTarget): an IPv4-mapped IPv6 address is the IPv4 address, so that it lands in the
+// set IPv4 packets are matched against, and addresses whose block would cut the host off from
+// itself are refused.
+func parseTarget(target string) (netip.Addr, error) { return sinks.BlockTarget(Name, "block", target) }

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/sinks"
+	"github.com/threatpipe/threatpipe/sinks/sinktext"
 )
 
 // Events API v2 limits.
@@ -131,7 +131,7 @@ func triggerEvent(routingKey, dedup, severity string, a *sinks.Action, now time.
 		EventAction: actionTrigger,
 		DedupKey:    dedup,
 		Payload: &payload{
-			Summary:       cut(summary, maxSummary),
+			Summary:       sinktext.Truncate(summary, maxSummary),
 			Source:        source,
 			Severity:      severity,
 			Timestamp:     ts.UTC().Format(time.RFC3339),
@@ -188,7 +188,7 @@ func decodeAccepted(body []byte) (string, error) {
 		return "", errors.New("answer is not the Events API's JSON: is the URL the enqueue endpoint?")
 	}
 	if a.Status != "success" {
-		return "", fmt.Errorf("answer has status %q, want \"success\"", cut(oneLine(a.Status), 100))
+		return "", fmt.Errorf("answer has status %q, want \"success\"", sinktext.Truncate(oneLine(a.Status), 100))
 	}
 	if len(a.DedupKey) > maxDedupKey || !utf8.ValidString(a.DedupKey) {
 		return "", errors.New("answer has an invalid dedup_key")
@@ -217,7 +217,7 @@ func describeError(body string) string {
 			kept = append(kept, p)
 		}
 	}
-	return cut(strings.Join(kept, ": "), 300)
+	return sinktext.Truncate(strings.Join(kept, ": "), 300)
 }
 
 func nonNil(s []string) []string {
@@ -227,21 +227,8 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// oneLine replaces control characters with spaces.
+// oneLine replaces control characters with spaces, after each run of invalid UTF-8 with one
+// U+FFFD.
 func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-}
-
-// cut shortens s to at most n characters, ending in "…" when cut.
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
+	return sinktext.SpaceControls(strings.ToValidUTF8(s, "\uFFFD"))
 }

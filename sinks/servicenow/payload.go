@@ -4,14 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/sinks"
+	"github.com/threatpipe/threatpipe/sinks/sinktext"
 )
 
 // Field limits of the incident table (task.short_description is 160 characters,
@@ -73,12 +71,8 @@ func buildIncident(a *sinks.Action, o options) incident {
 	if o.impact != "" {
 		imp = o.impact
 	}
-	short := oneLine(a.Title, maxShortDescription)
-	if short == "" {
-		short = oneLine(fmt.Sprintf("threatpipe: %s scored %d (%s)", a.Target, a.Score, severity(a)), maxShortDescription)
-	}
 	return incident{
-		ShortDescription:   short,
+		ShortDescription:   sinktext.Title(a, maxShortDescription),
 		Description:        description(a),
 		Urgency:            urg,
 		Impact:             imp,
@@ -101,32 +95,32 @@ func correlationID(key string) string {
 // description is the incident's plain-text description.
 func description(a *sinks.Action) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "threatpipe scored %s at %d (%s).\n\n", oneLine(a.Target, maxLine), a.Score, severity(a))
+	fmt.Fprintf(&b, "threatpipe scored %s at %d (%s).\n\n", sinktext.OneLine(a.Target, maxLine), a.Score, a.SeverityLabel())
 	writeField(&b, "Score", fmt.Sprint(a.Score))
-	writeField(&b, "Severity", severity(a))
+	writeField(&b, "Severity", a.SeverityLabel())
 	writeField(&b, "Tags", strings.Join(a.Tags, ", "))
 	writeField(&b, "ISP", a.ISP)
 	writeField(&b, "Country", a.Country)
-	writeField(&b, "Playbook", stepName(a))
+	writeField(&b, "Playbook", a.StepLabel())
 	writeReasons(&b, a.Reasons)
 	writeView(&b, a.ViewURL)
-	return truncate(strings.TrimRight(b.String(), "\n"), maxDescription)
+	return sinktext.Truncate(strings.TrimRight(b.String(), "\n"), maxDescription)
 }
 
 // buildWorkNote is the work note for a repeat: seen again at, new score, reasons.
 func buildWorkNote(a *sinks.Action, at time.Time) workNote {
 	var b strings.Builder
-	fmt.Fprintf(&b, "threatpipe: %s seen again at %s, scored %d (%s).\n", oneLine(a.Target, maxLine),
-		at.UTC().Format(time.RFC3339), a.Score, severity(a))
-	writeField(&b, "Playbook", stepName(a))
+	fmt.Fprintf(&b, "threatpipe: %s seen again at %s, scored %d (%s).\n", sinktext.OneLine(a.Target, maxLine),
+		at.UTC().Format(time.RFC3339), a.Score, a.SeverityLabel())
+	writeField(&b, "Playbook", a.StepLabel())
 	writeField(&b, "Tags", strings.Join(a.Tags, ", "))
 	writeReasons(&b, a.Reasons)
 	writeView(&b, a.ViewURL)
-	return workNote{WorkNotes: truncate(strings.TrimRight(b.String(), "\n"), maxWorkNotes)}
+	return workNote{WorkNotes: sinktext.Truncate(strings.TrimRight(b.String(), "\n"), maxWorkNotes)}
 }
 
 func writeField(b *strings.Builder, label, value string) {
-	if v := oneLine(value, maxLine); v != "" {
+	if v := sinktext.OneLine(value, maxLine); v != "" {
 		fmt.Fprintf(b, "%s: %s\n", label, v)
 	}
 }
@@ -136,53 +130,13 @@ func writeReasons(b *strings.Builder, reasons []event.Reason) {
 		return
 	}
 	b.WriteString("\nReasons:\n")
-	for i, r := range reasons {
-		if i == maxReasons {
-			fmt.Fprintf(b, "- … and %d more\n", len(reasons)-maxReasons)
-			break
-		}
-		fmt.Fprintf(b, "- %s\n", oneLine(fmt.Sprintf("%s (%+d): %s", r.Source, r.Points, r.Detail), maxLine))
+	for _, line := range sinktext.ReasonLines(reasons, maxReasons) {
+		fmt.Fprintf(b, "- %s\n", sinktext.OneLine(line, maxLine))
 	}
 }
 
 func writeView(b *strings.Builder, raw string) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return
+	if u := sinktext.WebURL(raw); u != "" {
+		fmt.Fprintf(b, "\nView: %s\n", u)
 	}
-	fmt.Fprintf(b, "\nView: %s\n", u.String())
-}
-
-func severity(a *sinks.Action) string {
-	if a.Severity == "" {
-		return "unknown"
-	}
-	return string(a.Severity)
-}
-
-func stepName(a *sinks.Action) string {
-	switch {
-	case a.Playbook == "":
-		return a.Step
-	case a.Step == "":
-		return a.Playbook
-	}
-	return a.Playbook + " / " + a.Step
-}
-
-// oneLine folds control characters and line breaks into single spaces and truncates to max
-// characters, marking a cut with "…".
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError
-	}), " ")
-	return truncate(s, max)
-}
-
-func truncate(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
 }

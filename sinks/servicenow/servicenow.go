@@ -43,6 +43,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
+	"github.com/threatpipe/threatpipe/sinks/sinkticket"
 )
 
 // Name is the sink's stable identifier.
@@ -173,42 +174,18 @@ func (s *Sink) options(params map[string]string) (options, error) {
 }
 
 // Do implements sinks.Sink: a work note on a.Prior when set, else (or when the instance says
-// that incident no longer exists) a new incident.
+// that incident no longer exists) a new incident. The action must have a Key: the
+// correlation_id, and so Find, derives from it.
 func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
-	if a == nil {
-		return sinks.Result{}, errors.New("servicenow: nil action")
-	}
-	o, err := s.options(a.Params)
-	if err != nil {
-		return sinks.Result{}, err
-	}
-	if a.Key == "" {
-		// The correlation_id, and so Find, derives from it.
-		return sinks.Result{}, errors.New("servicenow: action has no Key")
-	}
-	if a.Prior == "" {
-		return s.create(ctx, a, o)
-	}
-	if !sysIDRE.MatchString(a.Prior) {
-		return sinks.Result{}, fmt.Errorf("servicenow: prior reference %q is not a sys_id", a.Prior)
-	}
-	number, err := s.note(ctx, a)
-	if err == nil {
-		detail := "commented on " + a.Prior
-		if number != "" {
-			detail += " (" + number + ")"
-		}
-		return sinks.Result{Ref: a.Prior, Detail: detail}, nil
-	}
-	if !sinkhttp.IsStatus(err, http.StatusNotFound) {
-		return sinks.Result{}, err
-	}
-	res, err := s.create(ctx, a, o)
-	if err != nil {
-		return sinks.Result{}, err
-	}
-	res.Detail += " (incident " + a.Prior + " no longer exists)"
-	return res, nil
+	return sinkticket.Do(ctx, a, sinkticket.Flow[options]{
+		Sink:     Name,
+		Options:  s.options,
+		IsRef:    sysIDRE.MatchString,
+		RefIs:    "a sys_id",
+		Create:   s.create,
+		Comment:  s.note,
+		GoneNoun: "incident",
+	})
 }
 
 func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Result, error) {
@@ -231,10 +208,11 @@ func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Re
 	return sinks.Result{Ref: sysID, Detail: "created " + number}, nil
 }
 
-// note adds a work note to a.Prior and returns the incident's number when the answer has it.
+// note adds a work note to a.Prior; the Detail it returns names the incident's number when the
+// answer has it.
 func (s *Sink) note(ctx context.Context, a *sinks.Action) (string, error) {
 	op := "add work note to " + a.Prior
-	body, err := json.Marshal(buildWorkNote(a, seenAt(a, s.now)))
+	body, err := json.Marshal(buildWorkNote(a, a.SeenAt(s.now())))
 	if err != nil {
 		return "", fmt.Errorf("servicenow: %s: %w", op, err)
 	}
@@ -243,8 +221,11 @@ func (s *Sink) note(ctx context.Context, a *sinks.Action) (string, error) {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	// The note is recorded once the instance answers 2xx; the body only adds the number.
-	_, number, _ := decodeResult(resp.Body)
-	return number, nil
+	detail := "commented on " + a.Prior
+	if _, number, _ := decodeResult(resp.Body); number != "" {
+		detail += " (" + number + ")"
+	}
+	return detail, nil
 }
 
 // Find implements sinks.Finder: the sys_id of the incident an earlier Do with a.Key opened (the
@@ -285,19 +266,6 @@ func (s *Sink) request(method, path, query string, body []byte) func(context.Con
 		req.Header.Set("User-Agent", userAgent)
 		return req, nil
 	}
-}
-
-// seenAt is when the indicator was seen again: the event's observation time, else now.
-func seenAt(a *sinks.Action, now func() time.Time) time.Time {
-	if a.Event != nil {
-		if !a.Event.ObservedAt.IsZero() {
-			return a.Event.ObservedAt
-		}
-		if !a.Event.ProcessedAt.IsZero() {
-			return a.Event.ProcessedAt
-		}
-	}
-	return now()
 }
 
 var numberRE = regexp.MustCompile(`^[A-Za-z]{2,8}[0-9]{4,16}$`)

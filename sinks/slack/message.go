@@ -5,10 +5,10 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/threatpipe/threatpipe/sinks"
+	"github.com/threatpipe/threatpipe/sinks/sinktext"
 )
 
 // Block Kit limits, in characters (docs.slack.dev/reference/block-kit: header block, section
@@ -25,7 +25,7 @@ const (
 	maxFallbackText = 3000
 	// maxReasonLine keeps one verbose reason from crowding out the others.
 	maxReasonLine = 300
-	ellipsis      = "…"
+	ellipsis      = sinktext.Ellipsis
 )
 
 // message is an incoming-webhook payload: the top-level text is the notification and
@@ -60,9 +60,9 @@ type button struct {
 // names, provider details, tags) is escaped for mrkdwn so that it cannot mention people or
 // forge links; only the operator's channel note is passed through as written.
 func buildMessage(a *sinks.Action) message {
-	title := clean(a.Title)
+	title := sinktext.SpaceControls(a.Title)
 	if strings.TrimSpace(title) == "" {
-		title = fmt.Sprintf("threatpipe: %s scored %d (%s)", clean(a.Target), a.Score, a.Severity)
+		title = fmt.Sprintf("threatpipe: %s scored %d (%s)", sinktext.SpaceControls(a.Target), a.Score, a.Severity)
 	}
 	note := noteMentions(a.Params[ParamChannelNote])
 
@@ -100,11 +100,11 @@ func fields(a *sinks.Action) []textObj {
 		{"ISP", a.ISP},
 		{"Country", a.Country},
 		{"Tags", strings.Join(a.Tags, ", ")},
-		{"Playbook", playbookStep(a.Playbook, a.Step)},
+		{"Playbook", a.StepLabel()},
 	}
 	out := make([]textObj, 0, len(list))
 	for _, f := range list {
-		v := strings.TrimSpace(clean(f.value))
+		v := strings.TrimSpace(sinktext.SpaceControls(f.value))
 		if v == "" {
 			continue // Slack rejects empty text objects
 		}
@@ -112,13 +112,6 @@ func fields(a *sinks.Action) []textObj {
 		out = append(out, textObj{Type: "mrkdwn", Text: label + fit(v, maxFieldText-utf8.RuneCountInString(label), true)})
 	}
 	return out
-}
-
-func playbookStep(playbook, step string) string {
-	if playbook == "" || step == "" {
-		return playbook + step
-	}
-	return playbook + " / " + step
 }
 
 // reasonsText lists the score's reasons, as many as fit in one section.
@@ -131,8 +124,8 @@ func reasonsText(a *sinks.Action) string {
 	b.WriteString(head)
 	n := utf8.RuneCountInString(head)
 	for i, r := range a.Reasons {
-		line := "\n• *" + fit(clean(r.Source), 64, true) + "* (" + fmt.Sprintf("%+d", r.Points) + ")"
-		if d := clean(r.Detail); strings.TrimSpace(d) != "" {
+		line := "\n• *" + fit(sinktext.SpaceControls(r.Source), 64, true) + "* (" + fmt.Sprintf("%+d", r.Points) + ")"
+		if d := sinktext.SpaceControls(r.Detail); strings.TrimSpace(d) != "" {
 			line += " " + fit(d, maxReasonLine, true)
 		}
 		left := len(a.Reasons) - i - 1
@@ -197,15 +190,4 @@ func fit(s string, limit int, esc bool) string {
 		n += w
 	}
 	return b.String()
-}
-
-// clean replaces control characters (newlines included) with spaces: every value is shown on
-// one line.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
 }

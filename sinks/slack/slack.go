@@ -28,6 +28,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
+	"github.com/threatpipe/threatpipe/sinks/sinktext"
 )
 
 // Name is the sink's stable identifier.
@@ -110,7 +111,7 @@ func checkAnswer(body []byte) error {
 	if got == "" {
 		return errors.New(`empty answer, want "ok": is the URL a Slack incoming webhook?`)
 	}
-	return fmt.Errorf(`unexpected answer %q, want "ok": is the URL a Slack incoming webhook?`, fit(clean(got), 100, false))
+	return fmt.Errorf(`unexpected answer %q, want "ok": is the URL a Slack incoming webhook?`, fit(sinktext.SpaceControls(got), 100, false))
 }
 
 // ValidateParams implements sinks.ParamValidator. The only param is channel_note.

@@ -5,15 +5,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/sinks"
+	"github.com/threatpipe/threatpipe/sinks/sinktext"
 )
 
 // AlertType and AlertSource are the alerts' type and source. TheHive refuses a second alert
@@ -82,15 +80,11 @@ func severityOf(s event.Severity) int {
 
 // buildAlert is the new alert for a.
 func buildAlert(a *sinks.Action, o options) alert {
-	title := oneLine(a.Title, maxTitle)
-	if title == "" {
-		title = oneLine(fmt.Sprintf("threatpipe: %s scored %d (%s)", a.Target, a.Score, severity(a)), maxTitle)
-	}
 	al := alert{
 		Type:         AlertType,
 		Source:       AlertSource,
 		SourceRef:    sourceRef(a.Key),
-		Title:        title,
+		Title:        sinktext.Title(a, maxTitle),
 		Description:  description(a),
 		Severity:     severityOf(a.Severity),
 		TLP:          o.tlp,
@@ -107,28 +101,28 @@ func buildAlert(a *sinks.Action, o options) alert {
 // description is the alert's markdown description: what scored, why, and where to look.
 func description(a *sinks.Action) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**threatpipe** scored %s at **%d** (%s).\n\n", md(a.Target), a.Score, severity(a))
+	fmt.Fprintf(&b, "**threatpipe** scored %s at **%d** (%s).\n\n", md(a.Target), a.Score, a.SeverityLabel())
 	writeField(&b, "Score", fmt.Sprint(a.Score))
-	writeField(&b, "Severity", severity(a))
+	writeField(&b, "Severity", a.SeverityLabel())
 	writeField(&b, "Tags", strings.Join(a.Tags, ", "))
 	writeField(&b, "ISP", a.ISP)
 	writeField(&b, "Country", a.Country)
-	writeField(&b, "Playbook", stepName(a))
+	writeField(&b, "Playbook", a.StepLabel())
 	writeReasons(&b, a.Reasons)
 	writeView(&b, a.ViewURL)
-	return truncate(strings.TrimRight(b.String(), "\n"), maxDescription)
+	return sinktext.Truncate(strings.TrimRight(b.String(), "\n"), maxDescription)
 }
 
 // buildComment is the comment for a repeat: seen again at, new score, reasons.
 func buildComment(a *sinks.Action, at time.Time) comment {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**threatpipe**: %s seen again at %s, scored **%d** (%s).\n\n", md(a.Target),
-		at.UTC().Format(time.RFC3339), a.Score, severity(a))
-	writeField(&b, "Playbook", stepName(a))
+		at.UTC().Format(time.RFC3339), a.Score, a.SeverityLabel())
+	writeField(&b, "Playbook", a.StepLabel())
 	writeField(&b, "Tags", strings.Join(a.Tags, ", "))
 	writeReasons(&b, a.Reasons)
 	writeView(&b, a.ViewURL)
-	return comment{Message: truncate(strings.TrimRight(b.String(), "\n"), maxDescription)}
+	return comment{Message: sinktext.Truncate(strings.TrimRight(b.String(), "\n"), maxDescription)}
 }
 
 func writeField(b *strings.Builder, label, value string) {
@@ -142,12 +136,8 @@ func writeReasons(b *strings.Builder, reasons []event.Reason) {
 		return
 	}
 	b.WriteString("\n**Reasons**\n\n")
-	for i, r := range reasons {
-		if i == maxReasons {
-			fmt.Fprintf(b, "- … and %d more\n", len(reasons)-maxReasons)
-			break
-		}
-		fmt.Fprintf(b, "- %s\n", md(fmt.Sprintf("%s (%+d): %s", r.Source, r.Points, r.Detail)))
+	for _, line := range sinktext.ReasonLines(reasons, maxReasons) {
+		fmt.Fprintf(b, "- %s\n", md(line))
 	}
 }
 
@@ -157,14 +147,10 @@ func writeView(b *strings.Builder, raw string) {
 	}
 }
 
-// safeURL is raw when it is an absolute http(s) URL that can sit in a markdown link
-// destination, else "".
+// safeURL is sinktext.WebURL(raw) when that can also sit in a markdown link destination, else
+// "".
 func safeURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return ""
-	}
-	s := u.String()
+	s := sinktext.WebURL(raw)
 	if strings.ContainsAny(s, "<> \n") {
 		return ""
 	}
@@ -179,52 +165,18 @@ var mdEscaper = strings.NewReplacer(
 )
 
 // md is s on one line, bounded, with markdown escaped.
-func md(s string) string { return mdEscaper.Replace(oneLine(s, maxLine)) }
+func md(s string) string { return mdEscaper.Replace(sinktext.OneLine(s, maxLine)) }
 
 // tags sanitises tags: one line, at most 128 characters, deduplicated, order kept.
 func tags(in []string) []string {
 	var out []string
 	for _, t := range in {
-		t = oneLine(t, maxTag)
+		t = sinktext.OneLine(t, maxTag)
 		if t != "" && !slices.Contains(out, t) && len(out) < maxTags {
 			out = append(out, t)
 		}
 	}
 	return out
-}
-
-func severity(a *sinks.Action) string {
-	if a.Severity == "" {
-		return "unknown"
-	}
-	return string(a.Severity)
-}
-
-func stepName(a *sinks.Action) string {
-	switch {
-	case a.Playbook == "":
-		return a.Step
-	case a.Step == "":
-		return a.Playbook
-	}
-	return a.Playbook + " / " + a.Step
-}
-
-// oneLine folds control characters and line breaks into single spaces and truncates to max
-// characters, marking a cut with "…".
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError
-	}), " ")
-	return truncate(s, max)
-}
-
-func truncate(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
 }
 
 // lookup is the body of POST /api/v1/query that finds this sink's alert with sourceRef ref:

@@ -39,6 +39,8 @@ import (
 
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
+	"github.com/threatpipe/threatpipe/sinks/sinktext"
+	"github.com/threatpipe/threatpipe/sinks/sinkticket"
 )
 
 // Name is the sink's stable identifier.
@@ -145,7 +147,7 @@ func (s *Sink) options(params map[string]string) (options, error) {
 				switch {
 				case t == "":
 					bad(k, errors.New("has an empty tag"))
-				case oneLine(t, maxTag) != t:
+				case sinktext.OneLine(t, maxTag) != t:
 					bad(k, fmt.Errorf("tag %q has control characters, runs of spaces or more than %d characters", t, maxTag))
 				default:
 					o.tags = append(o.tags, t)
@@ -159,38 +161,17 @@ func (s *Sink) options(params map[string]string) (options, error) {
 }
 
 // Do implements sinks.Sink: a comment on a.Prior when set, else (or when TheHive says that
-// alert no longer exists) a new alert.
+// alert no longer exists) a new alert. The action must have a Key: the sourceRef, and so
+// TheHive's deduplication, derives from it.
 func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
-	if a == nil {
-		return sinks.Result{}, errors.New("thehive: nil action")
-	}
-	o, err := s.options(a.Params)
-	if err != nil {
-		return sinks.Result{}, err
-	}
-	if a.Key == "" {
-		// The sourceRef, and so TheHive's deduplication, derives from it.
-		return sinks.Result{}, errors.New("thehive: action has no Key")
-	}
-	if a.Prior == "" {
-		return s.create(ctx, a, o)
-	}
-	if !alertIDRE.MatchString(a.Prior) {
-		return sinks.Result{}, fmt.Errorf("thehive: prior reference %q is not an alert id", a.Prior)
-	}
-	err = s.comment(ctx, a)
-	if err == nil {
-		return sinks.Result{Ref: a.Prior, Detail: "commented on " + a.Prior}, nil
-	}
-	if !sinkhttp.IsStatus(err, http.StatusNotFound) {
-		return sinks.Result{}, err
-	}
-	res, err := s.create(ctx, a, o)
-	if err != nil {
-		return sinks.Result{}, err
-	}
-	res.Detail += " (" + a.Prior + " no longer exists)"
-	return res, nil
+	return sinkticket.Do(ctx, a, sinkticket.Flow[options]{
+		Sink:    Name,
+		Options: s.options,
+		IsRef:   alertIDRE.MatchString,
+		RefIs:   "an alert id",
+		Create:  s.create,
+		Comment: s.comment,
+	})
 }
 
 func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Result, error) {
@@ -222,16 +203,17 @@ func (s *Sink) create(ctx context.Context, a *sinks.Action, o options) (sinks.Re
 	return sinks.Result{Ref: id, Detail: "created alert " + id}, nil
 }
 
-func (s *Sink) comment(ctx context.Context, a *sinks.Action) error {
-	body, err := json.Marshal(buildComment(a, seenAt(a, s.now)))
+// comment adds a comment to the alert a.Prior.
+func (s *Sink) comment(ctx context.Context, a *sinks.Action) (string, error) {
+	body, err := json.Marshal(buildComment(a, a.SeenAt(s.now())))
 	if err != nil {
-		return fmt.Errorf("thehive: comment on %s: %w", a.Prior, err)
+		return "", fmt.Errorf("thehive: comment on %s: %w", a.Prior, err)
 	}
 	path := AlertPath + "/" + url.PathEscape(a.Prior) + "/comment"
 	if _, err := s.client.Do(ctx, s.request(http.MethodPost, path, "", body)); err != nil {
-		return fmt.Errorf("comment on alert %s: %w", a.Prior, err)
+		return "", fmt.Errorf("comment on alert %s: %w", a.Prior, err)
 	}
-	return nil
+	return "commented on " + a.Prior, nil
 }
 
 // Find implements sinks.Finder: the id of the alert an earlier Do with a.Key opened, found by
@@ -300,17 +282,4 @@ func isDuplicate(err error) bool {
 		typ, msg = se.Body, se.Body
 	}
 	return strings.Contains(typ, "CreateError") && strings.Contains(msg, "already exist")
-}
-
-// seenAt is when the indicator was seen again: the event's observation time, else now.
-func seenAt(a *sinks.Action, now func() time.Time) time.Time {
-	if a.Event != nil {
-		if !a.Event.ObservedAt.IsZero() {
-			return a.Event.ObservedAt
-		}
-		if !a.Event.ProcessedAt.IsZero() {
-			return a.Event.ProcessedAt
-		}
-	}
-	return now()
 }
