@@ -214,7 +214,9 @@ if redis.call('ZSCORE', seen, id) then
   local v = redis.call('HMGET', h, 'score', 'last_seen')
   return {0, v[1], v[2]}
 end
-redis.call('ZADD', seen, ARGV[3], id)
+-- Scored by arrival order, not time: events applied within one millisecond would otherwise tie,
+-- and ties are trimmed in the ids' lexical order, evicting a newer id before an older one.
+redis.call('ZADD', seen, redis.call('HINCRBY', h, 'seen_seq', 1), id)
 local n = redis.call('ZCARD', seen)
 if n > seenCap then redis.call('ZREMRANGEBYRANK', seen, 0, n - seenCap - 1) end
 local last = tonumber(redis.call('HGET', h, 'last_seen') or '-1')

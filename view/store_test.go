@@ -162,8 +162,11 @@ func TestStoreDedupWindowIsBounded(t *testing.T) {
 	ip := "198.51.100.60"
 	var evs []*event.Scored
 	for i := range 5 {
-		evs = append(evs, scored(ip, 50, c.Now()))
-		_ = i
+		// All within one millisecond, with ids whose lexical order is not their arrival order
+		// (tie-10 < tie-8): the window must still keep the newest.
+		ev := scored(ip, 50, c.Now())
+		ev.EventID = fmt.Sprintf("tie-%d", 8+i)
+		evs = append(evs, ev)
 	}
 	mustApply(t, s, evs...)
 	n, err := s.rdb.ZCard(context.Background(), s.indicatorKeys(ip)[3]).Result()
