@@ -125,14 +125,6 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 			rec.Outcome, rec.Detail = OutcomeNeverBlock, fmt.Sprintf("%s is in the never-block list (%s %s)", target, v.Reason, v.Prefix)
 			return rec, false, nil
 		}
-		var tripped bool
-		if err := w.retry(ctx, func() (err error) { tripped, err = w.ledger.Tripped(ctx, pb.DryRun); return err }); err != nil {
-			return nil, false, err
-		}
-		if tripped {
-			rec.Outcome, rec.Detail = OutcomeRateCapped, "block rate cap tripped: alert-only"
-			return rec, false, nil
-		}
 	}
 
 	var seen bool
@@ -145,6 +137,17 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 	if seen {
 		rec.Outcome, rec.Detail = OutcomeDuplicate, "event "+ev.EventID+" already handled"
 		return rec, false, nil
+	}
+	if st.Kind == sinks.KindBlock {
+		// After the duplicate check, so that a redelivery while tripped is still a duplicate.
+		var tripped bool
+		if err := w.retry(ctx, func() (err error) { tripped, err = w.ledger.Tripped(ctx, pb.DryRun); return err }); err != nil {
+			return nil, false, err
+		}
+		if tripped {
+			rec.Outcome, rec.Detail = OutcomeRateCapped, "block rate cap tripped: alert-only"
+			return rec, false, nil
+		}
 	}
 
 	var (

@@ -236,7 +236,7 @@ func TestWorkerRateCapTripsToAlertOnly(t *testing.T) {
 	r := newRig(t, readTestdata(t, "playbooks.yaml"))
 	r.guard.MaxBlocksPerMinute = 2
 	r.guard.TripDuration = time.Minute
-	// The cap counts per clock minute: pin the ledger's clock so the test cannot straddle one.
+	// The cap counts the last 60 s: pin the ledger's clock so that none of the blocks ages out.
 	var clock atomic.Int64
 	clock.Store(time.Date(2026, 3, 14, 9, 30, 0, 0, time.UTC).UnixNano())
 	r.ledger.now = func() time.Time { return time.Unix(0, clock.Load()) }
@@ -263,6 +263,10 @@ func TestWorkerRateCapTripsToAlertOnly(t *testing.T) {
 	}
 	if rec := r.handle(alert, scored("e", target(4), 90)).only(t); rec.Outcome != OutcomeDone {
 		t.Errorf("alert while tripped: %+v", rec)
+	}
+	// A redelivery of an event already handled is a duplicate, tripped or not.
+	if rec := r.handle(block, scored("e", target(1), 90)).only(t); rec.Outcome != OutcomeDuplicate {
+		t.Errorf("redelivered block while tripped: %+v, want duplicate", rec)
 	}
 	if n := len(r.f.edl.doCalls()); n != 2 {
 		t.Errorf("edl Do called %d times, want 2", n)
