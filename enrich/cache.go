@@ -117,7 +117,13 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 }
 
+// loadTimeout bounds one batch: a stalled Redis must fail the waiting lookups (which then go on
+// as misses), not hold every local-cache miss of the process.
+const loadTimeout = 2 * time.Second
+
 func (c *Cache) load(ctx context.Context, batch []cacheRequest) {
+	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(batch))
 	for i, r := range batch {

@@ -62,9 +62,9 @@ func (e *Enricher) Process(ctx context.Context, ev *event.Scored) error {
 }
 
 // Gated implements pipeline.GateObserver: a gated indicator is a lookup saved per provider.
-func (e *Enricher) Gated(*event.Scored) {
+func (e *Enricher) Gated() {
 	for _, l := range e.lookupers {
-		e.metrics.Saved.WithLabelValues(l.Name(), "gated").Inc()
+		l.savedGated.Inc()
 	}
 }
 

@@ -67,7 +67,7 @@ func TestEnricherProcessesAndCountsGated(t *testing.T) {
 	if ev.Score != 85 || len(ev.Providers) != 2 || ev.Providers[b.name].Result.CountryISO != "NL" || ev.Geo.CountryISOCode != "NL" {
 		t.Fatalf("scored %+v", ev)
 	}
-	e.Gated(ev)
+	e.Gated()
 	if g := testutil.ToFloat64(r.metrics.Saved.WithLabelValues(a.name, "gated")); g != 1 {
 		t.Errorf("gated savings %v", g)
 	}

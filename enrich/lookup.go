@@ -72,7 +72,7 @@ type Lookuper struct {
 	slots   *semaphore.Weighted // requests in flight to the provider
 
 	// Counters of the per-event path, resolved once: a label lookup per event is measurable.
-	cacheHit, cacheMiss, cacheErr, savedHit, savedJoin prometheus.Counter
+	cacheHit, cacheMiss, cacheErr, savedHit, savedJoin, savedGated prometheus.Counter
 	outcomes                                           map[event.ProviderStatus]prometheus.Counter
 	flights                                            singleflight.Group
 	log                                                *zap.Logger
@@ -90,6 +90,8 @@ type Lookuper struct {
 	exhaustedUntil atomic.Int64 // unix nanoseconds; 0 = not exhausted
 
 	health providerHealth // what Snapshot reports
+	// warnedDay is the UTC day whose quota warning this replica knows was sent.
+	warnedDay atomic.Pointer[string]
 }
 
 // NewLookuper builds a Lookuper; the provider's Policy must be validated.
@@ -106,6 +108,7 @@ func NewLookuper(o LookuperOptions) *Lookuper {
 	m := o.Metrics
 	l.cacheHit, l.cacheMiss, l.cacheErr = m.Cache.WithLabelValues(name, "hit"), m.Cache.WithLabelValues(name, "miss"), m.Cache.WithLabelValues(name, "error")
 	l.savedHit, l.savedJoin = m.Saved.WithLabelValues(name, "cache_hit"), m.Saved.WithLabelValues(name, "singleflight")
+	l.savedGated = m.Saved.WithLabelValues(name, "gated")
 	l.outcomes = make(map[event.ProviderStatus]prometheus.Counter)
 	for _, s := range []event.ProviderStatus{event.StatusOK, event.StatusNotFound, event.StatusQuotaExhausted,
 		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled} {
@@ -449,11 +452,11 @@ func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, w
 	}
 	err := backoff.Retry(op, backoff.WithContext(b, ctx))
 	if err == nil {
+		res.Quota = nil // used for the ledger above; not part of the cached answer
 		entry := &CacheEntry{Result: res, StoredAt: l.o.Now().UTC()}
 		if err := l.o.Cache.Set(ctx, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
 			l.log.Warn("answer not cached; the next event pays again", zap.Error(err))
 		}
-		res.Quota = nil
 		return l.answer(entry, nil)
 	}
 	status := event.StatusFailed
@@ -519,9 +522,16 @@ func (l *Lookuper) warnIfNear(ctx context.Context, used int64) {
 	if limit <= 0 || float64(used) < math.Ceil(l.o.Policy.QuotaWarnRatio*float64(limit)) {
 		return
 	}
-	flag := l.o.Keys.QuotaWarned(l.name, l.o.Now().UTC().Format("2006-01-02"))
-	first, err := l.o.Redis.SetNX(ctx, flag, 1, 48*time.Hour).Result()
-	if err != nil || !first {
+	day := l.o.Now().UTC().Format("2006-01-02")
+	if p := l.warnedDay.Load(); p != nil && *p == day {
+		return // this replica already settled today's warning: no Redis round trip per lookup
+	}
+	first, err := l.o.Redis.SetNX(ctx, l.o.Keys.QuotaWarned(l.name, day), 1, 48*time.Hour).Result()
+	if err != nil {
+		return
+	}
+	l.warnedDay.Store(&day)
+	if !first {
 		return
 	}
 	l.o.Metrics.QuotaWarnings.WithLabelValues(l.name).Inc()

@@ -79,7 +79,7 @@ type Processor interface {
 // GateObserver is optionally implemented by a Processor that wants to know about indicators the
 // gate spared a lookup (to count the savings).
 type GateObserver interface {
-	Gated(ev *event.Scored)
+	Gated()
 }
 
 // Options are the engine's settings.
@@ -170,7 +170,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	publishDone := make(chan struct{})
 	go func() { defer close(publishDone); e.publishLoop(workCtx) }()
 	go func() { workers.Wait(); close(e.outbox) }()
-	defer func() { <-publishDone }()
 
 	// Retries run until the drain ends: a failed publish of an in-flight event is what the
 	// drain waits for.
@@ -198,6 +197,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	close(e.stopped)
 	cancelWork()
+	// The publish loop ends once the workers have; a handler that ignores its cancelled
+	// context would keep it alive, so the wait is bounded rather than hang shutdown.
+	select {
+	case <-publishDone:
+	case <-time.After(publishLoopGrace):
+		e.log.Warn("a handler did not return after cancellation; closing the publisher without it")
+	}
 
 	commitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -274,6 +280,9 @@ func (e *Engine) publish(ctx context.Context, j *job, outs []kafka.Message) {
 		e.release()
 	}
 }
+
+// publishLoopGrace bounds how long shutdown waits for the publish loop after the drain.
+const publishLoopGrace = 5 * time.Second
 
 // maxPublishBatch bounds how many jobs' outputs one WriteMessages call carries.
 const maxPublishBatch = 256

@@ -69,11 +69,13 @@ func (s *fakeSource) committedAt(partition int) int64 {
 // fakePublisher acknowledges asynchronously like kafka-go's async Writer. fail decides, per
 // attempt, whether a write fails; hold blocks acknowledgements until closed.
 type fakePublisher struct {
-	done     func([]kafka.Message, error)
-	fail     func(attempt int64) error
-	hold     chan struct{}
-	attempts atomic.Int64
-	wg       sync.WaitGroup
+	done func([]kafka.Message, error)
+	fail func(attempt int64) error
+	// failBatch, when set, decides per write from its messages.
+	failBatch func(batch []kafka.Message) error
+	hold      chan struct{}
+	attempts  atomic.Int64
+	wg        sync.WaitGroup
 
 	mu    sync.Mutex
 	acked []kafka.Message
@@ -90,6 +92,12 @@ func (p *fakePublisher) WriteMessages(_ context.Context, msgs ...kafka.Message) 
 		}
 		if p.fail != nil {
 			if err := p.fail(attempt); err != nil {
+				p.done(batch, err)
+				return
+			}
+		}
+		if p.failBatch != nil {
+			if err := p.failBatch(batch); err != nil {
 				p.done(batch, err)
 				return
 			}
@@ -465,24 +473,49 @@ func TestPublishOutageRetriesInWaves(t *testing.T) {
 	for i := range 40 {
 		msgs = append(msgs, nativeMsg(0, int64(i), fmt.Sprintf("8.8.%d.1", i)))
 	}
-	// Every write fails for the first 300 ms after the first one: however the engine batches
-	// them, every output is refused at least once.
-	var outageStart atomic.Pointer[time.Time]
-	pub := &fakePublisher{fail: func(int64) error {
-		now := time.Now()
-		outageStart.CompareAndSwap(nil, &now)
-		if now.Sub(*outageStart.Load()) < 300*time.Millisecond {
+	// The outage refuses the first write of every output. One worker and a slow processor make
+	// the events arrive one by one, so they fail as many separate batches: retried one backoff
+	// per batch (doubling to 5 s), they would take minutes; retried in waves, well under a second.
+	var mu sync.Mutex
+	refused := map[string]bool{}
+	var failedWrites atomic.Int64
+	pub := &fakePublisher{}
+	pub.failBatch = func(batch []kafka.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		fresh := false
+		for _, m := range batch {
+			if !refused[string(m.Key)] {
+				refused[string(m.Key)], fresh = true, true
+			}
+		}
+		if fresh {
+			failedWrites.Add(1)
 			return kafka.NotLeaderForPartition
 		}
 		return nil
-	}}
-	h := start(t, defaultOptions(), msgs, &blockingProcessor{}, pub)
+	}
+	opts := defaultOptions()
+	opts.Workers = 1
+	h := start(t, opts, msgs, slowProcessor(5*time.Millisecond), pub)
 	waitUntil(t, "every event acknowledged and committed after the outage", func() bool { return h.source.committedAt(0) == 40 })
 	if got := len(pub.messages("out")); got < 40 {
 		t.Fatalf("%d acknowledged, want 40", got)
 	}
-	if got := h.metrics.PublishRetries; testutil.ToFloat64(got) < 40 {
-		t.Fatalf("%v outputs retried, want every one of the 40 (the outage refused them all)", testutil.ToFloat64(got))
+	if n := failedWrites.Load(); n < 10 {
+		t.Fatalf("only %d separate batches failed: the test did not exercise a wave of failures", n)
+	}
+}
+
+// slowProcessor takes d per event.
+type slowProcessor time.Duration
+
+func (p slowProcessor) Process(ctx context.Context, _ *event.Scored) error {
+	select {
+	case <-time.After(time.Duration(p)):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -516,5 +549,27 @@ func TestMessagesWithoutOutputsAreCommitted(t *testing.T) {
 	}
 	if got := len(pub.messages("out")); got != 10 {
 		t.Fatalf("%d published, want 10", got)
+	}
+}
+
+// observingProcessor counts lookups and gated indicators.
+type observingProcessor struct{ processed, gated atomic.Int64 }
+
+func (p *observingProcessor) Process(context.Context, *event.Scored) error {
+	p.processed.Add(1)
+	return nil
+}
+func (p *observingProcessor) Gated() { p.gated.Add(1) }
+
+func TestGatedIndicatorsAreObservedNotProcessed(t *testing.T) {
+	msgs := []kafka.Message{nativeMsg(0, 0, "10.1.2.3"), nativeMsg(0, 1, "8.8.8.8"), nativeMsg(0, 2, "192.168.0.1")}
+	proc := &observingProcessor{}
+	h := start(t, defaultOptions(), msgs, proc, &fakePublisher{})
+	waitUntil(t, "all committed", func() bool { return h.source.committedAt(0) == 3 })
+	if p, g := proc.processed.Load(), proc.gated.Load(); p != 1 || g != 2 {
+		t.Errorf("processed %d, gated %d; want 1 and 2", p, g)
+	}
+	if got := testutil.ToFloat64(h.metrics.Gated.WithLabelValues("private")); got != 2 {
+		t.Errorf("gated{reason=private} = %v, want 2", got)
 	}
 }

@@ -22,9 +22,11 @@ type EnrichHandler struct {
 	metrics *telemetry.PipelineMetrics
 	now     func() time.Time
 
-	// Observers resolved once: a label lookup per event is measurable on the hot path.
+	// Resolved once: a label lookup or type assertion per event is measurable on the hot path.
 	decodeSeconds, processSeconds interface{ Observe(float64) }
 	indicators                    map[event.Format]interface{ Add(float64) }
+	gated                         map[string]interface{ Inc() } // by gate reason
+	observer                      GateObserver                  // nil when proc is not one
 }
 
 var _ Handler = (*EnrichHandler)(nil)
@@ -32,7 +34,7 @@ var _ Handler = (*EnrichHandler)(nil)
 // NewEnrichHandler builds the enricher's handler. It uses opts' output and DLQ topics and its
 // event size and indicator limits.
 func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.PipelineMetrics) *EnrichHandler {
-	return &EnrichHandler{
+	h := &EnrichHandler{
 		opts: opts, proc: proc, gate: g, metrics: m, now: time.Now,
 		dec:            event.NewDecoder(opts.MaxEventBytes, opts.MaxIndicators),
 		decodeSeconds:  m.StageSeconds.WithLabelValues(telemetry.StageDecode),
@@ -41,7 +43,13 @@ func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.P
 			event.FormatNative: m.Indicators.WithLabelValues(string(event.FormatNative)),
 			event.FormatECS:    m.Indicators.WithLabelValues(string(event.FormatECS)),
 		},
+		gated: make(map[string]interface{ Inc() }),
 	}
+	for _, reason := range gate.Reasons {
+		h.gated[reason] = m.Gated.WithLabelValues(reason)
+	}
+	h.observer, _ = proc.(GateObserver)
+	return h
 }
 
 // Handle implements Handler.
@@ -63,9 +71,9 @@ func (h *EnrichHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 			prefix := v.Prefix.String()
 			ev.Gate = &event.Gate{Reason: v.Reason, Prefix: prefix}
 			ev.Reasons = append(ev.Reasons, event.Reason{Source: "gate", Detail: v.Reason + " range " + prefix + ": no lookup", Points: 0})
-			h.metrics.Gated.WithLabelValues(v.Reason).Inc()
-			if o, ok := h.proc.(GateObserver); ok {
-				o.Gated(ev)
+			h.gated[v.Reason].Inc()
+			if h.observer != nil {
+				h.observer.Gated()
 			}
 		} else {
 			t := h.now()

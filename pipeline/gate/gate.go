@@ -24,6 +24,10 @@ const (
 	ReasonAllowlist     = "allowlist"
 )
 
+// Reasons lists every reason a gate can give.
+var Reasons = []string{ReasonPrivate, ReasonLoopback, ReasonLinkLocal, ReasonCGNAT, ReasonMulticast,
+	ReasonReserved, ReasonDocumentation, ReasonOwnRange, ReasonAllowlist}
+
 // specialRanges follows the IANA IPv4 and IPv6 special-purpose address registries (RFC 6890 and
 // successors): none of these addresses is routable on the public Internet.
 var specialRanges = []struct {

@@ -301,3 +301,22 @@ func TestParsePrefixesIntoGate(t *testing.T) {
 		t.Errorf("2a01:4f8:1::2: %+v %v, want own_range", v, ok)
 	}
 }
+
+// TestReasonsListsEveryReason: metric counters are resolved once per reason in Reasons, so a
+// reason missing from it would be counted nowhere.
+func TestReasonsListsEveryReason(t *testing.T) {
+	listed := map[string]bool{}
+	for _, r := range Reasons {
+		listed[r] = true
+	}
+	for _, sr := range specialRanges {
+		if !listed[sr.reason] {
+			t.Errorf("reason %q of %s is not in Reasons", sr.reason, sr.prefix)
+		}
+	}
+	for _, r := range []string{ReasonOwnRange, ReasonAllowlist} {
+		if !listed[r] {
+			t.Errorf("reason %q is not in Reasons", r)
+		}
+	}
+}
