@@ -2,26 +2,22 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"sync"
+	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/threatpipe/threatpipe/pipeline/commit"
+	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
 	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 )
 
-type copyJob struct {
-	part   *commit.Partition
-	offset int64
-}
-
-// runCopy is the baseline: a plain consume-and-produce copy with the enricher's kafka-go
-// settings (the same reader, the same async writer with acks=all, commits only after
-// acknowledgement, the same in-flight bound), so the ratio to it measures what enrichment costs.
+// runCopy is the baseline: a plain consume-and-produce copy run by the enricher's own engine
+// with its settings (the same reader, the same batched async writer with acks=all, commits only
+// after acknowledgement, the same workers and in-flight bound), so that the ratio to it measures
+// what enrichment itself costs: decoding, lookups, fusion and encoding.
 func runCopy(ctx context.Context, environ []string, in, out string) error {
 	cfg, err := config.Load(environ)
 	if err != nil {
@@ -36,72 +32,22 @@ func runCopy(ctx context.Context, environ []string, in, out string) error {
 		return err
 	}
 	reader := kafka.NewReader(clients.ReaderConfig(in))
-	defer reader.Close()
-	tracker := commit.NewTracker()
-	slots := make(chan struct{}, cfg.Pipeline.MaxInFlight)
-	var inFlight sync.WaitGroup
-	writer := clients.Writer(func(msgs []kafka.Message, err error) {
-		if err != nil {
-			// A healthy local broker does not fail; counting a failure as done would flatter
-			// the baseline, so stop instead.
-			panic(fmt.Sprintf("baseline copy: write failed: %v", err))
-		}
-		for _, m := range msgs {
-			j := m.WriterData.(copyJob)
-			j.part.Done(j.offset)
-			<-slots
-			inFlight.Done()
-		}
+	copyOne := pipeline.HandlerFunc(func(_ context.Context, m kafka.Message) ([]kafka.Message, error) {
+		return []kafka.Message{{Topic: out, Key: m.Key, Value: m.Value}}, nil
 	})
-	commitNow := func(ctx context.Context) {
-		pos := tracker.Committable()
-		if len(pos) == 0 {
-			return
-		}
-		msgs := make([]kafka.Message, len(pos))
-		for i, p := range pos {
-			msgs[i] = kafka.Message{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset}
-		}
-		if reader.CommitMessages(ctx, msgs...) == nil {
-			tracker.Committed(pos)
-		}
+	engine := pipeline.New(pipeline.Options{
+		InputTopic: in, OutputTopic: out, DLQTopic: out,
+		Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
+		CommitInterval: cfg.Kafka.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
+	}, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
+		copyOne, telemetry.NewPipelineMetrics(prometheus.NewRegistry()), log)
+	runErr := engine.Run(ctx)
+	closed := make(chan error, 1)
+	go func() { closed <- reader.Close() }()
+	select {
+	case err := <-closed:
+		return errors.Join(runErr, err)
+	case <-time.After(5 * time.Second): // offsets are committed; the group evicts a member that never leaves
+		return runErr
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(cfg.Kafka.CommitInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				commitNow(ctx)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		m, err := reader.FetchMessage(ctx)
-		if err != nil {
-			<-slots
-			continue
-		}
-		part := tracker.Add(commit.TopicPartition{Topic: m.Topic, Partition: m.Partition}, m.Offset)
-		inFlight.Add(1)
-		if err := writer.WriteMessages(ctx, kafka.Message{Topic: out, Key: m.Key, Value: m.Value, WriterData: copyJob{part, m.Offset}}); err != nil {
-			return err
-		}
-	}
-	<-done
-	inFlight.Wait()
-	_ = writer.Close()
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	commitNow(cctx)
-	return nil
 }
