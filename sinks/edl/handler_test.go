@@ -478,3 +478,21 @@ func TestETagMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateParamsListsEveryKey(t *testing.T) {
+	s := New(testConfig(), nil)
+	err := s.ValidateParams(map[string]string{"list": "x", "format": "y"})
+	if err == nil || !strings.Contains(err.Error(), `edl: unknown param "format"`) || !strings.Contains(err.Error(), `edl: unknown param "list"`) {
+		t.Fatalf("got %v", err)
+	}
+	if i, j := strings.Index(err.Error(), `"format"`), strings.Index(err.Error(), `"list"`); i > j {
+		t.Fatalf("keys not sorted: %v", err)
+	}
+}
+
+func TestDoNilAction(t *testing.T) {
+	s := New(testConfig(), nil)
+	if _, err := s.Do(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "edl: nil action") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -49,6 +49,9 @@ var Registration = sinks.Register[Config](Name, sinks.KindAlert, func(cfg *Confi
 	return &Sink{topic: cfg.Topic, produce: deps.Produce}, nil
 })
 
+// errPrefix starts the sink's errors.
+const errPrefix = "kafka sink"
+
 // Sink publishes alerts to a topic.
 type Sink struct {
 	topic   string
@@ -71,21 +74,21 @@ func (s *Sink) Topic() string { return s.topic }
 
 // ValidateParams implements sinks.ParamValidator: the sink takes none.
 func (s *Sink) ValidateParams(params map[string]string) error {
-	for k := range params {
-		return fmt.Errorf("unknown parameter %q (the kafka sink takes none)", k)
-	}
-	return nil
+	return sinks.NoParams(errPrefix, params)
 }
 
 // Do implements sinks.Sink. The record's key is the indicator; a redelivered action publishes
 // the same payload again, and consumers deduplicate on its key field.
 func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
+	if a == nil {
+		return sinks.Result{}, fmt.Errorf("%s: nil action", errPrefix)
+	}
 	value, err := json.Marshal(webhook.BuildPayload(webhook.ActionAlert, a))
 	if err != nil {
-		return sinks.Result{}, err
+		return sinks.Result{}, fmt.Errorf("%s: encoding the payload: %w", errPrefix, err)
 	}
 	if err := s.produce(ctx, s.topic, a.Target, value); err != nil {
-		return sinks.Result{}, fmt.Errorf("kafka sink: publish to %s: %w", s.topic, err)
+		return sinks.Result{}, fmt.Errorf("%s: publish to %s: %w", errPrefix, s.topic, err)
 	}
 	return sinks.Result{Detail: "published to " + s.topic}, nil
 }

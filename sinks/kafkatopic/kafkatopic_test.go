@@ -70,3 +70,27 @@ func TestConfig(t *testing.T) {
 		t.Error("params accepted")
 	}
 }
+
+func TestValidateParamsListsEveryKey(t *testing.T) {
+	err := (&Sink{}).ValidateParams(map[string]string{"x": "y", "partition": "1"})
+	if err == nil || !strings.Contains(err.Error(), `kafka sink: unknown param "partition"`) || !strings.Contains(err.Error(), `kafka sink: unknown param "x"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := (&Sink{}).ValidateParams(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorsArePrefixed(t *testing.T) {
+	called := false
+	s := &Sink{topic: "t", produce: func(context.Context, string, string, []byte) error { called = true; return errors.New("broker down") }}
+	if _, err := s.Do(context.Background(), nil); err == nil || err.Error() != "kafka sink: nil action" {
+		t.Fatalf("nil action: %v", err)
+	}
+	if called {
+		t.Fatal("published a nil action")
+	}
+	if _, err := s.Do(context.Background(), &sinks.Action{Target: "185.220.101.7"}); err == nil || !strings.HasPrefix(err.Error(), "kafka sink: ") {
+		t.Fatalf("publish failure: %v", err)
+	}
+}

@@ -132,14 +132,14 @@ func (s *Sink) Kind() sinks.Kind { return sinks.KindBlock }
 // ValidateParams implements sinks.ParamValidator: the sink takes no step params, so any key is a
 // mistake in the playbook.
 func (s *Sink) ValidateParams(params map[string]string) error {
-	for k := range params {
-		return fmt.Errorf("nftables: unknown param %q (the sink takes none; the block lasts until the step's expiry)", k)
-	}
-	return nil
+	return sinks.NoParams(Name, params)
 }
 
 // Do implements sinks.Sink: it blocks a.Target until a.Until (or now plus DEFAULT_TTL).
 func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
+	if a == nil {
+		return sinks.Result{}, fmt.Errorf("%s: nil action", Name)
+	}
 	addr, err := parseTarget(a.Target)
 	if err != nil {
 		return sinks.Result{}, err

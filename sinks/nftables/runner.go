@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/threatpipe/threatpipe/sinks/sinktext"
 )
 
 // Output bounds: a listing of a large set is tens of megabytes at most (about 70 bytes per
@@ -72,12 +74,7 @@ func stderrMessage(b []byte) string {
 		if line == "" || strings.Trim(line, "^~ ") == "" {
 			continue
 		}
-		parts = append(parts, strings.Map(func(r rune) rune {
-			if r < ' ' || r == 0x7f {
-				return ' '
-			}
-			return r
-		}, line))
+		parts = append(parts, sinktext.SpaceControls(line))
 	}
 	return strings.Join(parts, " | ")
 }

@@ -335,3 +335,25 @@ func TestValidateParams(t *testing.T) {
 		t.Fatal("identity")
 	}
 }
+
+func TestValidateParamsListsEveryKey(t *testing.T) {
+	s := newTestSink(t, testConfig("inet"), newFake(t))
+	err := s.ValidateParams(map[string]string{"ttl": "1h", "set": "x"})
+	if err == nil || !strings.Contains(err.Error(), `nftables: unknown param "set"`) || !strings.Contains(err.Error(), `nftables: unknown param "ttl"`) {
+		t.Fatalf("got %v", err)
+	}
+	if i, j := strings.Index(err.Error(), `"set"`), strings.Index(err.Error(), `"ttl"`); i > j {
+		t.Fatalf("keys not sorted: %v", err)
+	}
+}
+
+func TestDoNilAction(t *testing.T) {
+	f := newFake(t)
+	s := newTestSink(t, testConfig("inet"), f)
+	if _, err := s.Do(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "nftables: nil action") {
+		t.Fatalf("got %v", err)
+	}
+	if calls := f.takeCalls(); len(calls) != 0 {
+		t.Fatalf("nft run for a nil action: %q", calls)
+	}
+}

@@ -77,6 +77,9 @@ func (s *Sink) Kind() sinks.Kind { return sinks.KindAlert }
 
 // Do implements sinks.Sink: it triggers (or updates) the indicator's alert.
 func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
+	if a == nil {
+		return sinks.Result{}, fmt.Errorf("%s: nil action", Name)
+	}
 	if err := s.ValidateParams(a.Params); err != nil {
 		return sinks.Result{}, err
 	}
@@ -102,6 +105,9 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 // is empty). Resolving an alert that is already resolved is accepted by PagerDuty.
 func (s *Sink) Undo(ctx context.Context, a *sinks.Action, ref string) error {
 	if ref == "" {
+		if a == nil {
+			return fmt.Errorf("%s: nil action and no ref", Name)
+		}
 		var err error
 		if ref, err = dedupKey(a.Target); err != nil {
 			return fmt.Errorf("%s: %w", Name, err)

@@ -255,3 +255,17 @@ func TestNameAndKind(t *testing.T) {
 		t.Fatalf("%s %s", s.Name(), s.Kind())
 	}
 }
+
+func TestNilAction(t *testing.T) {
+	fake, srv := newFakePD(t, nil)
+	s := newTestSink(t, srv.URL, time.Second)
+	if _, err := s.Do(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "pagerduty: nil action") {
+		t.Fatalf("Do: %v", err)
+	}
+	if err := s.Undo(context.Background(), nil, ""); err == nil || !strings.Contains(err.Error(), "nil action") {
+		t.Fatalf("Undo without ref: %v", err)
+	}
+	if fake.count() != 0 {
+		t.Fatalf("%d requests for a nil action", fake.count())
+	}
+}

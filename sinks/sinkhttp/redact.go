@@ -2,6 +2,7 @@ package sinkhttp
 
 import (
 	"cmp"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -41,4 +42,29 @@ func Redact(text string, secrets ...string) string {
 		return text
 	}
 	return body[:len(body)-longest] + Redacted + truncMark
+}
+
+// URLSecrets are the parts of rawURL that are credentials when the URL itself is one (a Slack
+// incoming webhook carries its secret in the path, other receivers a token in the query), for
+// Client.Secrets and for Redact: the path and the raw query, each as sent and, when it differs,
+// unescaped. A trivial path ("" or "/") and an empty query are left out, as is everything
+// when rawURL does not parse.
+func URLSecrets(rawURL string) []string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	add := func(s string) {
+		if s != "" && s != "/" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(u.EscapedPath())
+	add(u.Path)
+	add(u.RawQuery)
+	if q, err := url.QueryUnescape(u.RawQuery); err == nil {
+		add(q)
+	}
+	return out
 }

@@ -46,3 +46,23 @@ func TestRedactAfterTruncate(t *testing.T) {
 		}
 	}
 }
+
+func TestURLSecrets(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string
+	}{
+		{"https://hooks.slack.com/services/T0/B0/s3cret", []string{"/services/T0/B0/s3cret"}},
+		{"https://rx.example/hook?token=abc", []string{"/hook", "token=abc"}},
+		{"https://rx.example/a%2Fb?t=a%2Bb", []string{"/a%2Fb", "/a/b", "t=a%2Bb", "t=a+b"}},
+		{"https://rx.example/?token=abc", []string{"token=abc"}},
+		{"https://rx.example", nil},
+		{"https://rx.example/", nil},
+		{"://bad", nil},
+	} {
+		got := URLSecrets(tt.in)
+		if strings.Join(got, "\x00") != strings.Join(tt.want, "\x00") {
+			t.Errorf("URLSecrets(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -61,9 +61,11 @@ func New(cfg *Config, hc *http.Client) (*Sink, error) {
 	if err := sinkhttp.CheckURL(EnvPrefix+"WEBHOOK_URL", cfg.WebhookURL.Reveal()); err != nil {
 		return nil, err
 	}
+	// The URL's path is the webhook's secret: a proxy or 404 page may echo it.
+	secrets := sinkhttp.URLSecrets(cfg.WebhookURL.Reveal())
 	return &Sink{
 		url:    cfg.WebhookURL.Reveal(),
-		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: cfg.policy()},
+		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: cfg.policy(), Secrets: secrets},
 	}, nil
 }
 
@@ -75,6 +77,9 @@ func (s *Sink) Kind() sinks.Kind { return sinks.KindAlert }
 
 // Do implements sinks.Sink: it posts one message.
 func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
+	if a == nil {
+		return sinks.Result{}, fmt.Errorf("%s: nil action", Name)
+	}
 	if err := s.ValidateParams(a.Params); err != nil {
 		return sinks.Result{}, err
 	}
@@ -95,7 +100,7 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 	if err != nil {
 		return sinks.Result{}, err
 	}
-	if err := checkAnswer(resp.Body); err != nil {
+	if err := checkAnswer(resp.Body, s.client.Secrets...); err != nil {
 		return sinks.Result{}, fmt.Errorf("%s: HTTP %d: %w", Name, resp.Status, err)
 	}
 	return sinks.Result{Detail: "posted to Slack"}, nil
@@ -103,7 +108,8 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 
 // checkAnswer accepts Slack's "ok". Anything else from a 2xx means the URL is probably not an
 // incoming webhook (a proxy page, a workflow trigger), which must not pass for a delivered alert.
-func checkAnswer(body []byte) error {
+// The secrets (the URL's credential parts) are cut out of the answer the error quotes.
+func checkAnswer(body []byte, secrets ...string) error {
 	got := strings.TrimSpace(string(body))
 	if got == "ok" {
 		return nil
@@ -111,7 +117,7 @@ func checkAnswer(body []byte) error {
 	if got == "" {
 		return errors.New(`empty answer, want "ok": is the URL a Slack incoming webhook?`)
 	}
-	return fmt.Errorf(`unexpected answer %q, want "ok": is the URL a Slack incoming webhook?`, fit(sinktext.SpaceControls(got), 100, false))
+	return fmt.Errorf(`unexpected answer %q, want "ok": is the URL a Slack incoming webhook?`, fit(sinktext.SpaceControls(sinkhttp.Redact(got, secrets...)), 100, false))
 }
 
 // ValidateParams implements sinks.ParamValidator. The only param is channel_note.

@@ -3,8 +3,10 @@ package slack
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +268,55 @@ func TestNameAndKind(t *testing.T) {
 	s := &Sink{}
 	if s.Name() != "slack" || s.Kind() != sinks.KindAlert {
 		t.Fatalf("%s %s", s.Name(), s.Kind())
+	}
+}
+
+// echoServer answers every request with status and a body quoting the full request URL, as a
+// proxy's or a web server's error page does.
+func echoServer(t *testing.T, status int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "<html><body>No route for POST http://"+r.Host+r.URL.RequestURI()+" (path "+r.URL.Path+")</body></html>")
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestErrorsRedactAnEchoedURL(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		want   string
+	}{
+		{http.StatusNotFound, "HTTP 404"},
+		{http.StatusOK, "incoming webhook"},
+	} {
+		srv := echoServer(t, tt.status)
+		_, err := newTestSink(t, srv.URL, time.Second).Do(context.Background(), testAction())
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Fatalf("HTTP %d: error %v, want %q", tt.status, err, tt.want)
+		}
+		assertNoSecret(t, err)
+		if !strings.Contains(err.Error(), sinkhttp.Redacted) || !strings.Contains(err.Error(), "No route for POST") {
+			t.Fatalf("HTTP %d: the echo is not quoted with the secret cut out: %v", tt.status, err)
+		}
+	}
+}
+
+func TestCheckAnswerRedacts(t *testing.T) {
+	err := checkAnswer([]byte("cannot POST "+webhookPath), webhookPath)
+	if err == nil || strings.Contains(err.Error(), "s3cretT0ken") || !strings.Contains(err.Error(), sinkhttp.Redacted) {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestDoNilAction(t *testing.T) {
+	fake, srv := newFakeSlack(t, nil)
+	if _, err := newTestSink(t, srv.URL, time.Second).Do(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "slack: nil action") {
+		t.Fatalf("error %v", err)
+	}
+	if fake.count() != 0 {
+		t.Fatal("request sent for a nil action")
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -73,7 +72,8 @@ func New(cfg *Config, hc *http.Client) (sinks.Sink, error) {
 		url:    cfg.URL,
 		secret: []byte(cfg.Secret.Reveal()),
 		kind:   sinks.Kind(cfg.Kind),
-		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: cfg.policy()},
+		// The URL's path and query may hold a token: a proxy or 404 page may echo them.
+		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: cfg.policy(), Secrets: sinkhttp.URLSecrets(cfg.URL)},
 		now:    time.Now,
 	}
 	switch s.kind {
@@ -94,6 +94,9 @@ func (s *Sink) Kind() sinks.Kind { return s.kind }
 
 // Do implements sinks.Sink: it delivers an alert or a block, by the configured kind.
 func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
+	if a == nil {
+		return sinks.Result{}, fmt.Errorf("%s: nil action", Name)
+	}
 	if err := s.ValidateParams(a.Params); err != nil {
 		return sinks.Result{}, err
 	}
@@ -110,6 +113,9 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 // Undo implements sinks.Undoer: it asks the receiver to lift the block. ref is not used: the
 // receiver identifies the block by its target and key.
 func (s *BlockSink) Undo(ctx context.Context, a *sinks.Action, _ string) error {
+	if a == nil {
+		return fmt.Errorf("%s: nil action", Name)
+	}
 	key := ""
 	if a.Key != "" {
 		// Distinct from the block's own key, or a receiver that drops duplicates would drop it.
@@ -145,14 +151,5 @@ func (s *Sink) send(ctx context.Context, p Payload, idempotencyKey string) error
 
 // ValidateParams implements sinks.ParamValidator: the webhook takes no params.
 func (s *Sink) ValidateParams(params map[string]string) error {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var errs []error
-	for _, k := range keys {
-		errs = append(errs, fmt.Errorf("%s: unknown param %q (the webhook takes none)", Name, k))
-	}
-	return errors.Join(errs...)
+	return sinks.NoParams(Name, params)
 }

@@ -3,8 +3,10 @@ package webhook
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -205,5 +207,55 @@ func TestValidateParams(t *testing.T) {
 	}
 	if fake.count() != 0 {
 		t.Fatal("request sent with invalid params")
+	}
+}
+
+// echoServer answers every request with status and a body quoting the full request URL, as a
+// proxy's or a web server's error page does.
+func echoServer(t *testing.T, status int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "No route for POST http://"+r.Host+r.URL.RequestURI()+" (query "+r.URL.RawQuery+", path "+r.URL.Path+")")
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestErrorsRedactAnEchoedURL(t *testing.T) {
+	for _, status := range []int{http.StatusNotFound, http.StatusBadGateway} {
+		srv := echoServer(t, status)
+		_, err := newTestSink(t, srv.URL, sinks.KindAlert, 300*time.Millisecond).Do(context.Background(), testAction())
+		if !sinkhttp.IsStatus(err, status) {
+			t.Fatalf("HTTP %d: error %v", status, err)
+		}
+		assertNoSecrets(t, err)
+		if !strings.Contains(err.Error(), sinkhttp.Redacted) || !strings.Contains(err.Error(), "No route for POST") {
+			t.Fatalf("HTTP %d: the echo is not quoted with the secrets cut out: %v", status, err)
+		}
+	}
+	// Any 2xx is success: an echo in a 200 is not quoted anywhere.
+	srv := echoServer(t, http.StatusOK)
+	res, err := newTestSink(t, srv.URL, sinks.KindAlert, time.Second).Do(context.Background(), testAction())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Detail + res.Ref; strings.Contains(s, receiverToken) || strings.Contains(s, receiverPath) {
+		t.Fatalf("result shows a secret: %+v", res)
+	}
+}
+
+func TestNilAction(t *testing.T) {
+	fake, srv := newFakeReceiver(t, nil)
+	s := newTestSink(t, srv.URL, sinks.KindBlock, time.Second)
+	if _, err := s.Do(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "webhook: nil action") {
+		t.Fatalf("Do: %v", err)
+	}
+	if err := s.(sinks.Undoer).Undo(context.Background(), nil, "203.0.113.7"); err == nil || !strings.Contains(err.Error(), "webhook: nil action") {
+		t.Fatalf("Undo: %v", err)
+	}
+	if fake.count() != 0 {
+		t.Fatal("request sent for a nil action")
 	}
 }
