@@ -27,7 +27,7 @@ type Config struct {
 	DedupEvents   int           `env:"DEDUP_EVENTS" envDefault:"1000" desc:"Event ids remembered per indicator so a redelivered scored event or audit record is not counted twice. Must exceed the redeliveries one indicator can see (bounded by THREATPIPE_PIPELINE_MAX_IN_FLIGHT)."`
 	ScanLimit     int           `env:"SCAN_LIMIT" envDefault:"10000" desc:"A filtered list reads at most this many indicators from the top of the ranking (within the selected severities' score range); the page says when it stopped there."`
 	SweepInterval time.Duration `env:"SWEEP_INTERVAL" envDefault:"1m" desc:"How often indicators past THREATPIPE_VIEW_RETENTION are removed from the ranking."`
-	HealthMaxAge  time.Duration `env:"HEALTH_MAX_AGE" envDefault:"1m" desc:"Integration health snapshots older than this are ignored (their replica is gone)."`
+	HealthMaxAge  time.Duration `env:"HEALTH_MAX_AGE" envDefault:"15s" desc:"Integration health snapshots older than this are ignored (their replica is gone). Every replica rewrites its snapshots every 5s and each is valid for 15s: a longer age keeps a dead replica on the health page for longer."`
 	Workers       int           `env:"WORKERS" envDefault:"32" desc:"Messages applied to Redis concurrently, per input topic."`
 	MaxInFlight   int           `env:"MAX_IN_FLIGHT" envDefault:"1024" desc:"Messages fetched but not yet committed, per input topic."`
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/threatpipe/threatpipe/pipeline/health"
 )
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -12,12 +14,12 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{GroupID: "threatpipe-view", Retention: 168 * time.Hour, History: 100, Refresh: 5 * time.Second, DedupEvents: 1000,
-		ScanLimit: 10000, SweepInterval: time.Minute, HealthMaxAge: time.Minute, Workers: 32, MaxInFlight: 1024}
+		ScanLimit: 10000, SweepInterval: time.Minute, HealthMaxAge: 15 * time.Second, Workers: 32, MaxInFlight: 1024}
 	if *c != want {
 		t.Errorf("defaults %+v, want %+v", *c, want)
 	}
 	o := c.StoreOptions()
-	if o.Retention != want.Retention || o.History != 100 || o.ScanLimit != 10000 || o.DedupEvents != 1000 || o.HealthMaxAge != time.Minute {
+	if o.Retention != want.Retention || o.History != 100 || o.ScanLimit != 10000 || o.DedupEvents != 1000 || o.HealthMaxAge != health.ReportTTL {
 		t.Errorf("store options %+v", o)
 	}
 	for _, v := range Vars() {

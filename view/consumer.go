@@ -27,7 +27,6 @@ const (
 // Outcomes of a message besides the Applied values.
 const (
 	outcomeUnreadable = "unreadable" // not a scored event or audit record: counted, logged, skipped
-	outcomeNoTarget   = "no_target"  // an audit record about no indicator (a rate-cap trip)
 )
 
 // Metrics are the view's Prometheus metrics. Fields are safe for concurrent use.
@@ -43,7 +42,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "threatpipe_view_messages_total",
-			Help: "Messages the view read, by input (scored, results) and outcome (applied, duplicate, expired, unreadable, no_target)."},
+			Help: "Messages the view read, by input (scored, results) and outcome (applied, duplicate, expired, unreadable)."},
 			[]string{"input", "outcome"}),
 		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "threatpipe_view_store_errors_total",
 			Help: "Failed Redis updates; the message is retried until it is applied or the process stops (it stays uncommitted)."}),
@@ -85,26 +84,24 @@ func DecodeScored(msg kafka.Message) (*event.Scored, error) {
 	if len(ev.EventID) > maxEventIDBytes || !utf8.ValidString(ev.EventID) {
 		return nil, errors.New("not a scored event: event_id is over 256 bytes or not UTF-8")
 	}
-	ev.Source = bound(ev.Source)
-	ev.ISP = bound(ev.ISP)
+	ev.Source = clip(ev.Source, maxFieldBytes, "")
+	ev.ISP = clip(ev.ISP, maxFieldBytes, "")
 	if ev.Geo != nil {
-		ev.Geo.CityName = bound(ev.Geo.CityName)
-		ev.Geo.CountryISOCode = bound(ev.Geo.CountryISOCode)
+		ev.Geo.CityName = clip(ev.Geo.CityName, maxFieldBytes, "")
+		ev.Geo.CountryISOCode = clip(ev.Geo.CountryISOCode, maxFieldBytes, "")
 	}
 	if ev.AS != nil && ev.AS.Organization != nil {
-		ev.AS.Organization.Name = bound(ev.AS.Organization.Name)
+		ev.AS.Organization.Name = clip(ev.AS.Organization.Name, maxFieldBytes, "")
 	}
 	for _, p := range ev.Providers {
 		if p != nil && p.Result != nil {
 			r := p.Result
-			r.ISP, r.ASOrganization, r.City, r.CountryISO = bound(r.ISP), bound(r.ASOrganization), bound(r.City), bound(r.CountryISO)
+			r.ISP, r.ASOrganization = clip(r.ISP, maxFieldBytes, ""), clip(r.ASOrganization, maxFieldBytes, "")
+			r.City, r.CountryISO = clip(r.City, maxFieldBytes, ""), clip(r.CountryISO, maxFieldBytes, "")
 		}
 	}
 	return &ev, nil
 }
-
-// errNoTarget marks an audit record about no indicator.
-var errNoTarget = errors.New("audit record names no target")
 
 // DecodeRecord reads an audit record (docs/schemas/action-record.schema.json) from a message of
 // the results topic, with its target normalised to the canonical address.
@@ -113,23 +110,12 @@ func DecodeRecord(msg kafka.Message) (*act.Record, error) {
 	if err := json.Unmarshal(msg.Value, &rec); err != nil {
 		return nil, fmt.Errorf("not an audit record: %w", err)
 	}
-	if strings.TrimSpace(rec.Target) == "" {
-		return nil, errNoTarget
-	}
 	ind, err := event.ParseIP(rec.Target)
 	if err != nil {
 		return nil, fmt.Errorf("not an audit record: target: %w", err)
 	}
 	rec.Target = ind.Value
 	return &rec, nil
-}
-
-// bound cuts s to maxFieldBytes on a rune boundary.
-func bound(s string) string {
-	if len(s) <= maxFieldBytes {
-		return s
-	}
-	return strings.ToValidUTF8(s[:maxFieldBytes], "")
 }
 
 // ScoredHandler applies scored events to the store. It is a pipeline.Handler that publishes
@@ -190,10 +176,6 @@ func (h *ScoredHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 // Handle implements pipeline.Handler, as ScoredHandler.Handle.
 func (h *RecordHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.Message, error) {
 	rec, err := DecodeRecord(msg)
-	if errors.Is(err, errNoTarget) {
-		h.m.Messages.WithLabelValues(InputResults, outcomeNoTarget).Inc()
-		return nil, nil
-	}
 	if err != nil {
 		h.m.Messages.WithLabelValues(InputResults, outcomeUnreadable).Inc()
 		h.log.Warn("skipping an unreadable message on the audit topic", located(msg, err)...)

@@ -75,7 +75,7 @@ func ParseFilter(q url.Values) (Filter, error) {
 				continue
 			}
 			if !slices.Contains(Severities, s) {
-				return Filter{}, &ParamError{"severity", fmt.Sprintf("%q is not one of info, low, medium, high, critical", clip(s))}
+				return Filter{}, &ParamError{"severity", fmt.Sprintf("%q is not one of info, low, medium, high, critical", clip(s, maxQuoted, "…"))}
 			}
 			if !slices.Contains(f.Severity, s) {
 				f.Severity = append(f.Severity, s)
@@ -94,7 +94,7 @@ func ParseFilter(q url.Values) (Filter, error) {
 		return Filter{}, err
 	} else if c != "" {
 		if len(c) != 2 || !isASCIILetter(c[0]) || !isASCIILetter(c[1]) {
-			return Filter{}, &ParamError{"country", fmt.Sprintf("%q is not a two-letter country code", clip(c))}
+			return Filter{}, &ParamError{"country", fmt.Sprintf("%q is not a two-letter country code", clip(c, maxQuoted, "…"))}
 		}
 		f.Country = strings.ToUpper(c)
 	}
@@ -125,23 +125,23 @@ func ParseSince(s string) (time.Duration, error) {
 		return 0, nil
 	}
 	if len(s) > 32 {
-		return 0, fmt.Errorf("%q is not a duration such as 15m, 24h or 7d", clip(s))
+		return 0, fmt.Errorf("%q is not a duration such as 15m, 24h or 7d", clip(s, maxQuoted, "…"))
 	}
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil || n <= 0 || n > 3660 || strings.HasPrefix(days, "+") {
-			return 0, fmt.Errorf("%q is not a number of days 1-3660", clip(s))
+			return 0, fmt.Errorf("%q is not a number of days 1-3660", clip(s, maxQuoted, "…"))
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
 		var err error
 		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("%q is not a duration such as 15m, 24h or 7d", clip(s))
+			return 0, fmt.Errorf("%q is not a duration such as 15m, 24h or 7d", clip(s, maxQuoted, "…"))
 		}
 	}
 	if d <= 0 || d > maxSince {
-		return 0, fmt.Errorf("%q is not between 1ns and 3660d", clip(s))
+		return 0, fmt.Errorf("%q is not between 1ns and 3660d", clip(s, maxQuoted, "…"))
 	}
 	return d, nil
 }
@@ -158,13 +158,13 @@ func parseQuery(s string) (string, error) {
 	}
 	for _, r := range s {
 		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r == '.' || r == ':' || r == '/') {
-			return "", fmt.Errorf("%q is not an address, address prefix or CIDR", clip(s))
+			return "", fmt.Errorf("%q is not an address, address prefix or CIDR", clip(s, maxQuoted, "…"))
 		}
 	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return "", fmt.Errorf("%q is not a valid CIDR", clip(s))
+			return "", fmt.Errorf("%q is not a valid CIDR", clip(s, maxQuoted, "…"))
 		}
 		return p.Masked().String(), nil
 	}
@@ -205,19 +205,24 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, &ParamError{name, fmt.Sprintf("%q is not a whole number %d-%d", clip(v), lo, hi)}
+		return 0, &ParamError{name, fmt.Sprintf("%q is not a whole number %d-%d", clip(v, maxQuoted, "…"), lo, hi)}
 	}
 	return n, nil
 }
 
 func isASCIILetter(b byte) bool { return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' }
 
-// clip shortens user input quoted in an error message.
-func clip(s string) string {
-	if len(s) <= 40 {
+// maxQuoted bounds user input quoted in an error message.
+const maxQuoted = 40
+
+// clip cuts s to n bytes on a rune boundary and appends more when it cut anything: "…" for user
+// input quoted in an error message (n maxQuoted), nothing for the fields the view keeps of an
+// event (n maxFieldBytes).
+func clip(s string, n int, more string) string {
+	if len(s) <= n {
 		return s
 	}
-	return strings.ToValidUTF8(s[:40], "") + "…"
+	return strings.ToValidUTF8(s[:n], "") + more
 }
 
 // Values encodes the filter as query parameters, the inverse of ParseFilter (defaults omitted).

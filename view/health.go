@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/pipeline/health"
 )
 
@@ -20,7 +21,9 @@ type Integration struct {
 	QuotaLimit   int64     `json:"quota_limit"`
 	QuotaReset   time.Time `json:"quota_reset,omitzero"`
 	QuotaWarning bool      `json:"quota_warning"`
-	// Errors, Timeouts and Calls add up every replica's counts since it started.
+	// Errors, Timeouts and Calls add up every replica's counts since it started, but for the
+	// guardrail flags in Calls (act.FlagKillSwitchOn, act.FlagRateCapTripped): they are states,
+	// 1 when on, so they take the highest any replica reports.
 	Errors   int64            `json:"errors"`
 	Timeouts int64            `json:"timeouts"`
 	Calls    map[string]int64 `json:"calls"`
@@ -28,14 +31,6 @@ type Integration struct {
 	LastError   string            `json:"last_error,omitempty"`
 	LastErrorAt time.Time         `json:"last_error_at,omitzero"`
 	Replicas    []health.Snapshot `json:"replicas"`
-}
-
-// QuotaRatio is the share of the quota used, 0 when there is no quota.
-func (i Integration) QuotaRatio() float64 {
-	if i.QuotaLimit <= 0 {
-		return 0
-	}
-	return float64(i.QuotaUsed) / float64(i.QuotaLimit)
 }
 
 // statusRank orders health statuses from best; unknown ones count as degraded.
@@ -69,6 +64,11 @@ func breakerRank(s string) int {
 	}
 }
 
+// guardrailFlag reports whether a key of Snapshot.Calls is a guardrail state rather than a count.
+func guardrailFlag(key string) bool {
+	return key == act.FlagKillSwitchOn || key == act.FlagRateCapTripped
+}
+
 // Aggregate groups snapshots (as health.Store.All returns them) by component and name:
 // providers first, then sinks, each by name.
 func Aggregate(snaps []health.Snapshot) []Integration {
@@ -96,7 +96,11 @@ func Aggregate(snaps []health.Snapshot) []Integration {
 		in.Errors += sn.Errors
 		in.Timeouts += sn.Timeouts
 		for outcome, n := range sn.Calls {
-			in.Calls[outcome] += n
+			if guardrailFlag(outcome) {
+				in.Calls[outcome] = max(in.Calls[outcome], n)
+			} else {
+				in.Calls[outcome] += n
+			}
 		}
 		if sn.LastError != "" && !sn.LastErrorAt.Before(in.LastErrorAt) {
 			in.LastError, in.LastErrorAt = sn.LastError, sn.LastErrorAt

@@ -21,7 +21,6 @@ import (
 
 	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/pipeline/event"
-	"github.com/threatpipe/threatpipe/pipeline/health"
 )
 
 //go:embed templates/*.html
@@ -209,7 +208,7 @@ func pathIP(r *http.Request) (string, error) {
 	raw := r.PathValue("ip")
 	ip, ok := canonicalIP(raw)
 	if !ok {
-		return "", &ParamError{"ip", fmt.Sprintf("%q is not an IP address", clip(raw))}
+		return "", &ParamError{"ip", fmt.Sprintf("%q is not an IP address", clip(raw, maxQuoted, "…"))}
 	}
 	return ip, nil
 }
@@ -534,7 +533,6 @@ func (u *UI) funcs() template.FuncMap {
 			}
 			return strings.Join(parts, ", ")
 		},
-		"isProvider": func(c string) bool { return c == health.ComponentProvider },
 	}
 }
 
@@ -568,7 +566,7 @@ func timestamp(t time.Time) string {
 // sevClass is the CSS class of a severity (an event.Severity or a string).
 func sevClass(v any) string {
 	s := event.Severity(fmt.Sprint(v))
-	if validSeverity(s) {
+	if _, known := severityRanges[s]; known {
 		return "sev-" + string(s)
 	}
 	return "sev-info"

@@ -30,6 +30,7 @@
 package view
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -104,13 +105,10 @@ func NewStore(rdb redis.UniversalClient, prefix string, o StoreOptions) *Store {
 		o.Retention = 168 * time.Hour
 	}
 	if o.HealthMaxAge <= 0 {
-		o.HealthMaxAge = time.Minute
+		o.HealthMaxAge = health.ReportTTL
 	}
 	return &Store{rdb: rdb, prefix: prefix, opts: o, health: health.NewStore(rdb, prefix)}
 }
-
-// Options returns the store's settings.
-func (s *Store) Options() StoreOptions { return s.opts }
 
 func (s *Store) base() string                  { return s.prefix + ":view:" }
 func (s *Store) rankKey() string               { return s.base() + "rank" }
@@ -203,9 +201,26 @@ const (
 	AppliedExpired   Applied = "expired"   // observed longer ago than the retention: skipped
 )
 
+// seenLua holds the helpers both apply scripts use on an indicator's sorted set of applied event
+// ids and record digests. Members are scored by arrival order, taken from the set itself (its
+// highest score + 1), so event ids and record digests share one scheme and trimming evicts the
+// oldest arrivals whatever their kind; scoring by time would tie within a millisecond (ties are
+// trimmed in lexical order) and a counter kept elsewhere could expire before the set.
+const seenLua = `
+local function nextSeen(seen)
+  local top = redis.call('ZREVRANGE', seen, 0, 0, 'WITHSCORES')
+  if top[2] then return tonumber(top[2]) + 1 end
+  return 1
+end
+local function trimSeen(seen, seenCap)
+  local n = redis.call('ZCARD', seen)
+  if n > seenCap then redis.call('ZREMRANGEBYRANK', seen, 0, n - seenCap - 1) end
+end
+`
+
 // applyScored updates one indicator from a scored event; see the package comment for the keys.
 // It returns {1 (new) or 0 (duplicate), score, last_seen} after the update.
-var applyScored = redis.NewScript(`
+var applyScored = redis.NewScript(seenLua + `
 local h, hist, acts, seen, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id = ARGV[1]
 local obs, now, ret = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -214,11 +229,8 @@ if redis.call('ZSCORE', seen, id) then
   local v = redis.call('HMGET', h, 'score', 'last_seen')
   return {0, v[1], v[2]}
 end
--- Scored by arrival order, not time: events applied within one millisecond would otherwise tie,
--- and ties are trimmed in the ids' lexical order, evicting a newer id before an older one.
-redis.call('ZADD', seen, redis.call('HINCRBY', h, 'seen_seq', 1), id)
-local n = redis.call('ZCARD', seen)
-if n > seenCap then redis.call('ZREMRANGEBYRANK', seen, 0, n - seenCap - 1) end
+redis.call('ZADD', seen, nextSeen(seen), id)
+trimSeen(seen, seenCap)
 local last = tonumber(redis.call('HGET', h, 'last_seen') or '-1')
 local first = tonumber(redis.call('HGET', h, 'first_seen') or '-1')
 redis.call('HINCRBY', h, 'sightings', 1)
@@ -250,13 +262,12 @@ return {1, v[1], v[2]}
 // actions, unless its digest was seen. The actions outlive the indicator's other keys by at most
 // the retention: a record may arrive before the indicator's first scored event (the two topics
 // are read independently).
-var applyRecord = redis.NewScript(`
+var applyRecord = redis.NewScript(seenLua + `
 local acts, seen, counts = KEYS[1], KEYS[2], KEYS[3]
 local now, ret, cap, seenCap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('ZSCORE', seen, ARGV[1]) then return 0 end
-redis.call('ZADD', seen, ARGV[2], ARGV[1])
-local n = redis.call('ZCARD', seen)
-if n > seenCap then redis.call('ZREMRANGEBYRANK', seen, 0, n - seenCap - 1) end
+redis.call('ZADD', seen, nextSeen(seen), ARGV[1])
+trimSeen(seen, seenCap)
 redis.call('HINCRBY', counts, ARGV[7], 1)
 if ARGV[8] == '1' then
   redis.call('LPUSH', acts, ARGV[6])
@@ -291,10 +302,9 @@ func (s *Store) ApplyScored(ctx context.Context, ev *event.Scored) (Applied, err
 		return AppliedExpired, nil
 	}
 	score := clampScore(ev.Score)
-	sev := ev.Severity
-	if !validSeverity(sev) {
-		sev = event.SeverityOf(score)
-	}
+	// The severity follows from the score; a producer's own severity may disagree with it, and
+	// the severity filter searches the ranking by score ranges.
+	sev := event.SeverityOf(score)
 	tags := normTags(ev.Tags)
 	tagsJSON, _ := json.Marshal(tags)
 	latest := latestCopy(ev)
@@ -484,14 +494,6 @@ func sightingTime(ev *event.Scored, now time.Time) time.Time {
 
 func clampScore(n int) int { return min(max(n, 0), 100) }
 
-func validSeverity(s event.Severity) bool {
-	switch s {
-	case event.SeverityInfo, event.SeverityLow, event.SeverityMedium, event.SeverityHigh, event.SeverityCritical:
-		return true
-	}
-	return false
-}
-
 // normTags sorts, de-duplicates and bounds an event's tags.
 func normTags(tags []string) []string {
 	out := make([]string, 0, len(tags))
@@ -558,23 +560,16 @@ func describe(ev *event.Scored) description {
 			continue
 		}
 		r := p.Result
-		d.isp = cmpOr(d.isp, r.ISP)
-		d.country = cmpOr(d.country, r.CountryISO)
-		d.city = cmpOr(d.city, r.City)
-		d.asOrg = cmpOr(d.asOrg, r.ASOrganization)
+		d.isp = cmp.Or(d.isp, r.ISP)
+		d.country = cmp.Or(d.country, r.CountryISO)
+		d.city = cmp.Or(d.city, r.City)
+		d.asOrg = cmp.Or(d.asOrg, r.ASOrganization)
 		if d.asn == 0 {
 			d.asn = r.ASNumber
 		}
 	}
 	d.country = strings.ToUpper(d.country)
 	return d
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func str(v any) string {
@@ -939,28 +934,21 @@ func (s *Store) Health(ctx context.Context) ([]health.Snapshot, error) {
 	return snaps, nil
 }
 
-// quotas takes each provider's quota from its freshest snapshot that reports one: the quota
-// ledger is shared, so replicas differ only by when they last read it.
+// quotas lists the providers reporting a quota, with the quota Aggregate takes (the freshest
+// report), by provider name.
 func quotas(snaps []health.Snapshot) []Quota {
-	fresh := map[string]health.Snapshot{}
-	for _, sn := range snaps {
-		if sn.Component != health.ComponentProvider || sn.QuotaLimit <= 0 {
+	var out []Quota
+	for _, in := range Aggregate(snaps) {
+		if in.Component != health.ComponentProvider || in.QuotaLimit <= 0 {
 			continue
 		}
-		if cur, ok := fresh[sn.Name]; !ok || sn.At.After(cur.At) {
-			fresh[sn.Name] = sn
-		}
+		out = append(out, Quota{Provider: in.Name, Used: in.QuotaUsed, Limit: in.QuotaLimit, Reset: in.QuotaReset, Warning: in.QuotaWarning})
 	}
-	out := make([]Quota, 0, len(fresh))
-	for name, sn := range fresh {
-		out = append(out, Quota{Provider: name, Used: sn.QuotaUsed, Limit: sn.QuotaLimit, Reset: sn.QuotaReset, Warning: sn.QuotaWarning()})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Provider < out[j].Provider })
 	return out
 }
 
-// severityScoreRange is the score range covering the given severities (docs/events.md: 0-19
-// info ... 80-100 critical); ok is false when sevs is empty.
+// severityScoreRange is the score range covering the given severities (as event.SeverityOf
+// buckets scores); ok is false when sevs is empty.
 func severityScoreRange(sevs []string) (lo, hi int, ok bool) {
 	lo, hi = math.MaxInt, -1
 	for _, s := range sevs {
@@ -970,20 +958,30 @@ func severityScoreRange(sevs []string) (lo, hi int, ok bool) {
 	return lo, hi, hi >= 0
 }
 
+// severityBounds is the score range event.SeverityOf maps to s; an unknown severity gets the
+// critical range (ParseFilter accepts only the known ones).
 func severityBounds(s event.Severity) (int, int) {
-	switch s {
-	case event.SeverityInfo:
-		return 0, 19
-	case event.SeverityLow:
-		return 20, 39
-	case event.SeverityMedium:
-		return 40, 59
-	case event.SeverityHigh:
-		return 60, 79
-	default:
-		return 80, 100
+	if b, ok := severityRanges[s]; ok {
+		return b[0], b[1]
 	}
+	b := severityRanges[event.SeverityCritical]
+	return b[0], b[1]
 }
+
+// severityRanges holds, per severity, the lowest and highest score event.SeverityOf maps to it.
+var severityRanges = func() map[event.Severity][2]int {
+	r := map[event.Severity][2]int{}
+	for score := 0; score <= 100; score++ {
+		sev := event.SeverityOf(score)
+		b, ok := r[sev]
+		if !ok {
+			b = [2]int{score, score}
+		}
+		b[0], b[1] = min(b[0], score), max(b[1], score)
+		r[sev] = b
+	}
+	return r
+}()
 
 // canonicalIP returns the canonical spelling of an address, or ok false.
 func canonicalIP(s string) (string, bool) {

@@ -182,6 +182,84 @@ func TestStoreDedupWindowIsBounded(t *testing.T) {
 	}
 }
 
+// TestStoreDedupWindowSharedByRecordsAndEvents fills an indicator's dedup window with audit
+// record digests before its first scored event: the event id must be remembered like any other
+// arrival, not trimmed at once because record digests score higher.
+func TestStoreDedupWindowSharedByRecordsAndEvents(t *testing.T) {
+	s, c := testStore(t, StoreOptions{DedupEvents: 3})
+	ctx := context.Background()
+	ip := "198.51.100.61"
+	for i := range 3 {
+		rec := &act.Record{SchemaVersion: "1", At: c.Now(), Outcome: act.OutcomeDone, Kind: "ticket", Target: ip, Ref: fmt.Sprintf("SOC-%d", i), Worker: "w"}
+		if a, err := s.ApplyRecord(ctx, rec, fmt.Sprintf("digest-%d", i)); err != nil || a != AppliedNew {
+			t.Fatalf("record %d: %s %v", i, a, err)
+		}
+	}
+	ev := scored(ip, 70, c.Now())
+	for i, want := range []Applied{AppliedNew, AppliedDuplicate} {
+		cp := *ev
+		if a, err := s.ApplyScored(ctx, &cp); err != nil || a != want {
+			t.Fatalf("delivery %d: %s %v, want %s", i+1, a, err, want)
+		}
+	}
+	ind, err := s.Get(ctx, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ind.Sightings != 1 || len(ind.History) != 1 {
+		t.Errorf("sightings %d history %d, want 1 1", ind.Sightings, len(ind.History))
+	}
+	// The window now holds the two newest digests and the event: the oldest digest fell out.
+	members, err := s.rdb.ZRange(ctx, s.indicatorKeys(ip)[3], 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a:digest-1", "a:digest-2", "e:" + ev.EventID}; !slices.Equal(members, want) {
+		t.Errorf("dedup window %q, want %q", members, want)
+	}
+	if h, err := s.rdb.HExists(ctx, s.indicatorKey(ip), "seen_seq").Result(); err != nil || h {
+		t.Errorf("indicator hash holds seen_seq (%v): the dedup order must live in the set only", err)
+	}
+}
+
+// TestStoreSeverityFollowsScore stores the severity event.SeverityOf gives the score, whatever
+// severity the producer wrote.
+func TestStoreSeverityFollowsScore(t *testing.T) {
+	s, c := testStore(t, StoreOptions{})
+	ctx := context.Background()
+	ev := scored("198.51.100.62", 91, c.Now())
+	ev.Severity = event.SeverityLow
+	mustApply(t, s, ev)
+	ind, err := s.Get(ctx, "198.51.100.62")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ind.Severity != event.SeverityCritical || len(ind.History) != 1 || ind.History[0].Severity != event.SeverityCritical {
+		t.Errorf("severity %s history %+v, want critical", ind.Severity, ind.History)
+	}
+	p, err := s.List(ctx, Filter{Severity: []string{"critical"}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ips(p.Rows); len(got) != 1 || got[0] != "198.51.100.62" {
+		t.Errorf("critical rows %v", got)
+	}
+}
+
+func TestSeverityBoundsMatchSeverityOf(t *testing.T) {
+	for _, sev := range []event.Severity{event.SeverityInfo, event.SeverityLow, event.SeverityMedium, event.SeverityHigh, event.SeverityCritical} {
+		lo, hi := severityBounds(sev)
+		if lo > hi {
+			t.Fatalf("%s: bounds %d-%d", sev, lo, hi)
+		}
+		for score := 0; score <= 100; score++ {
+			if in := score >= lo && score <= hi; in != (event.SeverityOf(score) == sev) {
+				t.Errorf("%s bounds %d-%d disagree with SeverityOf(%d) = %s", sev, lo, hi, score, event.SeverityOf(score))
+			}
+		}
+	}
+}
+
 func TestStoreConcurrentUpdatesLeaveRankMatchingIndicator(t *testing.T) {
 	s, c := testStore(t, StoreOptions{})
 	now := c.Now()
@@ -214,8 +292,8 @@ func TestStoreConcurrentUpdatesLeaveRankMatchingIndicator(t *testing.T) {
 		if want := rankOf(ind.Score, ind.LastSeen.UnixMilli()); rank != want {
 			t.Errorf("%s: rank %.0f, want %.0f from score %d last seen %s", ip, rank, want, ind.Score, ind.LastSeen)
 		}
-		if ind.Sightings != int64(len(ind.History)) && len(ind.History) < 100 {
-			t.Errorf("%s: %d sightings but %d history entries", ip, ind.Sightings, len(ind.History))
+		if want := min(ind.Sightings, int64(s.opts.History)); int64(len(ind.History)) != want {
+			t.Errorf("%s: %d sightings but %d history entries, want %d (history capped at %d)", ip, ind.Sightings, len(ind.History), want, s.opts.History)
 		}
 	}
 }
