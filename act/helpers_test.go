@@ -480,3 +480,57 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// errLedgerDown is what a faultHook makes a Redis command fail with.
+var errLedgerDown = errors.New("dial tcp: connection refused (injected)")
+
+// faultHook fails the Redis commands that match, as if Redis were unreachable for them: the next
+// `left` matching commands, and every one while `on` is set.
+type faultHook struct {
+	match func(cmd redis.Cmder) bool
+	left  atomic.Int64 // matching commands still to fail
+	on    atomic.Bool  // fail every matching command while set
+	hits  atomic.Int64 // matching commands failed so far
+}
+
+// addFault installs a fault hook on rdb for the commands that match.
+func addFault(rdb *redis.Client, match func(cmd redis.Cmder) bool) *faultHook {
+	h := &faultHook{match: match}
+	rdb.AddHook(h)
+	return h
+}
+
+func (h *faultHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *faultHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.match(cmd) && (h.on.Load() || h.left.Add(-1) >= 0) {
+			h.hits.Add(1)
+			cmd.SetErr(errLedgerDown)
+			return errLedgerDown
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *faultHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// runsScript matches the commands that run s (EVALSHA, or EVAL of its source).
+func runsScript(s *redis.Script) func(cmd redis.Cmder) bool {
+	return func(cmd redis.Cmder) bool {
+		args := cmd.Args()
+		if len(args) < 2 {
+			return false
+		}
+		body, _ := args[1].(string)
+		switch strings.ToLower(cmd.Name()) {
+		case "evalsha", "evalsha_ro":
+			return body == s.Hash()
+		case "eval", "eval_ro":
+			return redis.NewScript(body).Hash() == s.Hash()
+		}
+		return false
+	}
+}

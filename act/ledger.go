@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // Ledger is the Redis record of actions that makes them idempotent across redelivery, crashes
@@ -23,10 +24,15 @@ import (
 // no longer alive (its liveness key lapsed: a crash) is taken over, and the action is repeated
 // under the same idempotency key, after asking the sink whether it already happened (Finder).
 type Ledger struct {
+	// Log receives the heartbeat's warnings (beats failing, beats recovered); nil logs nothing.
+	Log *zap.Logger
+
 	rdb    redis.UniversalClient
 	prefix string
 	owner  string
 	now    func() time.Time
+	// beat is how often Heartbeat renews the liveness key.
+	beat time.Duration
 }
 
 // Claim states.
@@ -47,7 +53,7 @@ type Claim struct {
 
 // NewLedger returns a ledger writing under prefix as owner (unique per process).
 func NewLedger(rdb redis.UniversalClient, prefix, owner string) *Ledger {
-	return &Ledger{rdb: rdb, prefix: prefix, owner: owner, now: time.Now}
+	return &Ledger{rdb: rdb, prefix: prefix, owner: owner, now: time.Now, beat: aliveTTL / 3}
 }
 
 // Owner is this process's identity in claims.
@@ -81,12 +87,31 @@ func (l *Ledger) aliveKey(owner string) string { return l.key("act", "alive", ow
 const aliveTTL = 6 * time.Second
 
 // Heartbeat keeps this owner alive until ctx ends; a crashed owner's pending claims are taken
-// over about aliveTTL after its last beat.
+// over about aliveTTL after its last beat. Failing beats are logged once when they start failing
+// and once when they recover: beyond aliveTTL without one, another replica may take this one's
+// pending claims over while it still works on them.
 func (l *Ledger) Heartbeat(ctx context.Context) error {
-	t := time.NewTicker(aliveTTL / 3)
+	log := l.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	t := time.NewTicker(l.beat)
 	defer t.Stop()
+	var failingSince time.Time
 	for {
-		_ = l.rdb.Set(ctx, l.aliveKey(l.owner), "1", aliveTTL).Err()
+		err := l.rdb.Set(ctx, l.aliveKey(l.owner), "1", aliveTTL).Err()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// Shutting down: not a ledger problem.
+		case err != nil && failingSince.IsZero():
+			failingSince = l.now()
+			log.Warn("ledger heartbeat failing: if it fails for longer than the liveness TTL, other replicas may take over this replica's pending actions",
+				zap.String("owner", l.owner), zap.Duration("alive_ttl", aliveTTL), zap.Error(err))
+		case err == nil && !failingSince.IsZero():
+			log.Warn("ledger heartbeat recovered", zap.String("owner", l.owner),
+				zap.Duration("failing_for", l.now().Sub(failingSince)))
+			failingSince = time.Time{}
+		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -173,26 +198,75 @@ func (l *Ledger) Claim(ctx context.Context, dry bool, playbook, step, target str
 	return TakenOver, &taken, nil
 }
 
+// ErrClaimLost means the claim is no longer the caller's: after the caller lost Redis for longer
+// than the liveness TTL, another replica took it over (or took it over and finished, or released
+// it and a new claim was made). The ledger was left as the other replica has it.
+var ErrClaimLost = errors.New("ledger: the claim was taken over by another owner")
+
+// claimIsMine is the Lua test that the claim JSON in cur is still the caller's: the same action
+// key (ARGV[1]) under the same owner (ARGV[2]).
+const claimIsMine = `
+local function mine(cur)
+  local ok, c = pcall(cjson.decode, cur)
+  return ok and type(c) == 'table' and c.key == ARGV[1] and c.owner == ARGV[2]
+end
+`
+
+// doneScript settles the caller's claim and records the event as handled, atomically. KEYS[1]
+// claim, KEYS[2] seen; ARGV[1] key, ARGV[2] owner, ARGV[3] settled claim JSON, ARGV[4] window
+// (ms). A lapsed claim is not recreated; another owner's claim is left be (returns 0). The event
+// is recorded as handled either way: its action happened.
+var doneScript = redis.NewScript(claimIsMine + `
+local cur = redis.call('GET', KEYS[1])
+local res = 1
+if cur then
+  if mine(cur) then
+    redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
+  else
+    res = 0
+  end
+end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+return res`)
+
+// releaseScript deletes the claim if it is still the caller's. KEYS[1] claim; ARGV[1] key,
+// ARGV[2] owner.
+var releaseScript = redis.NewScript(claimIsMine + `
+local cur = redis.call('GET', KEYS[1])
+if cur and mine(cur) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0`)
+
 // Done records that the claimed action happened, with the sink's reference, and that eventID was
-// handled: both in one transaction, so a crash leaves either a pending claim (taken over and
-// checked with the sink) or a finished one whose event is known, never a finished claim that a
-// redelivery of the same event would act on again.
+// handled: both in one script, so a crash leaves either a pending claim (taken over and checked
+// with the sink) or a finished one whose event is known, never a finished claim that a
+// redelivery of the same event would act on again. Only the caller's own claim (same key and
+// owner) is settled: if another replica took it over meanwhile, Done leaves it be, records the
+// event and returns ErrClaimLost.
 func (l *Ledger) Done(ctx context.Context, dry bool, playbook, step, target string, c *Claim, ref, eventID string, window time.Duration) error {
 	done := *c
 	done.State, done.Ref = StateDone, ref
 	raw, _ := json.Marshal(done)
-	pipe := l.rdb.TxPipeline()
-	pipe.SetArgs(ctx, l.claimKey(dry, playbook, step, target), raw, redis.SetArgs{KeepTTL: true, Mode: "XX"})
-	pipe.Set(ctx, l.seenKey(dry, playbook, step, target, eventID), "1", window)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	keys := []string{l.claimKey(dry, playbook, step, target), l.seenKey(dry, playbook, step, target, eventID)}
+	n, err := doneScript.Run(ctx, l.rdb, keys, c.Key, c.Owner, raw, max(window.Milliseconds(), 1)).Int()
+	if err != nil {
 		return fmt.Errorf("ledger: done: %w", err)
+	}
+	if n != 1 {
+		return ErrClaimLost
 	}
 	return nil
 }
 
-// Release drops a claim whose action failed, so that a later event tries again.
-func (l *Ledger) Release(ctx context.Context, dry bool, playbook, step, target string) error {
-	return l.rdb.Del(ctx, l.claimKey(dry, playbook, step, target)).Err()
+// Release drops the caller's claim c, whose action failed, so that a later event tries again. A
+// claim that is no longer the caller's (taken over by another replica) is left be.
+func (l *Ledger) Release(ctx context.Context, dry bool, playbook, step, target string, c *Claim) error {
+	if err := releaseScript.Run(ctx, l.rdb, []string{l.claimKey(dry, playbook, step, target)}, c.Key, c.Owner).Err(); err != nil {
+		return fmt.Errorf("ledger: release: %w", err)
+	}
+	return nil
 }
 
 // Seen reports whether this event was already handled for (playbook, step, target), which is
@@ -233,22 +307,35 @@ type ActiveBlock struct {
 	Playbook string    `json:"playbook"`
 	Step     string    `json:"step"`
 	Until    time.Time `json:"until"`
+
+	// lease is the lease (ms) under which PopDue handed the block out: Lifted removes the block
+	// only while it still holds that lease.
+	lease string
 }
 
-// The two block keys share the Redis Cluster hash tag {blocks}: the scripts below touch both.
-func (l *Ledger) blocksKey() string          { return l.key("act", "blocks", "{blocks}:due") }
-func (l *Ledger) blockInfoKey() string       { return l.key("act", "blocks", "{blocks}:info") }
+// The block keys share the Redis Cluster hash tag {blocks}: the scripts below touch them
+// together. due is the sorted set of blocks by when they lapse (or, while leased to a lifter,
+// when the lease ends), info their records, lease the lease each block is being lifted under.
+func (l *Ledger) blocksKey() string     { return l.key("act", "blocks", "{blocks}:due") }
+func (l *Ledger) blockInfoKey() string  { return l.key("act", "blocks", "{blocks}:info") }
+func (l *Ledger) blockLeaseKey() string { return l.key("act", "blocks", "{blocks}:lease") }
+func (l *Ledger) blockKeys() []string {
+	return []string{l.blocksKey(), l.blockInfoKey(), l.blockLeaseKey()}
+}
 func blockMember(sink, target string) string { return sink + "|" + target }
 
 // addBlockScript records a block unless the sink already holds the target at least as long.
-// KEYS[1] due set, KEYS[2] records; ARGV[1] member, ARGV[2] until (ms), ARGV[3] record.
+// A block being lifted (leased) holds nothing any more: a new block replaces it, and the lift's
+// Lifted then leaves the new one be. KEYS: due, info, lease; ARGV[1] member, ARGV[2] until (ms),
+// ARGV[3] record.
 var addBlockScript = redis.NewScript(`
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if cur and tonumber(cur) >= tonumber(ARGV[2]) then
+if cur and redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 and tonumber(cur) >= tonumber(ARGV[2]) then
   return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[1])
 return 1`)
 
 // AddBlock records an active block until b.Until; a longer later block of the same target on
@@ -256,51 +343,70 @@ return 1`)
 // longer one lapses).
 func (l *Ledger) AddBlock(ctx context.Context, b ActiveBlock) error {
 	raw, _ := json.Marshal(b)
-	return addBlockScript.Run(ctx, l.rdb, []string{l.blocksKey(), l.blockInfoKey()},
-		blockMember(b.Sink, b.Target), b.Until.UnixMilli(), raw).Err()
+	return addBlockScript.Run(ctx, l.rdb, l.blockKeys(), blockMember(b.Sink, b.Target), b.Until.UnixMilli(), raw).Err()
 }
 
-// Active returns the blocks of sink that have not expired, by target.
+// Active returns the blocks of sink that have not expired, by target. A block whose lift failed
+// (or whose lifter crashed) stays until its next attempt.
 func (l *Ledger) Active(ctx context.Context, sink string) (map[string]time.Time, error) {
-	members, err := l.rdb.ZRangeByScore(ctx, l.blocksKey(), &redis.ZRangeBy{
+	due, err := l.rdb.ZRangeByScoreWithScores(ctx, l.blocksKey(), &redis.ZRangeBy{
 		Min: strconv.FormatInt(l.now().UnixMilli()+1, 10), Max: "+inf"}).Result()
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]time.Time)
-	if len(members) == 0 {
+	if len(due) == 0 {
 		return out, nil
+	}
+	members := make([]string, len(due))
+	for i, z := range due {
+		members[i], _ = z.Member.(string)
 	}
 	raws, err := l.rdb.HMGet(ctx, l.blockInfoKey(), members...).Result()
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range raws {
+	for i, r := range raws {
 		s, _ := r.(string)
 		var b ActiveBlock
 		if json.Unmarshal([]byte(s), &b) == nil && b.Sink == sink {
-			out[b.Target] = b.Until
+			until := b.Until
+			if leased := time.UnixMilli(int64(due[i].Score)); leased.After(until) {
+				until = leased // a lift under way, or retried after it failed
+			}
+			out[b.Target] = until
 		}
 	}
 	return out, nil
 }
 
-// popDueScript removes up to ARGV[2] due members and returns them with their records: the
-// replica that pops a block is the one that lifts it.
+// popDueScript leases up to ARGV[2] due members to the caller for lifting: each one's score
+// moves to the lease's end ARGV[3] (ms), so that no other lifter takes it meanwhile, and it is
+// handed out again once the lease ends if the caller never reports it lifted (a crash, a failed
+// lift). Returns the leased members' records. KEYS: due, info, lease; ARGV[1] now (ms).
 var popDueScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local out = {}
 for _, m in ipairs(due) do
-  redis.call('ZREM', KEYS[1], m)
   local info = redis.call('HGET', KEYS[2], m)
-  redis.call('HDEL', KEYS[2], m)
-  if info then table.insert(out, info) end
+  if info then
+    redis.call('ZADD', KEYS[1], ARGV[3], m)
+    redis.call('HSET', KEYS[3], m, ARGV[3])
+    table.insert(out, info)
+  else
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('HDEL', KEYS[3], m)
+  end
 end
 return out`)
 
-// PopDue takes up to n expired blocks out of the ledger for lifting.
+// PopDue leases up to n expired blocks to the caller for lifting, for liftRetry: the caller
+// reports each block it lifted with Lifted; a block it does not is handed out again after the
+// lease.
 func (l *Ledger) PopDue(ctx context.Context, n int) ([]ActiveBlock, error) {
-	raws, err := popDueScript.Run(ctx, l.rdb, []string{l.blocksKey(), l.blockInfoKey()}, l.now().UnixMilli(), n).StringSlice()
+	now := l.now()
+	lease := strconv.FormatInt(now.Add(liftRetry).UnixMilli(), 10)
+	raws, err := popDueScript.Run(ctx, l.rdb, l.blockKeys(), now.UnixMilli(), n, lease).StringSlice()
 	if err != nil {
 		return nil, err
 	}
@@ -308,10 +414,32 @@ func (l *Ledger) PopDue(ctx context.Context, n int) ([]ActiveBlock, error) {
 	for _, r := range raws {
 		var b ActiveBlock
 		if json.Unmarshal([]byte(r), &b) == nil {
+			b.lease = lease
 			out = append(out, b)
 		}
 	}
 	return out, nil
+}
+
+// liftedScript forgets a lifted block if it still holds the caller's lease. KEYS: due, info,
+// lease; ARGV[1] member, ARGV[2] lease.
+var liftedScript = redis.NewScript(`
+if redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[2] then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  return 1
+end
+return 0`)
+
+// Lifted forgets block b, handed out by PopDue, once it was lifted (or can never be). A newer
+// block of the same target recorded meanwhile, or a lease that ended and went to another
+// lifter, is left be.
+func (l *Ledger) Lifted(ctx context.Context, b ActiveBlock) error {
+	if b.lease == "" {
+		return errors.New("ledger: lifted: the block was not handed out by PopDue")
+	}
+	return liftedScript.Run(ctx, l.rdb, l.blockKeys(), blockMember(b.Sink, b.Target), b.lease).Err()
 }
 
 // Pending is an undoable alert (a page) to resolve when its target's block is lifted.

@@ -3,9 +3,15 @@ package act
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // hashTag is the part of a key Redis Cluster hashes: the first {...} with something inside,
@@ -43,6 +49,9 @@ func TestLedgerKeysThatChangeTogetherShareAClusterSlot(t *testing.T) {
 	}
 	if hashTag(l.blocksKey()) != hashTag(l.blockInfoKey()) || l.blocksKey() == l.blockInfoKey() {
 		t.Errorf("block keys %q and %q are not tagged into one slot", l.blocksKey(), l.blockInfoKey())
+	}
+	if hashTag(l.blockLeaseKey()) != hashTag(l.blocksKey()) || l.blockLeaseKey() == l.blocksKey() || l.blockLeaseKey() == l.blockInfoKey() {
+		t.Errorf("block lease key %q is not tagged into the block keys' slot", l.blockLeaseKey())
 	}
 }
 
@@ -87,7 +96,7 @@ func TestLedgerClaimLifecycle(t *testing.T) {
 	}
 
 	// A released claim is free for the next event, under a new key.
-	if err := a.Release(ctx, false, "p", "s", "t"); err != nil {
+	if err := b.Release(ctx, false, "p", "s", "t", taken); err != nil {
 		t.Fatal(err)
 	}
 	if res, again, err := b.Claim(ctx, false, "p", "s", "t", time.Hour); err != nil || res != Claimed || again.Key == mine.Key {
@@ -239,5 +248,235 @@ func TestLedgerTrip(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if on, _ := l.Tripped(ctx, false); on {
 		t.Error("the trip did not lapse")
+	}
+}
+
+// A live owner that lost Redis for longer than the liveness TTL may find its claim taken over by
+// another replica: its late Done or Release must not overwrite or delete the new owner's claim.
+func TestLedgerDoneAndReleaseLeaveAnotherOwnersClaimBe(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := newRedis(t)
+	ctx := context.Background()
+	a := NewLedger(rdb, prefix, "replica-a")
+	b := NewLedger(rdb, prefix, "replica-b")
+	key := a.claimKey(false, "p", "s", "t")
+
+	_, mine, err := a.Claim(ctx, false, "p", "s", "t", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, taken, err := b.Claim(ctx, false, "p", "s", "t", time.Hour) // a's heartbeat lapsed
+	if err != nil || res != TakenOver {
+		t.Fatalf("takeover: %v %+v %v", res, taken, err)
+	}
+	stored := func() string {
+		t.Helper()
+		raw, err := rdb.Get(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("the claim is gone: %v", err)
+		}
+		return raw
+	}
+	bPending := stored()
+
+	// a comes back and settles its action: b's pending claim stays b's, pending.
+	if err := a.Done(ctx, false, "p", "s", "t", mine, "ref-a", "evt-a", time.Hour); !errors.Is(err, ErrClaimLost) {
+		t.Errorf("Done on a claim taken over = %v, want ErrClaimLost", err)
+	}
+	if got := stored(); got != bPending {
+		t.Errorf("a's Done overwrote b's claim: %s, was %s", got, bPending)
+	}
+	if seen, err := a.Seen(ctx, false, "p", "s", "t", "evt-a"); err != nil || !seen {
+		t.Errorf("a's event is not recorded as handled: %v, %v", seen, err)
+	}
+	// a's action failed instead: its release leaves b's claim be.
+	if err := a.Release(ctx, false, "p", "s", "t", mine); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); got != bPending {
+		t.Errorf("a's Release touched b's claim: %s", got)
+	}
+	if res, cur, err := b.Claim(ctx, false, "p", "s", "t", time.Hour); !errors.Is(err, ErrBusy) || cur.Owner != "replica-b" {
+		t.Errorf("b's claim after a's release: %v %+v %v", res, cur, err)
+	}
+
+	// b settles it; a's late calls still change nothing.
+	if err := b.Done(ctx, false, "p", "s", "t", taken, "ref-b", "evt-b", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	bDone := stored()
+	if err := a.Done(ctx, false, "p", "s", "t", mine, "ref-a", "evt-a2", time.Hour); !errors.Is(err, ErrClaimLost) {
+		t.Errorf("Done on a claim another owner settled = %v, want ErrClaimLost", err)
+	}
+	if err := a.Release(ctx, false, "p", "s", "t", mine); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); got != bDone {
+		t.Errorf("a's late calls changed b's settled claim: %s, was %s", got, bDone)
+	}
+	if res, cur, err := a.Claim(ctx, false, "p", "s", "t", time.Hour); err != nil || res != AlreadyDone || cur.Ref != "ref-b" {
+		t.Errorf("after b's done: %v %+v %v", res, cur, err)
+	}
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("claim TTL = %s, want the window's", ttl)
+	}
+
+	// A claim made anew after a release is not the old claim's either, even by the same owner.
+	if err := b.Release(ctx, false, "p", "s", "t", taken); err != nil {
+		t.Fatal(err)
+	}
+	_, fresh, err := b.Claim(ctx, false, "p", "s", "t", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx, false, "p", "s", "t", taken); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Done(ctx, false, "p", "s", "t", taken, "stale", "evt-c", time.Hour); !errors.Is(err, ErrClaimLost) {
+		t.Errorf("Done with a released claim = %v, want ErrClaimLost", err)
+	}
+	if res, cur, err := b.Claim(ctx, false, "p", "s", "t", time.Hour); !errors.Is(err, ErrBusy) || cur.Key != fresh.Key || cur.State != StatePending {
+		t.Errorf("the fresh claim after stale calls: %v %+v %v", res, cur, err)
+	}
+}
+
+func TestLedgerHeartbeatLogsFailuresOnceAndRecovery(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := newRedis(t)
+	l := NewLedger(rdb, prefix, "replica-a")
+	l.beat = 10 * time.Millisecond
+	core, logs := observer.New(zap.DebugLevel)
+	l.Log = zap.New(core)
+	alive := l.aliveKey("replica-a")
+	fault := addFault(rdb, func(cmd redis.Cmder) bool {
+		args := cmd.Args()
+		return strings.EqualFold(cmd.Name(), "set") && len(args) > 1 && args[1] == alive
+	})
+	fault.on.Store(true)
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Heartbeat(ctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	waitFor(t, 5*time.Second, "several failed beats", func() bool { return fault.hits.Load() >= 5 })
+	warns := func() []observer.LoggedEntry { return logs.FilterLevelExact(zap.WarnLevel).All() }
+	if w := warns(); len(w) != 1 || !strings.Contains(w[0].Message, "heartbeat failing") ||
+		!strings.Contains(fmt.Sprint(w[0].ContextMap()["error"]), errLedgerDown.Error()) {
+		t.Fatalf("after %d failed beats, warnings %+v; want exactly one, naming the error", fault.hits.Load(), w)
+	}
+
+	fault.on.Store(false)
+	waitFor(t, 5*time.Second, "beats again", func() bool { return rdb.Exists(context.Background(), alive).Val() == 1 })
+	time.Sleep(60 * time.Millisecond) // several good beats
+	if w := warns(); len(w) != 2 || !strings.Contains(w[1].Message, "heartbeat recovered") {
+		t.Fatalf("after recovering, warnings %+v; want one more saying so", w)
+	}
+
+	fault.on.Store(true)
+	hits := fault.hits.Load()
+	waitFor(t, 5*time.Second, "failing again", func() bool { return fault.hits.Load() >= hits+3 })
+	if w := warns(); len(w) != 3 || !strings.Contains(w[2].Message, "heartbeat failing") {
+		t.Fatalf("failing again, warnings %+v", w)
+	}
+	if n := logs.Len(); n != 3 {
+		t.Errorf("%d log entries, want the 3 warnings only: %+v", n, logs.All())
+	}
+}
+
+// PopDue leases due blocks: a lifter that crashes after popping one (before Undo, or before
+// Lifted) leaves it to be handed out again once the lease ends.
+func TestLedgerPopDueLeasesUntilLifted(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := newRedis(t)
+	ctx := context.Background()
+	l := NewLedger(rdb, prefix, "me")
+	now := time.Now()
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	l.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	b := ActiveBlock{Sink: "webhook", Target: "t", Key: "k1", Ref: "r1", Playbook: "p", Step: "s", Until: now.Add(-time.Second)}
+	if err := l.AddBlock(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	first, err := l.PopDue(ctx, 10)
+	if err != nil || len(first) != 1 || first[0].Key != "k1" || first[0].Ref != "r1" || !first[0].Until.Equal(b.Until) {
+		t.Fatalf("PopDue = %+v, %v", first, err)
+	}
+	if again, _ := l.PopDue(ctx, 10); len(again) != 0 {
+		t.Fatalf("a leased block was handed out twice: %+v", again)
+	}
+	if active, _ := l.Active(ctx, "webhook"); !within(active["t"], now.Add(liftRetry), time.Second) {
+		t.Errorf("active while leased = %v, want until the lease ends", active)
+	}
+
+	// The lifter crashed: nothing is lost, the block comes back once the lease ends.
+	clock.Add(int64(liftRetry + time.Millisecond))
+	second, err := l.PopDue(ctx, 10)
+	if err != nil || len(second) != 1 || second[0].Key != "k1" || second[0].Ref != "r1" {
+		t.Fatalf("PopDue after the lease ended = %+v, %v; want the block again", second, err)
+	}
+	// The first lifter's late report does not end the second's lease.
+	if err := l.Lifted(ctx, first[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.ZCard(ctx, l.blocksKey()).Val(); n != 1 {
+		t.Fatalf("a stale Lifted removed the block (%d left)", n)
+	}
+	if err := l.Lifted(ctx, second[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range l.blockKeys() {
+		if n := rdb.Exists(ctx, k).Val(); n != 0 {
+			t.Errorf("%s left behind after Lifted", k)
+		}
+	}
+	clock.Add(int64(10 * liftRetry))
+	if again, _ := l.PopDue(ctx, 10); len(again) != 0 {
+		t.Errorf("a lifted block came back: %+v", again)
+	}
+	if err := l.Lifted(ctx, b); err == nil {
+		t.Error("Lifted of a block PopDue did not hand out succeeded")
+	}
+}
+
+// A new block of the target recorded while the old one is being lifted survives the lift's
+// Lifted, however short it is.
+func TestLedgerLiftedLeavesANewerBlockBe(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := newRedis(t)
+	ctx := context.Background()
+	l := NewLedger(rdb, prefix, "me")
+	now := time.Now()
+	l.now = func() time.Time { return now }
+	if err := l.AddBlock(ctx, ActiveBlock{Sink: "webhook", Target: "t", Key: "old", Until: now.Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := l.PopDue(ctx, 10)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("PopDue = %+v, %v", due, err)
+	}
+	for _, until := range []time.Time{now.Add(time.Second), now.Add(2 * time.Hour)} { // shorter, longer than the lease
+		if err := l.AddBlock(ctx, ActiveBlock{Sink: "webhook", Target: "t", Key: "new", Until: until}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Lifted(ctx, due[0]); err != nil {
+			t.Fatal(err)
+		}
+		if active, _ := l.Active(ctx, "webhook"); !active["t"].Equal(until) {
+			t.Errorf("the newer block until %s did not survive the old one's lift: %v", until, active)
+		}
+		l.now = func() time.Time { return until }
+		next, err := l.PopDue(ctx, 10)
+		if err != nil || len(next) != 1 || next[0].Key != "new" {
+			t.Fatalf("the newer block is not lifted when due: %+v, %v", next, err)
+		}
+		due = next
+		l.now = func() time.Time { return now }
 	}
 }

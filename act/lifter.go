@@ -25,7 +25,8 @@ type Lifter struct {
 	ReconcileInterval time.Duration
 }
 
-// liftRetry is when a block whose lift failed is tried again.
+// liftRetry is when a block whose lift failed (or whose lifter crashed mid-lift) is tried again:
+// the lease PopDue hands a due block out under.
 const liftRetry = time.Minute
 
 // Run lifts and reconciles until ctx ends. It reconciles once at start, so that a restarted
@@ -94,15 +95,18 @@ func (l *Lifter) lift(ctx context.Context, b ActiveBlock) {
 		rec.Outcome, rec.Detail = OutcomeLifted, "expired (the sink lets blocks lapse by themselves)"
 	default:
 		if err := u.Undo(ctx, a, b.Ref); err != nil {
+			// The ledger keeps the block leased to this lift: it is handed out again (to any
+			// replica) once the lease ends, liftRetry from when it was popped.
 			rec.Outcome, rec.Error = OutcomeLiftFailed, err.Error()
-			retry := b
-			retry.Until = time.Now().Add(liftRetry)
-			if aerr := l.Ledger.AddBlock(context.WithoutCancel(ctx), retry); aerr != nil {
-				l.Log.Error("a block could not be lifted nor rescheduled; lift it by hand",
-					zap.String("sink", b.Sink), zap.String("target", b.Target), zap.Error(err), zap.NamedError("ledger", aerr))
-			}
 		} else {
 			rec.Outcome, rec.Detail = OutcomeLifted, "block expired and was lifted"
+		}
+	}
+	if rec.Outcome == OutcomeLifted || !ok {
+		// Lifted, or never liftable here (retrying an unconfigured sink forever helps nobody).
+		if err := l.Ledger.Lifted(context.WithoutCancel(ctx), b); err != nil {
+			l.Log.Warn("could not remove a finished lift from the ledger; the block is handed out again in "+liftRetry.String(),
+				zap.String("sink", b.Sink), zap.String("target", b.Target), zap.Error(err))
 		}
 	}
 	l.emit(ctx, rec)

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/threatpipe/threatpipe/sinks"
 )
@@ -287,5 +290,84 @@ func TestLifterReconcilesEachBlockSinkWithItsActiveBlocks(t *testing.T) {
 	}
 	if len(pub.all()) != 0 {
 		t.Errorf("reconciling published records: %+v", pub.all())
+	}
+}
+
+// webhookBlock is a block sink that undoes but does not reconcile (the webhook block sink): a
+// lift lost to a crash is never repaired by reconciling, so the ledger must hand it out again.
+type webhookBlock struct{ *fakeSink }
+
+func (s webhookBlock) Undo(ctx context.Context, a *sinks.Action, ref string) error {
+	return s.undo(ctx, a, ref)
+}
+
+func TestLifterLiftsABlockWhoseLifterCrashed(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, readTestdata(t, "playbooks.yaml"))
+	hook := newFake("hook", sinks.KindBlock)
+	r.f.byName["hook"] = webhookBlock{hook}
+	ctx := context.Background()
+	now := time.Now()
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	l := NewLedger(r.rdb, r.prefix, "replica-b")
+	l.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	b := ActiveBlock{Sink: "hook", Target: attacker, Key: "k1", Ref: "r1", Playbook: "critical", Step: "block", Until: now.Add(-time.Second)}
+	if err := l.AddBlock(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica's lifter takes the block and dies before undoing it.
+	crashed := NewLedger(r.rdb, r.prefix, "replica-a")
+	crashed.now = l.now
+	if due, err := crashed.PopDue(ctx, 100); err != nil || len(due) != 1 {
+		t.Fatalf("PopDue = %+v, %v", due, err)
+	}
+
+	var pub published
+	lifter := r.lifter(l, &pub)
+	lifter.liftDue(ctx)
+	if n := len(hook.undoCalls()); n != 0 {
+		t.Fatalf("lifted while another lifter held it (%d calls)", n)
+	}
+	clock.Add(int64(liftRetry + time.Second))
+	lifter.liftDue(ctx)
+	undos := hook.undoCalls()
+	if len(undos) != 1 || undos[0].Ref != "r1" || undos[0].Action.Key != "k1" || undos[0].Action.Target != attacker {
+		t.Fatalf("undo calls after the crashed lifter's lease ended: %+v", undos)
+	}
+	if recs := pub.all(); len(recs) != 1 || recs[0].Outcome != OutcomeLifted || recs[0].Key != "k1" {
+		t.Errorf("records: %+v", recs)
+	}
+	clock.Add(int64(10 * liftRetry))
+	lifter.liftDue(ctx)
+	if n := len(hook.undoCalls()); n != 1 {
+		t.Errorf("lifted %d times", n)
+	}
+}
+
+func TestLifterLogsAFailedLiftOnce(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, readTestdata(t, "playbooks.yaml"))
+	core, logs := observer.New(zap.DebugLevel)
+	r.log = zap.New(core)
+	ctx := context.Background()
+	if err := r.ledger.AddBlock(ctx, ActiveBlock{Sink: "edl", Target: attacker, Key: "k1", Until: time.Now().Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	r.f.edl.setFailUndo(1)
+	var pub published
+	r.lifter(r.ledger, &pub).liftDue(ctx)
+	if recs := pub.all(); len(recs) != 1 || recs[0].Outcome != OutcomeLiftFailed {
+		t.Fatalf("records: %+v", recs)
+	}
+	errs := logs.FilterLevelExact(zap.ErrorLevel).All()
+	if len(errs) != 1 {
+		t.Fatalf("a failed lift logged %d errors, want 1: %+v", len(errs), errs)
+	}
+	if f := errs[0].ContextMap(); f["sink"] != "edl" || f["target"] != attacker || f["error"] != errSinkDown.Error() {
+		t.Errorf("error log fields: %+v", f)
+	}
+	if n := logs.Len(); n != 1 {
+		t.Errorf("%d log entries, want 1: %+v", n, logs.All())
 	}
 }

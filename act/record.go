@@ -26,7 +26,6 @@ const (
 	OutcomeLifted       Outcome = "lifted"  // an expired block was removed
 	OutcomeLiftFailed   Outcome = "lift_failed"
 	OutcomeResolved     Outcome = "resolved" // a page resolved when its block was lifted
-	OutcomeRateCapTrip  Outcome = "rate_cap_tripped"
 	OutcomeBadCondition Outcome = "condition_error"
 )
 

@@ -114,12 +114,6 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 		w.metrics.Health.Observe(rec, w.now())
 	}()
 
-	if on, err := w.killSwitch(ctx); err != nil {
-		return nil, false, err
-	} else if on {
-		rec.Outcome, rec.Detail = OutcomeKillSwitch, "kill switch on: nothing done"
-		return rec, false, nil
-	}
 	if st.Kind == sinks.KindBlock {
 		if v, never := w.neverBlock(target); never {
 			rec.Outcome, rec.Detail = OutcomeNeverBlock, fmt.Sprintf("%s is in the never-block list (%s %s)", target, v.Reason, v.Prefix)
@@ -138,16 +132,12 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 		rec.Outcome, rec.Detail = OutcomeDuplicate, "event "+ev.EventID+" already handled"
 		return rec, false, nil
 	}
-	if st.Kind == sinks.KindBlock {
-		// After the duplicate check, so that a redelivery while tripped is still a duplicate.
-		var tripped bool
-		if err := w.retry(ctx, func() (err error) { tripped, err = w.ledger.Tripped(ctx, pb.DryRun); return err }); err != nil {
-			return nil, false, err
-		}
-		if tripped {
-			rec.Outcome, rec.Detail = OutcomeRateCapped, "block rate cap tripped: alert-only"
-			return rec, false, nil
-		}
+	// After the duplicate check, so that a redelivery while the switch is on is still a duplicate.
+	if on, err := w.killSwitch(ctx); err != nil {
+		return nil, false, err
+	} else if on {
+		rec.Outcome, rec.Detail = OutcomeKillSwitch, "kill switch on: nothing done"
+		return rec, false, nil
 	}
 
 	var (
@@ -207,7 +197,7 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 			if err == nil && found {
 				rec.Outcome, rec.Ref, rec.Detail = OutcomeRecovered, ref, "a crashed worker's action had happened: "+ref
 				if err := w.retry(ctx, func() error {
-					return w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, target, claim, ref, ev.EventID, pb.Window)
+					return w.done(pb, st, target, claim, w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, target, claim, ref, ev.EventID, pb.Window))
 				}); err != nil {
 					return nil, false, err
 				}
@@ -226,6 +216,17 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 
 	default: // Claimed
 		if st.Kind == sinks.KindBlock {
+			// Only a new block is alert-only while the cap is tripped: a repeat sighting of a
+			// target already blocked within the window is suppressed_window above.
+			var tripped bool
+			if err := w.retry(ctx, func() (err error) { tripped, err = w.ledger.Tripped(ctx, pb.DryRun); return err }); err != nil {
+				return nil, false, err
+			}
+			if tripped {
+				w.release(ctx, pb, st, target, claim)
+				rec.Outcome, rec.Detail = OutcomeRateCapped, "block rate cap tripped: alert-only"
+				return rec, false, nil
+			}
 			var (
 				count int64
 				over  bool
@@ -238,7 +239,7 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 			}
 			if over {
 				w.trip(ctx, pb.DryRun, count)
-				_ = w.ledger.Release(ctx, pb.DryRun, pb.Name, st.Name, target)
+				w.release(ctx, pb, st, target, claim)
 				rec.Outcome, rec.Detail = OutcomeRateCapped, fmt.Sprintf("block %d this minute exceeds the cap of %d: alert-only", count, w.o.Guardrails.MaxBlocksPerMinute)
 				return rec, false, nil
 			}
@@ -277,9 +278,7 @@ func (w *Worker) execute(ctx context.Context, rec *Record, a *sinks.Action, pb *
 			}
 			rec.Outcome, rec.Error = OutcomeFailed, err.Error()
 			if success != OutcomeCommented {
-				if rerr := w.ledger.Release(context.WithoutCancel(ctx), pb.DryRun, pb.Name, st.Name, a.Target); rerr != nil {
-					w.log.Warn("could not release a failed action's claim; it lapses with the window", zap.Error(rerr))
-				}
+				w.release(ctx, pb, st, a.Target, claim)
 			}
 			return rec, true, nil
 		}
@@ -316,11 +315,40 @@ func (w *Worker) execute(ctx context.Context, rec *Record, a *sinks.Action, pb *
 		}
 	}
 	if err := w.retry(ctx, func() error {
-		return w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, a.Target, claim, ref, ev.EventID, pb.Window)
+		return w.done(pb, st, a.Target, claim, w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, a.Target, claim, ref, ev.EventID, pb.Window))
 	}); err != nil {
 		return nil, false, err
 	}
 	return rec, false, nil
+}
+
+// done passes on the error of a Done call, except a lost claim: the action happened and the
+// event is recorded as handled, but another replica took the claim over meanwhile (this one
+// lost the ledger for longer than the liveness TTL) and settles it itself.
+func (w *Worker) done(pb *Playbook, st *Step, target string, claim *Claim, err error) error {
+	if errors.Is(err, ErrClaimLost) {
+		w.log.Warn("another replica took this action's claim over while it was performed; it may be repeated",
+			zap.String("playbook", pb.Name), zap.String("step", st.Name), zap.String("target", target), zap.String("key", claim.Key))
+		return nil
+	}
+	return err
+}
+
+// releaseTimeout bounds how long a failed or capped action's claim release is retried.
+const releaseTimeout = 10 * time.Second
+
+// release drops this worker's claim so that a later event for the target tries again. It is
+// retried (even once ctx ended, for releaseTimeout): a claim left pending under this live owner
+// makes every later event for the target wait until the window ends.
+func (w *Worker) release(ctx context.Context, pb *Playbook, st *Step, target string, claim *Claim) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := w.retry(rctx, func() error {
+		return w.ledger.Release(rctx, pb.DryRun, pb.Name, st.Name, target, claim)
+	}); err != nil {
+		w.log.Warn("could not release an action's claim; it lapses with the window",
+			zap.String("playbook", pb.Name), zap.String("step", st.Name), zap.String("target", target), zap.Error(err))
+	}
 }
 
 func describe(a *sinks.Action, st *Step, outcome Outcome) string {

@@ -268,6 +268,11 @@ func TestWorkerRateCapTripsToAlertOnly(t *testing.T) {
 	if rec := r.handle(block, scored("e", target(1), 90)).only(t); rec.Outcome != OutcomeDuplicate {
 		t.Errorf("redelivered block while tripped: %+v, want duplicate", rec)
 	}
+	// A new sighting of a target already blocked within the window is suppressed by the window,
+	// tripped or not: the cap holds back new blocks only.
+	if rec := r.handle(block, scored("e-repeat", target(1), 90)).only(t); rec.Outcome != OutcomeSuppressed || rec.Ref != "edl-1" {
+		t.Errorf("repeat sighting of a blocked target while tripped: %+v, want suppressed_window", rec)
+	}
 	if n := len(r.f.edl.doCalls()); n != 2 {
 		t.Errorf("edl Do called %d times, want 2", n)
 	}
@@ -294,6 +299,10 @@ func TestWorkerRateCapTripsToAlertOnly(t *testing.T) {
 	clock.Add(int64(time.Minute))
 	if rec := r.handle(block, scored("e-again", target(3), 90)).only(t); rec.Outcome != OutcomeDone {
 		t.Errorf("after the trip: %+v", rec)
+	}
+	// So was the claim of the target held back while tripped.
+	if rec := r.handle(block, scored("e-again", target(4), 90)).only(t); rec.Outcome != OutcomeDone {
+		t.Errorf("after the trip, the target held back while tripped: %+v", rec)
 	}
 	if len(r.alertTitles()) != 1 {
 		t.Errorf("operator alerts: %q", r.alertTitles())
@@ -361,6 +370,116 @@ func TestWorkerKillSwitch(t *testing.T) {
 		}
 		if g := testutil.ToFloat64(r.metrics.KillSwitch); g != 0 {
 			t.Errorf("kill switch gauge = %v", g)
+		}
+	})
+}
+
+// Redeliveries while the kill switch is on are audited as what they are: duplicates.
+func TestWorkerKillSwitchRedeliveryIsADuplicate(t *testing.T) {
+	t.Parallel()
+	kinds := []sinks.Kind{sinks.KindBlock, sinks.KindAlert, sinks.KindTicket}
+	r := newRig(t, readTestdata(t, "playbooks.yaml"))
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	ws := map[sinks.Kind]*Worker{}
+	for _, k := range kinds {
+		ws[k] = r.worker(k)
+		ws[k].now = func() time.Time { return time.Unix(0, clock.Load()) }
+	}
+	first := r.msg(scored("e1", attacker, 92))
+	for _, k := range kinds {
+		if rec := r.handleMsg(ws[k], first).only(t); rec.Outcome != OutcomeDone {
+			t.Fatalf("%s before the switch: %+v", k, rec)
+		}
+	}
+	calls := len(r.f.edl.doCalls()) + len(r.f.pd.doCalls()) + len(r.f.jira.doCalls())
+	if err := r.ledger.SetKillSwitch(context.Background(), true, "incident 42"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(int64(1100 * time.Millisecond))
+	for _, k := range kinds {
+		if rec := r.handleMsg(ws[k], first).only(t); rec.Outcome != OutcomeDuplicate {
+			t.Errorf("%s: redelivery with the kill switch on: %+v, want duplicate", k, rec)
+		}
+		if rec := r.handle(ws[k], scored("e2", attacker, 92)).only(t); rec.Outcome != OutcomeKillSwitch {
+			t.Errorf("%s: new event with the kill switch on: %+v, want kill_switch", k, rec)
+		}
+	}
+	if n := len(r.f.edl.doCalls()) + len(r.f.pd.doCalls()) + len(r.f.jira.doCalls()); n != calls {
+		t.Errorf("%d sink calls with the kill switch on", n-calls)
+	}
+}
+
+// A failed (or capped) action's claim is released through a ledger that fails at first: a
+// claim left pending under this live owner would make every later event for the target wait
+// until the window ends.
+func TestWorkerReleasesTheClaimThroughLedgerErrors(t *testing.T) {
+	t.Parallel()
+	// handle fails the test if the next event for the target waits on a claim left behind.
+	handle := func(t *testing.T, r *rig, w *Worker, ev *event.Scored) handled {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := w.Handle(ctx, r.msg(ev))
+		if err != nil {
+			t.Fatalf("Handle: %v (waiting on a claim that was not released?)", err)
+		}
+		return splitOut(t, out)
+	}
+
+	t.Run("sink failure", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t, readTestdata(t, "playbooks.yaml"))
+		fault := addFault(r.rdb, runsScript(releaseScript))
+		fault.left.Store(2)
+		block := r.worker(sinks.KindBlock)
+		r.f.edl.setFailDo(1)
+		h := handle(t, r, block, scored("e1", attacker, 90))
+		if len(h.records) != 1 || h.records[0].Outcome != OutcomeFailed || len(h.dead) != 1 {
+			t.Fatalf("failed action: %+v, %d dead letters", h.records, len(h.dead))
+		}
+		if n := fault.hits.Load(); n != 2 {
+			t.Fatalf("%d release attempts failed, want 2", n)
+		}
+		if rec := handle(t, r, block, scored("e2", attacker, 90)).only(t); rec.Outcome != OutcomeDone {
+			t.Errorf("next event: %+v", rec)
+		}
+	})
+
+	t.Run("rate cap", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t, readTestdata(t, "playbooks.yaml"))
+		r.guard.MaxBlocksPerMinute = 1
+		var clock atomic.Int64
+		clock.Store(time.Date(2026, 3, 14, 9, 30, 0, 0, time.UTC).UnixNano())
+		r.ledger.now = func() time.Time { return time.Unix(0, clock.Load()) }
+		block := r.worker(sinks.KindBlock)
+		fault := addFault(r.rdb, runsScript(releaseScript))
+		ctx := context.Background()
+
+		if rec := handle(t, r, block, scored("e1", "185.220.101.1", 90)).only(t); rec.Outcome != OutcomeDone {
+			t.Fatalf("first block: %+v", rec)
+		}
+		fault.left.Store(2)
+		if rec := handle(t, r, block, scored("e2", "185.220.101.2", 90)).only(t); rec.Outcome != OutcomeRateCapped || !strings.Contains(rec.Detail, "exceeds the cap") {
+			t.Fatalf("over the cap: %+v", rec)
+		}
+		fault.left.Store(2)
+		if rec := handle(t, r, block, scored("e3", "185.220.101.3", 90)).only(t); rec.Outcome != OutcomeRateCapped || !strings.Contains(rec.Detail, "tripped") {
+			t.Fatalf("while tripped: %+v", rec)
+		}
+		if n := fault.hits.Load(); n != 4 {
+			t.Fatalf("%d release attempts failed, want 4", n)
+		}
+		for _, target := range []string{"185.220.101.2", "185.220.101.3"} {
+			// The trip lapses (ended here by hand) and a new minute starts: one block allowed.
+			if err := r.rdb.Del(ctx, r.ledger.tripKey(false)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			clock.Add(int64(time.Minute))
+			if rec := handle(t, r, block, scored("e4", target, 90)).only(t); rec.Outcome != OutcomeDone {
+				t.Errorf("%s after the trip: %+v", target, rec)
+			}
 		}
 	})
 }
@@ -777,7 +896,7 @@ func TestWorkerWaitsForALiveOwner(t *testing.T) {
 			case "done with this event": // a redelivery handled while its original was in flight
 				err = other.Done(context.Background(), false, "critical", "block", attacker, claim, "edl-A", "e-b", time.Hour)
 			default:
-				err = other.Release(context.Background(), false, "critical", "block", attacker)
+				err = other.Release(context.Background(), false, "critical", "block", attacker, claim)
 			}
 			if err != nil {
 				t.Fatal(err)

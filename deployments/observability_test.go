@@ -180,7 +180,7 @@ func touchVectors(set any) error {
 func obsLabelValues() map[string][]string {
 	actOutcomes := []act.Outcome{act.OutcomeDone, act.OutcomeCommented, act.OutcomeRecovered, act.OutcomeDuplicate,
 		act.OutcomeSuppressed, act.OutcomeNeverBlock, act.OutcomeRateCapped, act.OutcomeKillSwitch, act.OutcomeDryRun,
-		act.OutcomeFailed, act.OutcomeRateCapTrip, act.OutcomeBadCondition}
+		act.OutcomeFailed, act.OutcomeBadCondition}
 	liftOutcomes := []act.Outcome{act.OutcomeLifted, act.OutcomeLiftFailed, act.OutcomeResolved}
 	statuses := []event.ProviderStatus{event.StatusOK, event.StatusNotFound, event.StatusQuotaExhausted,
 		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled}

@@ -53,6 +53,7 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	defer func() { _ = rdb.Close() }()
 	host, _ := os.Hostname()
 	ledger := act.NewLedger(rdb, cfg.Redis.KeyPrefix, fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1e6))
+	ledger.Log = log.Named("ledger")
 	if *kill != "" {
 		if err := ledger.SetKillSwitch(ctx, *kill == "on", "set by threatpipe act --kill-switch at "+time.Now().UTC().Format(time.RFC3339)); err != nil {
 			return fmt.Errorf("kill switch: %w", err)
