@@ -73,9 +73,9 @@ type Lookuper struct {
 
 	// Counters of the per-event path, resolved once: a label lookup per event is measurable.
 	cacheHit, cacheMiss, cacheErr, savedHit, savedJoin, savedGated prometheus.Counter
-	outcomes                                           map[event.ProviderStatus]prometheus.Counter
-	flights                                            singleflight.Group
-	log                                                *zap.Logger
+	outcomes                                                       map[event.ProviderStatus]prometheus.Counter
+	flights                                                        singleflight.Group
+	log                                                            *zap.Logger
 
 	// Flights outlive the caller that started them (others may have joined) but not the
 	// Lookuper: Close cancels them and waits.
