@@ -11,13 +11,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// QuotaLedger counts one provider's lookups per UTC day in Redis, shared by every replica.
+// QuotaLedger counts one provider's lookups per quota period (UTC day or month) in Redis,
+// shared by every replica.
 // A reservation is taken before each request and refunded when the request provably cost
 // nothing (a 5xx, a 429, a timeout), so the count tracks what the provider bills.
 type QuotaLedger struct {
 	rdb      redis.UniversalClient
 	keys     Keys
 	provider string
+	period   QuotaPeriod
 	limit    atomic.Int64 // configured quota, or the provider's reported limit; 0 = unmetered
 	now      func() time.Time
 }
@@ -32,15 +34,27 @@ if limit > 0 and used > limit then
 end
 return used`)
 
-// NewQuotaLedger returns a ledger with the configured daily quota (0 = unmetered).
-func NewQuotaLedger(rdb redis.UniversalClient, keys Keys, provider string, dailyQuota int64, now func() time.Time) *QuotaLedger {
-	q := &QuotaLedger{rdb: rdb, keys: keys, provider: provider, now: now}
-	q.limit.Store(dailyQuota)
+// NewQuotaLedger returns a ledger with the configured quota per period (0 = unmetered).
+func NewQuotaLedger(rdb redis.UniversalClient, keys Keys, provider string, quota int64, period QuotaPeriod, now func() time.Time) *QuotaLedger {
+	if period == "" {
+		period = PeriodDay
+	}
+	q := &QuotaLedger{rdb: rdb, keys: keys, provider: provider, period: period, now: now}
+	q.limit.Store(quota)
 	return q
 }
 
+// Period is how the ledger counts.
+func (q *QuotaLedger) Period() QuotaPeriod { return q.period }
+
 func (q *QuotaLedger) key() string {
-	return q.keys.Quota(q.provider, q.now().UTC().Format("2006-01-02"))
+	return q.keys.Quota(q.provider, q.period.ID(q.now()))
+}
+
+// keep is how long a period's count is kept: past its end, so a late reader still finds it.
+func (q *QuotaLedger) keep() time.Duration {
+	now := q.now()
+	return q.period.Next(now).Sub(now) + 24*time.Hour
 }
 
 // Limit is the quota in force (0 = unmetered).
@@ -48,7 +62,7 @@ func (q *QuotaLedger) Limit() int64 { return q.limit.Load() }
 
 // Reserve takes one unit. ok is false when the quota is spent; used is the count after it.
 func (q *QuotaLedger) Reserve(ctx context.Context) (used int64, ok bool, err error) {
-	n, err := reserveScript.Run(ctx, q.rdb, []string{q.key()}, q.limit.Load(), int((48 * time.Hour).Seconds())).Int64()
+	n, err := reserveScript.Run(ctx, q.rdb, []string{q.key()}, q.limit.Load(), int(q.keep().Seconds())).Int64()
 	if err != nil {
 		return 0, false, fmt.Errorf("quota reserve: %w", err)
 	}
@@ -63,7 +77,7 @@ func (q *QuotaLedger) Refund(ctx context.Context) error {
 	return q.rdb.Decr(ctx, q.key()).Err()
 }
 
-// Used reads today's count.
+// Used reads the current period's count.
 func (q *QuotaLedger) Used(ctx context.Context) (int64, error) {
 	v, err := q.rdb.Get(ctx, q.key()).Result()
 	if err == redis.Nil {
@@ -75,7 +89,7 @@ func (q *QuotaLedger) Used(ctx context.Context) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
-// Correct replaces today's count with what the provider reported (limit - remaining): the
+// Correct replaces the period's count with what the provider reported (limit - remaining): the
 // provider's ledger is the one that bills. Without a configured quota, its limit becomes ours.
 func (q *QuotaLedger) Correct(ctx context.Context, r *QuotaReport) error {
 	if r == nil || r.Limit <= 0 {
@@ -85,20 +99,20 @@ func (q *QuotaLedger) Correct(ctx context.Context, r *QuotaReport) error {
 		q.limit.Store(r.Limit)
 	}
 	used := max(r.Limit-r.Remaining, 0)
-	return q.rdb.Set(ctx, q.key(), used, 48*time.Hour).Err()
+	return q.rdb.Set(ctx, q.key(), used, q.keep()).Err()
 }
 
 // NextReset is when the quota renews: the provider's reset time if it reported one, else the
-// next UTC midnight.
-func (q *QuotaLedger) NextReset(r *QuotaReport) time.Time { return nextReset(r, q.now()) }
+// start of the next period.
+func (q *QuotaLedger) NextReset(r *QuotaReport) time.Time { return nextReset(r, q.period, q.now()) }
 
-// nextReset is the provider's reset time, if it reported one still ahead of now, else the UTC
-// midnight after now.
-func nextReset(r *QuotaReport, now time.Time) time.Time {
+// nextReset is the provider's reset time, if it reported one still ahead of now, else the start
+// of the period after now's.
+func nextReset(r *QuotaReport, period QuotaPeriod, now time.Time) time.Time {
 	if r != nil && r.Reset.After(now) {
 		return r.Reset.UTC()
 	}
-	return now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	return period.Next(now)
 }
 
 // RateLimiter is the provider's request rate shared by every replica (GCRA in Redis).

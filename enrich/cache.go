@@ -15,8 +15,10 @@ import (
 
 // CacheEntry is a cached answer.
 type CacheEntry struct {
-	Result   *event.Intel `json:"result"`
-	StoredAt time.Time    `json:"stored_at"`
+	Result *event.Intel `json:"result"`
+	// Fields are the mapped fields the enrichment rules read from the answer's response body.
+	Fields   map[string]json.RawMessage `json:"fields,omitempty"`
+	StoredAt time.Time                  `json:"stored_at"`
 	// ExpiresAt is when the Redis entry expires; the in-process copy never outlives it.
 	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -89,7 +89,7 @@ func (c *testConfig) Configured() bool { return c.Key != "" }
 func TestRegistryLoadsConfiguredProvidersOnly(t *testing.T) {
 	reg := Register[testConfig]("demo", func(c *testConfig, _ Deps) (Provider, error) {
 		return &fakeProvider{name: "demo:" + c.Key}, nil
-	})
+	}, Defaults{"RATE_LIMIT": "0.5", "QUOTA_PERIOD": "month"})
 	if reg.Prefix != config.Prefix+"DEMO_" {
 		t.Fatalf("prefix %q", reg.Prefix)
 	}
@@ -97,7 +97,7 @@ func TestRegistryLoadsConfiguredProvidersOnly(t *testing.T) {
 	for _, v := range reg.Vars() {
 		names[v.Name] = true
 	}
-	for _, want := range []string{"THREATPIPE_DEMO_API_KEY", "THREATPIPE_DEMO_RATE_LIMIT", "THREATPIPE_DEMO_DAILY_QUOTA", "THREATPIPE_DEMO_TTL_BENIGN"} {
+	for _, want := range []string{"THREATPIPE_DEMO_API_KEY", "THREATPIPE_DEMO_RATE_LIMIT", "THREATPIPE_DEMO_QUOTA", "THREATPIPE_DEMO_TTL_BENIGN"} {
 		if !names[want] {
 			t.Errorf("Vars lacks %s (have %v)", want, names)
 		}
@@ -106,9 +106,22 @@ func TestRegistryLoadsConfiguredProvidersOnly(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Fatalf("without a key the provider must be off: %v %v", got, err)
 	}
-	got, err = Load([]Registration{reg}, []string{"THREATPIPE_DEMO_API_KEY=k", "THREATPIPE_DEMO_DAILY_QUOTA=100"}, Deps{})
-	if err != nil || len(got) != 1 || got[0].Provider.Name() != "demo:k" || got[0].Policy.DailyQuota != 100 || got[0].Policy.TTLBenign != 24*time.Hour {
+	got, err = Load([]Registration{reg}, []string{"THREATPIPE_DEMO_API_KEY=k", "THREATPIPE_DEMO_QUOTA=100"}, Deps{})
+	if err != nil || len(got) != 1 || got[0].Provider.Name() != "demo:k" || got[0].Policy.Quota != 100 || got[0].Policy.TTLBenign != 24*time.Hour {
 		t.Fatalf("configured: %+v %v", got, err)
+	}
+	// The provider's own defaults apply where the variable is unset, and are documented.
+	if p := got[0].Policy; p.RateLimit != 0.5 || p.QuotaPeriod != PeriodMonth {
+		t.Errorf("provider defaults not applied: rate %v period %q", p.RateLimit, p.QuotaPeriod)
+	}
+	for _, v := range reg.Vars() {
+		if v.Name == "THREATPIPE_DEMO_RATE_LIMIT" && v.Default != "0.5" {
+			t.Errorf("documented default of %s = %q, want the provider's 0.5", v.Name, v.Default)
+		}
+	}
+	got, err = Load([]Registration{reg}, []string{"THREATPIPE_DEMO_API_KEY=k", "THREATPIPE_DEMO_RATE_LIMIT=2"}, Deps{})
+	if err != nil || got[0].Policy.RateLimit != 2 {
+		t.Errorf("a set variable must win over the provider default: %v %v", got, err)
 	}
 	if got, _ := Load([]Registration{reg}, []string{"THREATPIPE_DEMO_API_KEY=k", "THREATPIPE_DEMO_ENABLED=false"}, Deps{}); len(got) != 0 {
 		t.Error("ENABLED=false must switch the provider off")
@@ -116,7 +129,9 @@ func TestRegistryLoadsConfiguredProvidersOnly(t *testing.T) {
 	for bad, want := range map[string]string{
 		"THREATPIPE_DEMO_RATE_LIMIT=0":         "THREATPIPE_DEMO_RATE_LIMIT",
 		"THREATPIPE_DEMO_QUOTA_WARN_RATIO=1.5": "THREATPIPE_DEMO_QUOTA_WARN_RATIO",
-		"THREATPIPE_DEMO_DAILY_QUOTA=-1":       "THREATPIPE_DEMO_DAILY_QUOTA",
+		"THREATPIPE_DEMO_QUOTA=-1":             "THREATPIPE_DEMO_QUOTA",
+		"THREATPIPE_DEMO_QUOTA_PERIOD=week":    "THREATPIPE_DEMO_QUOTA_PERIOD",
+		"THREATPIPE_DEMO_DAILY_QUOTA=100":      "THREATPIPE_DEMO_QUOTA (with",
 		"THREATPIPE_DEMO_TTL_BENIGN=0s":        "THREATPIPE_DEMO_TTL_",
 	} {
 		if _, err := Load([]Registration{reg}, []string{"THREATPIPE_DEMO_API_KEY=k", bad}, Deps{}); err == nil || !strings.Contains(err.Error(), want) {

@@ -88,10 +88,9 @@ type providerHealth struct {
 	timeouts atomic.Int64
 	recent   health.Recent
 	last     health.LastError
-	// quotaSeen is the latest daily usage this replica saw, packed with its UTC day (quotaDay).
+	// quotaSeen is the latest usage this replica saw, packed with its quota period's index.
 	quotaSeen atomic.Uint64
-	// reportedReset is when the provider last said its quota renews (unix ns; 0 = never said).
-	reportedReset atomic.Int64
+	period    QuotaPeriod
 }
 
 // observe counts one request that ended at at.
@@ -114,22 +113,20 @@ func (h *providerHealth) observe(at time.Time, o callOutcome, err error) {
 	}
 }
 
-// quotaUsedBits bounds the usage that quotaSeen packs below the day.
+// quotaUsedBits bounds the usage that quotaSeen packs below the period.
 const quotaUsedBits = 46
 
-func quotaDay(t time.Time) uint64 { return uint64(t.Unix() / 86400) }
-
-// seeQuota remembers today's usage as last seen.
+// seeQuota remembers the period's usage as last seen.
 func (h *providerHealth) seeQuota(now time.Time, used int64) {
 	used = min(max(used, 0), 1<<quotaUsedBits-1)
-	h.quotaSeen.Store(quotaDay(now)<<quotaUsedBits | uint64(used))
+	h.quotaSeen.Store(h.period.Index(now)<<quotaUsedBits | uint64(used))
 }
 
-// quotaUsed is the usage last seen, if it was seen on now's UTC day: the ledger starts every
-// day at zero.
+// quotaUsed is the usage last seen, if it was seen in now's period: the ledger starts every
+// period at zero.
 func (h *providerHealth) quotaUsed(now time.Time) int64 {
 	v := h.quotaSeen.Load()
-	if v>>quotaUsedBits != quotaDay(now) {
+	if v>>quotaUsedBits != h.period.Index(now) {
 		return 0
 	}
 	return int64(v & (1<<quotaUsedBits - 1))
@@ -174,14 +171,14 @@ func providerStatus(s providerState) string {
 // latest this replica saw of the shared ledger (its own reservations, the provider's reports,
 // and ReportHealth's reads of the ledger). The quota resets when this replica's cache-only
 // spell ends while the quota is exhausted; otherwise at the provider's reported reset or, when
-// it reports none, the next UTC midnight.
+// it reports none, at the start of the next quota period. Offline sources report calls and
+// errors only.
 func (l *Lookuper) Snapshot(now time.Time) health.Snapshot {
-	h := &l.health
-	breaker := l.breaker.State()
+	c := l.chain
+	h := &c.health
 	s := health.Snapshot{
 		Component: health.ComponentProvider, Name: l.name, At: now.UTC(),
-		Breaker:   breaker.String(),
-		QuotaUsed: h.quotaUsed(now), QuotaLimit: l.quota.Limit(), QuotaWarnRatio: l.o.Policy.QuotaWarnRatio,
+		Breaker: gobreaker.StateClosed.String(), QuotaWarnRatio: l.o.Policy.QuotaWarnRatio,
 		Calls:  make(map[string]int64, numCallOutcomes),
 		Errors: h.errors.Load(), Timeouts: h.timeouts.Load(),
 	}
@@ -190,33 +187,36 @@ func (l *Lookuper) Snapshot(now time.Time) health.Snapshot {
 			s.Calls[callOutcomeNames[o]] = n
 		}
 	}
-	until := l.exhaustedUntil.Load()
-	exhausted := until != 0 && now.UnixNano() < until
-	if exhausted {
-		s.QuotaReset = time.Unix(0, until).UTC()
-	} else {
-		var reported *QuotaReport
-		if r := h.reportedReset.Load(); r != 0 {
-			reported = &QuotaReport{Reset: time.Unix(0, r)}
-		}
-		s.QuotaReset = nextReset(reported, now)
+	state := providerState{breaker: gobreaker.StateClosed, recent: h.recent.Counts(now, health.RecentWindow)}
+	if c.Breaker != nil {
+		state.breaker = c.Breaker.State()
+		s.Breaker = state.breaker.String()
+	}
+	if c.Quota != nil {
+		s.QuotaUsed, s.QuotaLimit = h.quotaUsed(now), c.Quota.Ledger().Limit()
+		state.exhausted = c.Quota.ExhaustedAt(now)
+		s.QuotaReset = c.Quota.ResetAt(now)
+	}
+	if c.Keys != nil {
+		state.disabled, _ = c.Keys.Disabled()
 	}
 	s.LastError, s.LastErrorAt = h.last.Get()
 	if !s.LastErrorAt.IsZero() {
 		s.LastErrorAt = s.LastErrorAt.UTC()
 	}
-	s.Status = providerStatus(providerState{
-		disabled: l.disabled.Load(), exhausted: exhausted, breaker: breaker,
-		recent: h.recent.Counts(now, health.RecentWindow), quotaWarning: s.QuotaWarning(),
-	})
+	state.quotaWarning = s.QuotaWarning()
+	s.Status = providerStatus(state)
 	return s
 }
 
-// refreshQuota reads today's usage from the shared ledger, so that the snapshot counts the
+// refreshQuota reads the period's usage from the shared ledger, so that the snapshot counts the
 // other replicas' lookups too. A failed read keeps the last usage seen.
 func (l *Lookuper) refreshQuota(ctx context.Context) {
-	if used, err := l.quota.Used(ctx); err == nil {
-		l.health.seeQuota(l.o.Now(), used)
+	if l.chain.Quota == nil {
+		return
+	}
+	if used, err := l.chain.Quota.Ledger().Used(ctx); err == nil {
+		l.chain.health.seeQuota(l.o.Now(), used)
 	}
 }
 

@@ -150,7 +150,7 @@ func TestSnapshotOfAHealthyProvider(t *testing.T) {
 	r := newRig(t)
 	p := &fakeProvider{name: providerName(t)}
 	pol := testPolicy()
-	pol.DailyQuota = 100
+	pol.Quota = 100
 	l := r.lookuper(t, p, pol, "a")
 	for i := range 3 {
 		l.Lookup(context.Background(), ip(fmt.Sprintf("120.0.0.%d", i+1)))
@@ -202,7 +202,7 @@ func TestSnapshotFailingWhenOutagesOpenTheBreaker(t *testing.T) {
 	if s := l.Snapshot(time.Now()); s.Status != health.StatusDegraded || s.Errors == 0 {
 		t.Fatalf("after one failed lookup: %s, %d errors; want degraded", s.Status, s.Errors)
 	}
-	for i := 0; i < 10 && l.breaker.State() != gobreaker.StateOpen; i++ {
+	for i := 0; i < 10 && l.chain.Breaker.State() != gobreaker.StateOpen; i++ {
 		l.Lookup(context.Background(), ip(fmt.Sprintf("130.0.1.%d", i)))
 	}
 	l.Lookup(context.Background(), ip("130.0.2.1")) // held back by the open breaker
@@ -218,7 +218,7 @@ func TestSnapshotFailingWhenOutagesOpenTheBreaker(t *testing.T) {
 	}
 	// Five minutes on, the breaker is what still says failing (its timeout is 30 s, but the
 	// failures are what is recent): the failures alone have aged out.
-	if got := l.health.recent.Counts(time.Now().Add(health.RecentWindow+time.Second), health.RecentWindow).Status(); got != health.StatusOK {
+	if got := l.chain.health.recent.Counts(time.Now().Add(health.RecentWindow+time.Second), health.RecentWindow).Status(); got != health.StatusOK {
 		t.Errorf("failures older than the window still count: %s", got)
 	}
 }
@@ -266,7 +266,7 @@ func TestSnapshotQuotaWarningThenExhausted(t *testing.T) {
 	r := newRig(t)
 	p := &fakeProvider{name: providerName(t)}
 	pol := testPolicy()
-	pol.DailyQuota = 5
+	pol.Quota = 5
 	l := r.lookuper(t, p, pol, "a")
 	for i := range 3 {
 		l.Lookup(context.Background(), ip(fmt.Sprintf("160.0.0.%d", i+1)))
@@ -358,7 +358,7 @@ func TestReportHealthWritesSnapshotsTheStoreReturns(t *testing.T) {
 	store := health.NewStore(r.rdb, prefix)
 	name := providerName(t)
 	pol := testPolicy()
-	pol.DailyQuota = 1000
+	pol.Quota = 1000
 	a := r.lookuper(t, &fakeProvider{name: name}, pol, "replica-a")
 	other := r.lookuper(t, &fakeProvider{name: name + "-other"}, testPolicy(), "replica-a")
 	// Another replica of the same provider spends from the shared ledger.

@@ -29,12 +29,13 @@ func (k Keys) Lease(cacheKey string) string {
 // LeaseFailed holds a failed lookup's outcome for the replicas that waited on its lease.
 func (k Keys) LeaseFailed(token string) string { return k.key("lease-failed", token) }
 
-// Quota is one provider's lookup count for one UTC day.
-func (k Keys) Quota(provider, day string) string { return k.key("quota", provider+":"+day) }
+// Quota is one provider's lookup count for one quota period (a UTC day, 2026-12-06, or a
+// month, 2026-12).
+func (k Keys) Quota(provider, period string) string { return k.key("quota", provider+":"+period) }
 
-// QuotaWarned marks that the quota warning went out for one provider and day.
-func (k Keys) QuotaWarned(provider, day string) string {
-	return k.key("quota-warned", provider+":"+day)
+// QuotaWarned marks that the quota warning went out for one provider and period.
+func (k Keys) QuotaWarned(provider, period string) string {
+	return k.key("quota-warned", provider+":"+period)
 }
 
 // Rate is one provider's shared rate-limiter state (redis_rate adds its own prefix).

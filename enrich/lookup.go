@@ -4,20 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/encoding/json"
-	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
-	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
@@ -50,6 +43,12 @@ type LookuperOptions struct {
 	Metrics  *Metrics
 	Log      *zap.Logger
 	Ops      OpsNotifier
+	// Fields extracts the enrichment rules' mapped fields from a fresh answer's response body;
+	// nil maps none.
+	Fields FieldExtractor
+	// MaxAge, when set, makes a cached answer older than this be looked up again (the old answer
+	// is served if that lookup fails); otherwise an answer is used until its TTL ends.
+	MaxAge time.Duration
 	// Owner identifies this replica in leases (host name and process id, say).
 	Owner string
 	// LeaseTTL bounds how long a crashed replica's lookup blocks the others (renewed while the
@@ -58,18 +57,21 @@ type LookuperOptions struct {
 	Now      func() time.Time
 }
 
-// Lookuper wraps one provider with everything that makes a paid lookup frugal and safe: the
-// shared answer cache, single-flight within the process and across replicas (a Redis lease),
-// the shared rate limit, the daily quota ledger, retries with backoff that honour Retry-After,
-// a circuit breaker, and the policies for rejected keys and spent quotas.
+// FieldExtractor reads mapped fields out of a provider's response body.
+type FieldExtractor interface {
+	Extract(raw []byte) map[string]json.RawMessage
+}
+
+// Lookuper makes one provider's lookups frugal and safe: the shared answer cache, single-flight
+// within the process and across replicas (a Redis lease), and the provider's middleware chain
+// (retries, concurrency, key guard, shared rate limit, quota ledger, breaker; chain.go). It
+// turns every outcome into a status, so an event is published whatever the provider does.
+// Offline sources (local databases) skip the cache and the lease: their answers cost nothing.
 type Lookuper struct {
-	o       LookuperOptions
-	name    string
-	shape   string
-	rate    *RateLimiter
-	quota   *QuotaLedger
-	breaker *gobreaker.CircuitBreaker[*event.Intel]
-	slots   *semaphore.Weighted // requests in flight to the provider
+	o     LookuperOptions
+	name  string
+	shape string
+	chain *Chain
 
 	// Counters of the per-event path, resolved once: a label lookup per event is measurable.
 	cacheHit, cacheMiss, cacheErr, savedHit, savedJoin, savedGated prometheus.Counter
@@ -84,14 +86,6 @@ type Lookuper struct {
 	mu       sync.Mutex
 	closed   bool
 	running  sync.WaitGroup // flights in progress
-
-	disabled       atomic.Bool
-	disabledReason atomic.Pointer[string]
-	exhaustedUntil atomic.Int64 // unix nanoseconds; 0 = not exhausted
-
-	health providerHealth // what Snapshot reports
-	// warnedDay is the UTC day whose quota warning this replica knows was sent.
-	warnedDay atomic.Pointer[string]
 }
 
 // NewLookuper builds a Lookuper; the provider's Policy must be validated.
@@ -111,31 +105,13 @@ func NewLookuper(o LookuperOptions) *Lookuper {
 	l.savedGated = m.Saved.WithLabelValues(name, "gated")
 	l.outcomes = make(map[event.ProviderStatus]prometheus.Counter)
 	for _, s := range []event.ProviderStatus{event.StatusOK, event.StatusNotFound, event.StatusQuotaExhausted,
-		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled} {
+		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled, event.StatusSkipped} {
 		l.outcomes[s] = m.Outcomes.WithLabelValues(name, string(s))
 	}
 	if s, ok := o.Provider.(Shaper); ok {
 		l.shape = s.Shape()
 	}
-	l.slots = semaphore.NewWeighted(max(o.Policy.MaxConcurrent, 1))
-	l.rate = NewRateLimiter(o.Redis, o.Keys, name, o.Policy.RateLimit, o.Policy.RateBurst)
-	l.quota = NewQuotaLedger(o.Redis, o.Keys, name, o.Policy.DailyQuota, o.Now)
-	o.Metrics.QuotaLimit.WithLabelValues(name).Set(float64(o.Policy.DailyQuota))
-	o.Metrics.Disabled.WithLabelValues(name).Set(0)
-	o.Metrics.Breaker.WithLabelValues(name).Set(0)
-	l.breaker = gobreaker.NewCircuitBreaker[*event.Intel](gobreaker.Settings{
-		Name:        name,
-		MaxRequests: 1,
-		Timeout:     30 * time.Second,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
-		// Only outages trip the breaker; a rate limit or a rejected request says the provider
-		// is up.
-		IsSuccessful: func(err error) bool { return err == nil || KindOf(err) != KindTransient },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			o.Metrics.Breaker.WithLabelValues(name).Set(float64(to))
-			l.log.Warn("circuit breaker changed state", zap.String("from", from.String()), zap.String("to", to.String()))
-		},
-	})
+	l.chain = NewChain(o.Provider, o.Policy, ChainOptions{Redis: o.Redis, Keys: o.Keys, Metrics: m, Log: o.Log, Notify: l.notify, Now: o.Now})
 	return l
 }
 
@@ -167,24 +143,28 @@ func (l *Lookuper) Close() {
 // status, so the event is published either way. It returns within the policy's retry budget
 // (plus a lease wait), or sooner if ctx ends.
 func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.ProviderOutcome {
-	if l.disabled.Load() {
-		return l.outcome(&event.ProviderOutcome{Status: event.StatusDisabled, Error: *l.disabledReason.Load()})
+	if l.chain.Keys == nil { // offline: local data, nothing to cache or share
+		return l.outcome(l.offline(ctx, ind))
 	}
 	key := l.o.Keys.Cache(l.name, l.shape, ind.Value)
 	entry, err := l.o.Cache.Get(ctx, key)
+	var stale *CacheEntry
 	switch {
 	case err != nil:
 		l.cacheErr.Inc()
 		l.log.Debug("cache read failed; treating as a miss", zap.Error(err))
-	case entry != nil:
+	case entry != nil && !l.tooOld(entry):
 		l.cacheHit.Inc()
 		l.savedHit.Inc()
 		return l.outcome(l.answer(entry, &event.CacheInfo{Hit: true, AgeSeconds: int64(l.o.Now().Sub(entry.StoredAt).Seconds())}))
+	case entry != nil:
+		stale = entry // refreshed below; served again if the refresh fails
+		l.cacheMiss.Inc()
 	default:
 		l.cacheMiss.Inc()
 	}
-	if l.exhausted() {
-		return l.outcome(&event.ProviderOutcome{Status: event.StatusQuotaExhausted, Error: "daily quota exhausted; not looked up until " + l.resetTime()})
+	if out := l.unavailable(); out != nil {
+		return l.outcome(l.orStale(out, stale))
 	}
 
 	// The flight outlives the caller that started it: callers that join it must not see it
@@ -207,10 +187,57 @@ func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.Provi
 			l.savedJoin.Inc()
 			out.Cache = &event.CacheInfo{Joined: true}
 		}
-		return l.outcome(&out)
+		return l.outcome(l.orStale(&out, stale))
 	case <-ctx.Done():
-		return l.outcome(&event.ProviderOutcome{Status: event.StatusFailed, Error: "gave up waiting: " + ctx.Err().Error()})
+		return l.outcome(l.orStale(&event.ProviderOutcome{Status: event.StatusFailed, Error: "gave up waiting: " + ctx.Err().Error()}, stale))
 	}
+}
+
+// tooOld reports whether a cached answer is past the rules' refresh age.
+func (l *Lookuper) tooOld(e *CacheEntry) bool {
+	return l.o.MaxAge > 0 && l.o.Now().Sub(e.StoredAt) > l.o.MaxAge
+}
+
+// orStale serves the stale answer when its refresh did not produce a new one.
+func (l *Lookuper) orStale(out *event.ProviderOutcome, stale *CacheEntry) *event.ProviderOutcome {
+	if stale == nil || out.Status == event.StatusOK || out.Status == event.StatusNotFound {
+		return out
+	}
+	return l.answer(stale, &event.CacheInfo{Hit: true, AgeSeconds: int64(l.o.Now().Sub(stale.StoredAt).Seconds())})
+}
+
+// unavailable is the outcome of a miss the provider cannot be asked about now: its key was
+// rejected, or its quota is spent (cache-only until the reset); nil when it can be asked.
+func (l *Lookuper) unavailable() *event.ProviderOutcome {
+	if off, reason := l.chain.Keys.Disabled(); off {
+		return &event.ProviderOutcome{Status: event.StatusDisabled, Error: reason}
+	}
+	if l.chain.Quota.Exhausted() {
+		return &event.ProviderOutcome{Status: event.StatusQuotaExhausted,
+			Error: l.chain.Quota.Ledger().Period().Label() + " quota exhausted; not looked up until " + l.chain.Quota.ResetTime().Format(time.RFC3339)}
+	}
+	return nil
+}
+
+// offline asks a local source; its answers are not cached.
+func (l *Lookuper) offline(ctx context.Context, ind event.Indicator) *event.ProviderOutcome {
+	res, err := l.chain.Lookup(ctx, ind)
+	if err != nil {
+		return &event.ProviderOutcome{Status: event.StatusFailed, Error: err.Error()}
+	}
+	fields := l.extract(res)
+	out := l.answer(&CacheEntry{Result: res, Fields: fields}, nil)
+	return out
+}
+
+// extract reads the mapped fields of a fresh answer and drops its body.
+func (l *Lookuper) extract(res *event.Intel) map[string]json.RawMessage {
+	raw := res.Raw
+	res.Raw = nil
+	if l.o.Fields == nil || len(raw) == 0 {
+		return nil
+	}
+	return l.o.Fields.Extract(raw)
 }
 
 func (l *Lookuper) outcome(o *event.ProviderOutcome) *event.ProviderOutcome {
@@ -223,7 +250,7 @@ func (l *Lookuper) answer(e *CacheEntry, c *event.CacheInfo) *event.ProviderOutc
 	if e.Result.Verdict == event.VerdictNotFound {
 		status = event.StatusNotFound
 	}
-	return &event.ProviderOutcome{Status: status, Result: e.Result, Cache: c}
+	return &event.ProviderOutcome{Status: status, Result: e.Result, Cache: c, Fields: e.Fields}
 }
 
 var (
@@ -260,7 +287,7 @@ func (l *Lookuper) sharedLookup(ctx context.Context, key string, ind event.Indic
 		if acquired, _ := reply[0].(int64); acquired == 1 {
 			// The answer may have landed between our cache read and the lease: its holder
 			// stores it before releasing. Reading it under the lease makes the lookup exactly-once.
-			if e := parseEntry([]byte(value)); e != nil {
+			if e := parseEntry([]byte(value)); e != nil && !l.tooOld(e) {
 				_ = releaseScript.Run(ctx, l.o.Redis, []string{leaseKey}, token).Err()
 				l.savedJoin.Inc()
 				return l.answer(e, &event.CacheInfo{Joined: true})
@@ -288,7 +315,7 @@ func (l *Lookuper) joinResult(ctx context.Context, key, token string) *event.Pro
 		failCmd = pipe.Get(ctx, l.o.Keys.LeaseFailed(token))
 	}
 	_, _ = pipe.Exec(ctx)
-	if rep := decodeEntry(cacheCmd); rep.entry != nil {
+	if rep := decodeEntry(cacheCmd); rep.entry != nil && (token == "" || !l.tooOld(rep.entry)) {
 		l.savedJoin.Inc()
 		return l.answer(rep.entry, &event.CacheInfo{Joined: true})
 	}
@@ -342,215 +369,32 @@ func (l *Lookuper) holdAndFetch(ctx context.Context, key string, ind event.Indic
 	return out
 }
 
-var errQuotaSpent = errors.New("daily quota exhausted")
-
-// fetch calls the provider with retries and stores a cacheable answer; alongside, in the same
-// round trip, it runs the commands with queues (the lease release), if any.
+// fetch asks the provider through its middleware chain and stores a cacheable answer;
+// alongside, in the same round trip, it runs the commands with queues (the lease release), if any.
 func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, with func(redis.Pipeliner)) *event.ProviderOutcome {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 200 * time.Millisecond
-	b.MaxInterval = 5 * time.Second
-	b.MaxElapsedTime = l.o.Policy.RetryBudget
-	var res *event.Intel
-	op := func() error {
-		if err := l.slots.Acquire(ctx, 1); err != nil {
-			return backoff.Permanent(err)
-		}
-		defer l.slots.Release(1)
-		// Checked after the wait for a slot: another request may have learnt meanwhile that
-		// the key is rejected or the quota spent, and this one must not be sent.
-		if l.disabled.Load() {
-			return backoff.Permanent(&Error{Provider: l.name, Kind: KindUnauthorized, Message: "provider disabled"})
-		}
-		if l.exhausted() {
-			return backoff.Permanent(errQuotaSpent)
-		}
-		if err := l.rate.Wait(ctx); err != nil {
-			if ctx.Err() != nil {
-				return backoff.Permanent(err)
-			}
-			l.log.Warn("shared rate limiter unavailable; sending without it", zap.Error(err))
-		}
-		reserved := true
-		used, ok, err := l.quota.Reserve(ctx)
-		switch {
-		case err != nil:
-			reserved = false
-			l.log.Warn("quota ledger unavailable; the lookup is not counted", zap.Error(err))
-		case !ok:
-			l.recordQuota(used)
-			l.markExhausted(nil, used)
-			return backoff.Permanent(errQuotaSpent)
-		default:
-			l.recordQuota(used)
-			l.warnIfNear(ctx, used)
-		}
-		var timedOut bool
-		r, err := l.breaker.Execute(func() (*event.Intel, error) {
-			actx, cancel := context.WithTimeout(ctx, l.o.Policy.AttemptTimeout)
-			defer cancel()
-			start := time.Now()
-			r, err := l.o.Provider.Lookup(actx, ind)
-			l.o.Metrics.Latency.WithLabelValues(l.name).Observe(time.Since(start).Seconds())
-			timedOut = attemptTimedOut(actx, err)
-			return r, err
-		})
-		l.health.observe(l.o.Now(), classifyCall(ctx, err, timedOut), err)
-		refund := func() {
-			if reserved {
-				_ = l.quota.Refund(ctx)
-			}
-		}
-		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			refund()
-			l.o.Metrics.Calls.WithLabelValues(l.name, "breaker_open").Inc()
-			return backoff.Permanent(fmt.Errorf("%s: circuit breaker open: %w", l.name, err))
-		}
-		if err == nil {
-			l.o.Metrics.Calls.WithLabelValues(l.name, "ok").Inc()
-			if r.Quota != nil {
-				if !r.Quota.Reset.IsZero() {
-					l.health.reportedReset.Store(r.Quota.Reset.UnixNano())
-				}
-				if err := l.quota.Correct(ctx, r.Quota); err == nil {
-					l.recordQuota(r.Quota.Limit - r.Quota.Remaining)
-					l.warnIfNear(ctx, r.Quota.Limit-r.Quota.Remaining)
-				}
-			}
-			res = r
-			return nil
-		}
-		kind := KindOf(err)
-		l.o.Metrics.Calls.WithLabelValues(l.name, string(kind)).Inc()
-		switch kind {
-		case KindUnauthorized:
-			refund()
-			l.disable(err)
-			return backoff.Permanent(err)
-		case KindQuotaExhausted:
-			refund()
-			l.markExhausted(nil, used)
-			return backoff.Permanent(err)
-		case KindRateLimited:
-			refund()
-			var pe *Error
-			if errors.As(err, &pe) && pe.RetryAfter > 0 {
-				if pe.RetryAfter > b.MaxElapsedTime-b.GetElapsedTime() {
-					return backoff.Permanent(err) // waiting would outlast the budget
-				}
-				if !sleep(ctx, pe.RetryAfter) {
-					return backoff.Permanent(err)
-				}
-			}
-			return err
-		case KindTransient:
-			refund()
-			return err
-		default:
-			return backoff.Permanent(err)
-		}
-	}
-	err := backoff.Retry(op, backoff.WithContext(b, ctx))
-	if err == nil {
-		res.Quota = nil // used for the ledger above; not part of the cached answer
-		entry := &CacheEntry{Result: res, StoredAt: l.o.Now().UTC()}
-		if err := l.o.Cache.Set(ctx, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
-			l.log.Warn("answer not cached; the next event pays again", zap.Error(err))
-		}
-		return l.answer(entry, nil)
-	}
-	status := event.StatusFailed
-	switch {
-	case errors.Is(err, errQuotaSpent):
-		status = event.StatusQuotaExhausted
-	default:
-		switch KindOf(err) {
-		case KindUnauthorized:
-			status = event.StatusDisabled
-		case KindQuotaExhausted:
-			status = event.StatusQuotaExhausted
-		case KindRateLimited:
-			status = event.StatusRateLimited
-		}
-	}
-	return &event.ProviderOutcome{Status: status, Error: err.Error()}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (l *Lookuper) recordQuota(used int64) {
-	l.health.seeQuota(l.o.Now(), used)
-	l.o.Metrics.QuotaUsed.WithLabelValues(l.name).Set(float64(used))
-	if limit := l.quota.Limit(); limit > 0 {
-		l.o.Metrics.QuotaLimit.WithLabelValues(l.name).Set(float64(limit))
-		l.o.Metrics.QuotaLeft.WithLabelValues(l.name).Set(float64(max(limit-used, 0)))
-	}
-}
-
-func (l *Lookuper) exhausted() bool {
-	until := l.exhaustedUntil.Load()
-	return until != 0 && l.o.Now().UnixNano() < until
-}
-
-func (l *Lookuper) resetTime() string {
-	return time.Unix(0, l.exhaustedUntil.Load()).UTC().Format(time.RFC3339)
-}
-
-// markExhausted switches the provider to cache-only until its quota resets, once per reset.
-func (l *Lookuper) markExhausted(r *QuotaReport, used int64) {
-	reset := l.quota.NextReset(r).UnixNano()
-	prev := l.exhaustedUntil.Load()
-	if prev >= reset || !l.exhaustedUntil.CompareAndSwap(prev, reset) {
-		return
-	}
-	l.log.Warn("daily quota exhausted: serving from cache only until the reset", zap.String("reset", l.resetTime()), zap.Int64("used", used))
-	l.notify(OpsEvent{Type: "quota_exhausted", Detail: "quota exhausted; cache-only until " + l.resetTime(), Used: used, Limit: l.quota.Limit()})
-}
-
-// warnIfNear warns once per provider per day, across replicas, when usage crosses the ratio.
-func (l *Lookuper) warnIfNear(ctx context.Context, used int64) {
-	limit := l.quota.Limit()
-	if limit <= 0 || float64(used) < math.Ceil(l.o.Policy.QuotaWarnRatio*float64(limit)) {
-		return
-	}
-	day := l.o.Now().UTC().Format("2006-01-02")
-	if p := l.warnedDay.Load(); p != nil && *p == day {
-		return // this replica already settled today's warning: no Redis round trip per lookup
-	}
-	first, err := l.o.Redis.SetNX(ctx, l.o.Keys.QuotaWarned(l.name, day), 1, 48*time.Hour).Result()
+	res, err := l.chain.Lookup(ctx, ind)
 	if err != nil {
-		return
+		return &event.ProviderOutcome{Status: statusOf(err), Error: err.Error()}
 	}
-	l.warnedDay.Store(&day)
-	if !first {
-		return
+	entry := &CacheEntry{Fields: l.extract(res), Result: res, StoredAt: l.o.Now().UTC()}
+	if err := l.o.Cache.Set(ctx, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
+		l.log.Warn("answer not cached; the next event pays again", zap.Error(err))
 	}
-	l.o.Metrics.QuotaWarnings.WithLabelValues(l.name).Inc()
-	pct := 100 * float64(used) / float64(limit)
-	l.log.Warn("daily quota nearly spent", zap.Int64("used", used), zap.Int64("limit", limit), zap.Float64("percent", pct))
-	l.notify(OpsEvent{Type: "quota_warning", Detail: fmt.Sprintf("%.0f%% of the daily quota used", pct), Used: used, Limit: limit})
+	return l.answer(entry, nil)
 }
 
-// disable switches the provider off after it rejected its key: retrying cannot help, and every
-// further request would be refused too.
-func (l *Lookuper) disable(err error) {
-	reason := "provider rejected the API key: " + err.Error()
-	l.disabledReason.Store(&reason)
-	if !l.disabled.CompareAndSwap(false, true) {
-		return
+// statusOf is the scored-event status of a failed lookup.
+func statusOf(err error) event.ProviderStatus {
+	switch KindOf(err) {
+	case KindUnauthorized:
+		return event.StatusDisabled
+	case KindQuotaExhausted:
+		return event.StatusQuotaExhausted
+	case KindRateLimited:
+		return event.StatusRateLimited
+	default:
+		return event.StatusFailed
 	}
-	l.o.Metrics.Disabled.WithLabelValues(l.name).Set(1)
-	l.log.Error("PROVIDER DISABLED: it rejected the API key; fix the key and restart. Events are published without this provider meanwhile.", zap.Error(err))
-	l.notify(OpsEvent{Type: "provider_disabled", Detail: reason})
 }
 
 func (l *Lookuper) notify(e OpsEvent) {

@@ -257,7 +257,7 @@ func TestQuotaWarningThenExhaustion(t *testing.T) {
 	r := newRig(t)
 	p := &fakeProvider{name: providerName(t)}
 	pol := testPolicy()
-	pol.DailyQuota = 5
+	pol.Quota = 5
 	l := r.lookuper(t, p, pol, "a")
 	for i := range 5 {
 		if out := l.Lookup(context.Background(), ip(fmt.Sprintf("50.0.0.%d", i+1))); out.Status != event.StatusOK {
@@ -289,9 +289,9 @@ func TestProviderQuotaReportCorrectsTheLedger(t *testing.T) {
 	}}
 	l := r.lookuper(t, p, testPolicy(), "a")
 	l.Lookup(context.Background(), ip("60.0.0.1"))
-	used, err := l.quota.Used(context.Background())
-	if err != nil || used != 880 || l.quota.Limit() != 1000 {
-		t.Fatalf("ledger used %d limit %d (%v), want 880 of 1000 from the provider's headers", used, l.quota.Limit(), err)
+	used, err := l.chain.Quota.Ledger().Used(context.Background())
+	if err != nil || used != 880 || l.chain.Quota.Ledger().Limit() != 1000 {
+		t.Fatalf("ledger used %d limit %d (%v), want 880 of 1000 from the provider's headers", used, l.chain.Quota.Ledger().Limit(), err)
 	}
 	if got := strings.Join(r.ops.types(), ","); got != "quota_warning" {
 		t.Errorf("ops events %q, want a warning at 88%%", got)
@@ -363,11 +363,11 @@ func TestTransientErrorsRetryThenFailAndTripTheBreaker(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("gave up after %s; the retry budget is 800ms", took)
 	}
-	for i := 0; i < 6 && l.breaker.State().String() != "open"; i++ {
+	for i := 0; i < 6 && l.chain.Breaker.State().String() != "open"; i++ {
 		l.Lookup(context.Background(), ip(fmt.Sprintf("90.0.1.%d", i)))
 	}
-	if l.breaker.State().String() != "open" || testutil.ToFloat64(r.metrics.Breaker.WithLabelValues(p.name)) != 2 {
-		t.Fatalf("breaker %s after repeated outages", l.breaker.State())
+	if l.chain.Breaker.State().String() != "open" || testutil.ToFloat64(r.metrics.Breaker.WithLabelValues(p.name)) != 2 {
+		t.Fatalf("breaker %s after repeated outages", l.chain.Breaker.State())
 	}
 	before := p.calls.Load()
 	if out := l.Lookup(context.Background(), ip("90.0.2.1")); out.Status != event.StatusFailed || !strings.Contains(out.Error, "circuit breaker open") || p.calls.Load() != before {

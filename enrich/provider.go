@@ -69,6 +69,9 @@ const (
 	KindTransient ErrorKind = "transient"
 	// KindPermanent: the request itself is wrong (400, an unsupported indicator). Do not retry.
 	KindPermanent ErrorKind = "permanent"
+	// KindUnavailable: not sent, because the circuit breaker is open after repeated outages.
+	// Asking again before the breaker's timeout cannot help.
+	KindUnavailable ErrorKind = "unavailable"
 )
 
 // Error is the error every Provider returns.

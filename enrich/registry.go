@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"strings"
@@ -40,22 +41,53 @@ type Registration struct {
 // Vars lists the provider's variables.
 func (r Registration) Vars() []config.Var { return r.vars() }
 
+// Defaults override the documented defaults of a provider's variables (names without the
+// provider prefix: "RATE_LIMIT", "QUOTA"), for vendors whose limits differ from the common
+// defaults (VirusTotal's public API allows 4 lookups a minute, say).
+type Defaults map[string]string
+
+// renamed are variables that changed names; setting one fails start-up with the new name.
+var renamed = map[string]string{"DAILY_QUOTA": "QUOTA (with QUOTA_PERIOD=day)"}
+
 // Register describes a provider whose configuration is C (env-tagged, embedding Policy) and
 // whose constructor is build. A provider package exposes one such Registration; the list in
 // enrich/providers is the one line that adds it to the binary.
 func Register[C any, PC interface {
 	*C
 	ProviderConfig
-}](name string, build func(*C, Deps) (Provider, error)) Registration {
+}](name string, build func(*C, Deps) (Provider, error), defaults Defaults) Registration {
 	prefix := config.Prefix + strings.ToUpper(name) + "_"
+	vars := func() []config.Var {
+		vs := config.VarsOf(prefix, reflect.TypeFor[C]())
+		for i := range vs {
+			if d, ok := defaults[strings.TrimPrefix(vs[i].Name, prefix)]; ok {
+				vs[i].Default = d
+			}
+		}
+		return vs
+	}
 	return Registration{
 		Name:   name,
 		Prefix: prefix,
-		vars:   func() []config.Var { return config.VarsOf(prefix, reflect.TypeFor[C]()) },
+		vars:   vars,
 		load: func(environ map[string]string, deps Deps) (Provider, *Policy, bool, error) {
+			for old, now := range renamed {
+				if _, set := environ[prefix+old]; set {
+					return nil, nil, false, fmt.Errorf("%s%s was renamed: set %s%s", prefix, old, prefix, now)
+				}
+			}
+			if len(defaults) > 0 {
+				withDefaults := maps.Clone(environ)
+				for k, v := range defaults {
+					if _, set := withDefaults[prefix+k]; !set {
+						withDefaults[prefix+k] = v
+					}
+				}
+				environ = withDefaults
+			}
 			cfg := new(C)
 			if err := env.ParseWithOptions(cfg, env.Options{Prefix: prefix, Environment: environ}); err != nil {
-				return nil, nil, false, fmt.Errorf("%s: %w", name, config.ExplainParseError(err, config.VarsOf(prefix, reflect.TypeFor[C]())))
+				return nil, nil, false, fmt.Errorf("%s: %w", name, config.ExplainParseError(err, vars()))
 			}
 			pc := PC(cfg)
 			if err := pc.Resolve(); err != nil {
@@ -114,8 +146,10 @@ func (p *Policy) validate(prefix string) error {
 		return bad("RATE_BURST", "must be at least 1")
 	case p.MaxConcurrent < 1:
 		return bad("MAX_CONCURRENT", "must be at least 1")
-	case p.DailyQuota < 0:
-		return bad("DAILY_QUOTA", "must not be negative (0 = unmetered)")
+	case p.Quota < 0:
+		return bad("QUOTA", "must not be negative (0 = unmetered)")
+	case p.QuotaPeriod != PeriodDay && p.QuotaPeriod != PeriodMonth:
+		return bad("QUOTA_PERIOD", fmt.Sprintf("%q is not a quota period: use day or month", p.QuotaPeriod))
 	case p.QuotaWarnRatio <= 0 || p.QuotaWarnRatio > 1:
 		return bad("QUOTA_WARN_RATIO", "must be in (0, 1]")
 	case p.TTLMalicious <= 0 || p.TTLBenign <= 0 || p.TTLNotFound <= 0:

@@ -44,8 +44,8 @@ and prints the account and its remaining allowance; exits 1 if any check fails.`
 			}
 			p := c.Policy
 			quota := "unmetered"
-			if p.DailyQuota > 0 {
-				quota = fmt.Sprintf("%d/day", p.DailyQuota)
+			if p.Quota > 0 {
+				quota = fmt.Sprintf("%d/%s", p.Quota, p.QuotaPeriod)
 			}
 			fmt.Fprintf(env.stdout, "%-12s on  cost=%s rate=%g/s burst=%d quota=%s ttl malicious=%s benign=%s not-found=%s\n",
 				r.Name, c.Provider.Cost(), p.RateLimit, p.RateBurst, quota, p.TTLMalicious, p.TTLBenign, p.TTLNotFound)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/enrich/providers/criminalip"
+	"github.com/threatpipe/threatpipe/enrich/providers/providerhttp"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
@@ -43,7 +44,7 @@ func start(t *testing.T, s *Server, apiKey string) (*httptest.Server, *criminali
 	t.Helper()
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	c, err := criminalip.New(&criminalip.Config{APIKey: config.Secret(apiKey), BaseURL: srv.URL, MaxBodyBytes: 1 << 20}, srv.Client())
+	c, err := criminalip.New(&criminalip.Config{Config: providerhttp.Config{APIKey: config.Secret(apiKey), BaseURL: srv.URL, MaxBodyBytes: 1 << 20}}, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,10 @@ func (s *Scored) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, int64(s.Score), 10)
 	b = append(b, `,"severity":`...)
 	b = appendString(b, string(s.Severity))
+	b = append(b, `,"confidence":`...)
+	b = strconv.AppendInt(b, int64(s.Confidence), 10)
+	b = append(b, `,"validated_by":`...)
+	b = appendStrings(b, s.ValidatedBy)
 	b = append(b, `,"tags":`...)
 	b = appendStrings(b, s.Tags)
 	b = append(b, `,"reasons":`...)
@@ -95,6 +99,10 @@ func (s *Scored) AppendJSON(b []byte) []byte {
 		b = append(b, `,"isp":`...)
 		b = appendString(b, s.ISP)
 	}
+	if len(s.Fields) > 0 {
+		b = append(b, `,"fields":`...)
+		b = appendRawMap(b, s.Fields)
+	}
 	if len(s.Warnings) > 0 {
 		b = append(b, `,"warnings":`...)
 		b = appendStrings(b, s.Warnings)
@@ -104,16 +112,8 @@ func (s *Scored) AppendJSON(b []byte) []byte {
 		b = append(b, s.Context...)
 	}
 	if len(s.Extra) > 0 {
-		b = append(b, `,"extra":{`...)
-		for i, k := range sortedKeys(s.Extra) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendRaw(b, s.Extra[k])
-		}
-		b = append(b, '}')
+		b = append(b, `,"extra":`...)
+		b = appendRawMap(b, s.Extra)
 	}
 	b = append(b, `,"origin":{"topic":`...)
 	b = appendString(b, s.Origin.Topic)
@@ -189,6 +189,24 @@ func (r *Intel) appendJSON(b []byte) []byte {
 	if r.MaxCVSS != 0 {
 		b = append(b, `,"max_cvss":`...)
 		b = appendFloat(b, r.MaxCVSS)
+	}
+	b = appendOptString(b, `,"service":`, r.Service)
+	if len(r.Lists) > 0 {
+		b = append(b, `,"lists":[`...)
+		for i, h := range r.Lists {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendString(b, h.Name)
+			b = append(b, `,"kind":`...)
+			b = appendString(b, h.Kind)
+			b = append(b, `,"prefix":`...)
+			b = appendString(b, h.Prefix)
+			b = appendOptString(b, `,"tag":`, h.Tag)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}')
 }
@@ -269,6 +287,20 @@ func appendStrings(b []byte, list []string) []byte {
 		b = appendString(b, s)
 	}
 	return append(b, ']')
+}
+
+// appendRawMap writes a map of JSON values with sorted keys, as encoding/json does.
+func appendRawMap(b []byte, m map[string]json.RawMessage) []byte {
+	b = append(b, '{')
+	for i, k := range sortedKeys(m) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendRaw(b, m[k])
+	}
+	return append(b, '}')
 }
 
 func appendRaw(b []byte, raw json.RawMessage) []byte {

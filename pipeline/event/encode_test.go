@@ -49,17 +49,21 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		Tags: []string{"scanner", "tor"}, InboundLevel: "critical", InboundScore: 5, OutboundLevel: "high",
 		OutboundScore: 4, ASNumber: 64500, ASOrganization: "Ex\u2028ample", ISP: "ISP\tCo", CountryISO: "NL",
 		City: "Amsterdam", Location: &Geo{Lat: 52.37, Lon: -1e-7}, OpenPorts: []int{22, 443},
-		CVECount: 3, MaxCVSS: 9.8,
+		CVECount: 3, MaxCVSS: 9.8, Service: "Public <DNS>",
+		Lists: []ListHit{{Name: "drop", Kind: ListBlock, Prefix: "198.51.100.0/24"}, {Name: "tor", Kind: ListTag, Prefix: "198.51.100.7/32", Tag: "tor"}},
+		Raw:   []byte(`{"not":"published"}`),
 	}
 	cases := map[string]func(s *Scored){
 		"minimal":   func(*Scored) {},
-		"nil lists": func(s *Scored) { s.Tags, s.Reasons = nil, nil },
+		"nil lists": func(s *Scored) { s.Tags, s.Reasons, s.ValidatedBy = nil, nil, nil },
 		"gated": func(s *Scored) {
 			s.Gate = &Gate{Reason: "private", Prefix: "10.0.0.0/8"}
 			s.Reasons = []Reason{{Source: "gate", Detail: "private range 10.0.0.0/8: no lookup"}}
 		},
 		"enriched": func(s *Scored) {
-			s.Score, s.Severity = 92, SeverityCritical
+			s.Score, s.Severity, s.Confidence = 92, SeverityCritical, 71
+			s.ValidatedBy = []string{"abuseipdb", "criminalip", "list:drop"}
+			s.Fields = map[string]json.RawMessage{"threat_type": json.RawMessage(`"scanner"`), "malware_families": json.RawMessage(`["Mirai","a<b"]`)}
 			s.Tags = []string{"scanner", "tor"}
 			s.Reasons = []Reason{{Source: "criminalip", Detail: "x (cached 3s ago)", Points: 92}}
 			s.Providers = map[string]*ProviderOutcome{

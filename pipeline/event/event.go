@@ -13,7 +13,7 @@ import (
 
 // SchemaVersion is written into every scored and dead-letter message. Bump it on any change that
 // a consumer could notice, and document the change in docs/events.md.
-const SchemaVersion = "1"
+const SchemaVersion = "2"
 
 // IndicatorType is the STIX-style type of an indicator.
 type IndicatorType string
@@ -137,19 +137,25 @@ type Scored struct {
 	ECSFields     []string  `json:"ecs_fields,omitempty"`
 	Score         int       `json:"score"`
 	Severity      Severity  `json:"severity"`
-	Tags          []string  `json:"tags"`
-	Reasons       []Reason  `json:"reasons"`
-	Gate          *Gate     `json:"gate,omitempty"`
+	// Confidence (0-100) says how far the sources that answered agree, and how many did.
+	Confidence int `json:"confidence"`
+	// ValidatedBy lists the sources that independently rate the indicator malicious, sorted.
+	ValidatedBy []string `json:"validated_by"`
+	Tags        []string `json:"tags"`
+	Reasons     []Reason `json:"reasons"`
+	Gate        *Gate    `json:"gate,omitempty"`
 	// Providers holds each provider's outcome, keyed by provider name; absent for gated
 	// indicators.
 	Providers map[string]*ProviderOutcome `json:"providers,omitempty"`
 	AS        *AS                         `json:"as,omitempty"`
 	Geo       *GeoInfo                    `json:"geo,omitempty"`
 	ISP       string                      `json:"isp,omitempty"`
-	Warnings  []string                    `json:"warnings,omitempty"`
-	Context   json.RawMessage             `json:"context,omitempty"`
-	Extra     map[string]json.RawMessage  `json:"extra,omitempty"`
-	Origin    Origin                      `json:"origin"`
+	// Fields are the enrichment rules' mapped fields (threat_type, malware_families, ...).
+	Fields   map[string]json.RawMessage `json:"fields,omitempty"`
+	Warnings []string                   `json:"warnings,omitempty"`
+	Context  json.RawMessage            `json:"context,omitempty"`
+	Extra    map[string]json.RawMessage `json:"extra,omitempty"`
+	Origin   Origin                     `json:"origin"`
 }
 
 // NewScored starts the scored event for one sighting of in, with score 0 and empty
@@ -165,6 +171,7 @@ func NewScored(in *Input, s Sighting, origin Origin, now time.Time) *Scored {
 		Indicator:     s.Indicator,
 		ECSFields:     s.Fields,
 		Severity:      SeverityInfo,
+		ValidatedBy:   []string{},
 		Tags:          []string{},
 		Reasons:       []Reason{},
 		// Clipped: the scored events of one input share its warnings, and a warning appended to

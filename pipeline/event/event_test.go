@@ -63,6 +63,7 @@ func TestNewScored(t *testing.T) {
 		ECSFields:     []string{"source.ip", "related.ip"},
 		Score:         0,
 		Severity:      SeverityInfo,
+		ValidatedBy:   []string{},
 		Tags:          []string{},
 		Reasons:       []Reason{},
 		Warnings:      []string{"w1"},
@@ -84,7 +85,9 @@ func TestNewScored(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		"schema_version": `"1"`,
+		"schema_version": `"2"`,
+		"confidence":     `0`,
+		"validated_by":   `[]`,
 		"tags":           `[]`,
 		"reasons":        `[]`,
 		"severity":       `"info"`,

@@ -1,6 +1,9 @@
 package event
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Verdict is a provider's overall judgement.
 type Verdict string
@@ -11,6 +14,9 @@ const (
 	VerdictSuspicious Verdict = "suspicious"
 	VerdictBenign     Verdict = "benign"
 	VerdictNotFound   Verdict = "not_found"
+	// VerdictUnrated: the source answered with context (ports, location, list tags) but has
+	// no opinion on the address's reputation; it casts no vote in the fused score.
+	VerdictUnrated Verdict = "unrated"
 )
 
 // Intel is one provider's answer, normalised. Field names follow ECS where ECS has one.
@@ -35,10 +41,33 @@ type Intel struct {
 	OpenPorts      []int   `json:"open_ports,omitempty"`
 	CVECount       int     `json:"cve_count,omitempty"`
 	MaxCVSS        float64 `json:"max_cvss,omitempty"`
+	// Service names a known-benign business service the address belongs to (GreyNoise RIOT,
+	// a benign list): the fused score is capped below the block threshold.
+	Service string `json:"service,omitempty"`
+	// Lists are the IP lists that matched (the lists source only).
+	Lists []ListHit `json:"lists,omitempty"`
 
 	// Quota, when the provider reported its remaining allowance with this answer (rate-limit
 	// headers), corrects the quota ledger. Not cached.
 	Quota *QuotaReport `json:"-"`
+	// Raw is the provider's response body, read by the enrichment rules' field mapping on the
+	// lookup that fetched it. Never cached, never published.
+	Raw []byte `json:"-"`
+}
+
+// List kinds.
+const (
+	ListBlock  = "block"  // known-bad ranges: a hit is a malicious vote
+	ListBenign = "benign" // known-good services (resolvers, CDNs): a hit caps the score
+	ListTag    = "tag"    // ranges that only earn a tag (a Tor exit list, say)
+)
+
+// ListHit is one IP list that matched an address.
+type ListHit struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Prefix string `json:"prefix"`
+	Tag    string `json:"tag,omitempty"`
 }
 
 // Geo is a coordinate pair (ECS geo.location).
@@ -65,6 +94,7 @@ const (
 	StatusRateLimited    ProviderStatus = "rate_limited"    // still rate-limited when the retry budget ran out
 	StatusFailed         ProviderStatus = "failed"          // errors (5xx, timeouts, open breaker) outlasted the retries
 	StatusDisabled       ProviderStatus = "disabled"        // the provider rejected its key and was switched off
+	StatusSkipped        ProviderStatus = "skipped"         // not asked: an enrichment rule or an early stop made it pointless
 )
 
 // ProviderOutcome is one provider's part of a scored event.
@@ -73,6 +103,9 @@ type ProviderOutcome struct {
 	Result *Intel         `json:"result,omitempty"`
 	Error  string         `json:"error,omitempty"`
 	Cache  *CacheInfo     `json:"cache,omitempty"`
+	// Fields are this source's values of the enrichment rules' mapped fields; the scorer merges
+	// them into the scored event's fields.
+	Fields map[string]json.RawMessage `json:"-"`
 }
 
 // CacheInfo says where an answer came from.

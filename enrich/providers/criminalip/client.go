@@ -14,16 +14,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/threatpipe/threatpipe/enrich"
+	"github.com/threatpipe/threatpipe/enrich/providers/providerhttp"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
@@ -36,22 +33,10 @@ const (
 	AccountPath = "/v1/user/me"
 )
 
-const (
-	userAgent       = "threatpipe"
-	maxMessageRunes = 200
-	// maxErrorBody bounds what is read of a non-2xx body (only its message is used).
-	maxErrorBody = 64 << 10
-	// maxDrain bounds what is discarded after a body was read, to reuse the connection.
-	maxDrain = 64 << 10
-)
-
 // Client talks to the Criminal IP API. It is safe for concurrent use.
 type Client struct {
-	key     string
-	base    string
-	hc      *http.Client
-	maxBody int64
-	now     func() time.Time
+	http *providerhttp.Client
+	now  func() time.Time
 }
 
 var _ enrich.Provider = (*Client)(nil)
@@ -66,35 +51,18 @@ func New(cfg *Config, httpClient *http.Client) (*Client, error) {
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("%sAPI_KEY (or %sAPI_KEY_FILE) is not set", EnvPrefix, EnvPrefix)
 	}
-	if err := checkKey(cfg.APIKey); err != nil {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	if err := providerhttp.CheckKey(EnvPrefix, cfg.APIKey); err != nil {
 		return nil, err
 	}
-	if err := checkBaseURL(cfg.BaseURL); err != nil {
+	if err := providerhttp.CheckBaseURL(EnvPrefix, cfg.BaseURL); err != nil {
 		return nil, err
 	}
-	var hc http.Client
-	if httpClient != nil {
-		hc = *httpClient
-	} else {
-		hc.Timeout = 30 * time.Second
-		if cfg.AttemptTimeout > 0 {
-			hc.Timeout = cfg.AttemptTimeout
-		}
-	}
-	if hc.CheckRedirect == nil {
-		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	}
-	maxBody := cfg.MaxBodyBytes
-	if maxBody <= 0 {
-		maxBody = DefaultMaxBodyBytes
-	}
-	return &Client{
-		key:     cfg.APIKey.Reveal(),
-		base:    strings.TrimRight(cfg.BaseURL, "/"),
-		hc:      &hc,
-		maxBody: maxBody,
-		now:     time.Now,
-	}, nil
+	hc := providerhttp.New(providerhttp.Options{Provider: Name, BaseURL: cfg.BaseURL, AuthHeader: "x-api-key",
+		Key: cfg.APIKey.Reveal(), MaxBody: cfg.MaxBodyBytes, HTTPClient: httpClient, Timeout: cfg.AttemptTimeout})
+	return &Client{http: hc, now: time.Now}, nil
 }
 
 // Name implements enrich.Provider.
@@ -106,36 +74,36 @@ func (c *Client) Cost() enrich.Cost { return enrich.CostPaid }
 // Lookup implements enrich.Provider with GET /v1/asset/ip/report?ip=...&full=true. See normalise
 // for the score and verdict rules. HTTP 404 and body status 404 are not-found Results.
 func (c *Client) Lookup(ctx context.Context, ind event.Indicator) (*enrich.Result, error) {
-	ip, err := indicatorIP(ind)
+	addr, err := providerhttp.IndicatorIP(Name, ind)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, http.MethodGet, ReportPath, url.Values{"ip": {ip}, "full": {"true"}})
+	resp, err := c.http.Get(ctx, ReportPath, url.Values{"ip": {addr.String()}, "full": {"true"}})
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case resp.status == http.StatusNotFound:
-		if resp.html() {
+	case resp.Status == http.StatusNotFound:
+		if resp.HTML() {
 			// A web server's page, not the API: the base URL is probably wrong. Caching every
 			// IP as not found would be worse than failing.
-			return nil, c.fail(&enrich.Error{Kind: enrich.KindPermanent, Status: resp.status,
+			return nil, c.http.Fail(&enrich.Error{Kind: enrich.KindPermanent, Status: resp.Status,
 				Message: "HTML 404 page: is " + EnvPrefix + "BASE_URL the API?"})
 		}
-		res := notFound(resp.message())
-		res.Quota = parseQuota(resp.header, c.now())
+		res := notFound(message(resp.Body))
+		res.Quota = providerhttp.QuotaHeaders(resp.Header, c.now())
 		return res, nil
-	case resp.status < 200 || resp.status > 299:
-		return nil, c.httpError(resp)
-	case resp.tooLarge:
-		return nil, c.fail(&enrich.Error{Kind: enrich.KindTransient, Status: resp.status,
-			Message: fmt.Sprintf("response too large (over %d bytes)", c.maxBody)})
+	case !resp.OK():
+		return nil, c.http.HTTPError(resp, message(resp.Body))
+	case resp.TooLarge:
+		return nil, c.http.TooLarge(resp)
 	}
-	res, err := decodeReport(resp.body)
+	res, err := decodeReport(resp.Body)
 	if err != nil {
 		return nil, c.bodyError(err, resp)
 	}
-	res.Quota = parseQuota(resp.header, c.now())
+	res.Raw = resp.Body
+	res.Quota = providerhttp.QuotaHeaders(resp.Header, c.now())
 	return res, nil
 }
 
@@ -169,33 +137,33 @@ type accountBody struct {
 // Account checks the key with POST /v1/user/me (empty body). Errors are mapped as for Lookup;
 // a 404 (HTTP or body) is a permanent error here.
 func (c *Client) Account(ctx context.Context) (*Account, error) {
-	resp, err := c.do(ctx, http.MethodPost, AccountPath, nil)
+	resp, err := c.http.Do(ctx, http.MethodPost, AccountPath, nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case resp.status < 200 || resp.status > 299:
-		return nil, c.httpError(resp)
-	case resp.tooLarge:
-		return nil, c.fail(&enrich.Error{Kind: enrich.KindTransient, Status: resp.status, Message: "response too large"})
+	case !resp.OK():
+		return nil, c.http.HTTPError(resp, message(resp.Body))
+	case resp.TooLarge:
+		return nil, c.http.TooLarge(resp)
 	}
 	var b accountBody
-	if len(strings.TrimSpace(string(resp.body))) == 0 {
-		return nil, c.fail(malformed("empty body"))
+	if len(strings.TrimSpace(string(resp.Body))) == 0 {
+		return nil, c.http.Fail(malformed("empty body"))
 	}
-	if err := unmarshalLenient(resp.body, &b); err != nil {
+	if err := unmarshalLenient(resp.Body, &b); err != nil {
 		e := malformed("not JSON")
 		e.Err = err
-		return nil, c.fail(e)
+		return nil, c.http.Fail(e)
 	}
 	if !b.Status.OK {
-		return nil, c.fail(malformed("no status field"))
+		return nil, c.http.Fail(malformed("no status field"))
 	}
 	if st := b.Status.V; st < 200 || st > 299 {
 		return nil, c.bodyError(statusError(st, string(b.Message)), resp)
 	}
 	if b.Data == nil {
-		return nil, c.fail(malformed("no data object"))
+		return nil, c.http.Fail(malformed("no data object"))
 	}
 	d := b.Data
 	a := &Account{
@@ -209,181 +177,23 @@ func (c *Client) Account(ctx context.Context) (*Account, error) {
 	return a, nil
 }
 
-// response is a finished exchange: the body is read (bounded) and closed.
-type response struct {
-	status   int
-	header   http.Header
-	body     []byte
-	tooLarge bool
-}
-
-func (r *response) html() bool {
-	mt, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
-	return mt == "text/html"
-}
-
 // message is the body's "message" field, if the body is a JSON object with one.
-func (r *response) message() string {
+func message(body []byte) string {
 	var e envelope
-	if unmarshalLenient(r.body, &e) != nil {
+	if unmarshalLenient(body, &e) != nil {
 		return ""
 	}
 	return string(e.Message)
 }
 
-// do sends one request and reads the response body, at most maxBody bytes (maxErrorBody for
-// non-2xx answers), always draining and closing it. Transport failures and context errors come
-// back as transient *enrich.Error.
-func (c *Client) do(ctx context.Context, method, path string, query url.Values) (*response, error) {
-	u := c.base + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	var body io.Reader
-	if method == http.MethodPost {
-		body = http.NoBody
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return nil, c.fail(&enrich.Error{Kind: enrich.KindPermanent, Message: "cannot build request", Err: err})
-	}
-	req.Header.Set("x-api-key", c.key)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, c.transportError(ctx, "request failed", err)
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
-		_ = resp.Body.Close()
-	}()
-	limit := c.maxBody
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		limit = min(limit, maxErrorBody)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, c.transportError(ctx, "reading response failed", err)
-	}
-	out := &response{status: resp.StatusCode, header: resp.Header, body: data}
-	if int64(len(data)) > limit {
-		out.body, out.tooLarge = nil, true
-	}
-	return out, nil
-}
-
-func (c *Client) transportError(ctx context.Context, what string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		msg := "request cancelled"
-		if errors.Is(ctxErr, context.DeadlineExceeded) {
-			msg = "request timed out"
-		}
-		return c.fail(&enrich.Error{Kind: enrich.KindTransient, Message: msg, Err: ctxErr})
-	}
-	return c.fail(&enrich.Error{Kind: enrich.KindTransient, Message: what, Err: err})
-}
-
-// httpError maps a non-2xx answer (404 is handled by the caller where it means not found).
-func (c *Client) httpError(r *response) error {
-	e := &enrich.Error{Kind: enrich.ClassifyHTTPStatus(r.status), Status: r.status, Message: r.message()}
-	if r.status >= 300 && r.status < 400 {
-		e.Message = "unexpected redirect to " + redirectHost(r.header.Get("Location"))
-	}
-	if e.Kind == enrich.KindRateLimited {
-		e.RetryAfter = enrich.ParseRetryAfter(r.header.Get("Retry-After"), c.now())
-	}
-	return c.fail(e)
-}
-
 // bodyError finishes an error decoded from a 2xx body: Retry-After for an in-body 429.
-func (c *Client) bodyError(err error, r *response) error {
+func (c *Client) bodyError(err error, r *providerhttp.Response) error {
 	var e *enrich.Error
 	if !errors.As(err, &e) {
 		e = &enrich.Error{Kind: enrich.KindTransient, Err: err}
 	}
 	if e.Kind == enrich.KindRateLimited && e.RetryAfter == 0 {
-		e.RetryAfter = enrich.ParseRetryAfter(r.header.Get("Retry-After"), c.now())
+		e.RetryAfter = enrich.ParseRetryAfter(r.Header.Get("Retry-After"), c.now())
 	}
-	return c.fail(e)
-}
-
-// fail stamps the provider name and makes the message safe: the key is cut out wherever the
-// provider echoed it, control characters go, and it is truncated to 200 characters.
-func (c *Client) fail(e *enrich.Error) error {
-	e.Provider = Name
-	if c.key != "" {
-		e.Message = strings.ReplaceAll(e.Message, c.key, "[redacted]")
-	}
-	e.Message = clean(e.Message, maxMessageRunes)
-	return e
-}
-
-func redirectHost(loc string) string {
-	u, err := url.Parse(loc)
-	if err != nil || u.Host == "" {
-		return "a relative location"
-	}
-	return u.Host
-}
-
-// indicatorIP returns the canonical address to look up.
-func indicatorIP(ind event.Indicator) (string, error) {
-	if ind.Type != event.IPv4 && ind.Type != event.IPv6 {
-		return "", &enrich.Error{Provider: Name, Kind: enrich.KindPermanent, Message: fmt.Sprintf("unsupported indicator type %q", ind.Type)}
-	}
-	v := ind.Value
-	if v == "" && ind.Addr.IsValid() {
-		v = ind.Addr.Unmap().String()
-	}
-	a, err := netip.ParseAddr(v)
-	if err != nil || a.Zone() != "" {
-		return "", &enrich.Error{Provider: Name, Kind: enrich.KindPermanent, Message: fmt.Sprintf("invalid IP address %q", clean(v, 64))}
-	}
-	return a.Unmap().String(), nil
-}
-
-// parseQuota reads X-RateLimit-Limit / -Remaining / -Reset, which Criminal IP does not
-// document; nil unless Remaining is present. Reset may be Unix seconds (or milliseconds),
-// seconds from now, an HTTP date or RFC 3339.
-func parseQuota(h http.Header, now time.Time) *enrich.QuotaReport {
-	rem, ok := headerInt(h.Get("X-RateLimit-Remaining"))
-	if !ok {
-		return nil
-	}
-	lim, _ := headerInt(h.Get("X-RateLimit-Limit"))
-	return &enrich.QuotaReport{Limit: lim, Remaining: rem, Reset: parseReset(h.Get("X-RateLimit-Reset"), now)}
-}
-
-func headerInt(v string) (int64, bool) {
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
-}
-
-func parseReset(v string, now time.Time) time.Time {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f < 1e15 {
-		switch {
-		case f >= 1e12:
-			return time.UnixMilli(int64(f)).UTC()
-		case f >= 1e9:
-			return time.Unix(int64(f), 0).UTC()
-		default:
-			return now.Add(time.Duration(f * float64(time.Second))).UTC()
-		}
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t.UTC()
-	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t.UTC()
-	}
-	return time.Time{}
+	return c.http.Fail(e)
 }

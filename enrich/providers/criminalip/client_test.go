@@ -2,6 +2,7 @@ package criminalip
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/threatpipe/threatpipe/enrich"
+	"github.com/threatpipe/threatpipe/enrich/providers/providerhttp"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
@@ -141,12 +143,13 @@ func reportServer(t *testing.T, scenarios map[string]scenario) *httptest.Server 
 
 func newTestClient(t *testing.T, baseURL, key string, maxBody int64) *Client {
 	t.Helper()
-	cfg := &Config{APIKey: config.Secret(key), BaseURL: baseURL, MaxBodyBytes: maxBody} // 0: New's default
+	cfg := &Config{providerhttp.Config{APIKey: config.Secret(key), BaseURL: baseURL, MaxBodyBytes: maxBody}} // 0: New's default
 	c, err := New(cfg, &http.Client{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.now = func() time.Time { return fixedNow }
+	c.http.Now = c.now
 	return c
 }
 
@@ -349,6 +352,11 @@ func TestLookup(t *testing.T) {
 			}
 			quota := got.Quota
 			got.Quota = nil
+			// The body travels with the answer for the enrichment rules' field mapping.
+			if got.Verdict != enrich.VerdictNotFound && !json.Valid(got.Raw) {
+				t.Errorf("Raw is not the response body: %q", got.Raw)
+			}
+			got.Raw = nil
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("result\n got %+v\nwant %+v", got, tt.want)
 			}
@@ -382,8 +390,8 @@ func checkErr(t *testing.T, err error, w *wantErr) {
 	if !strings.Contains(err.Error(), w.message) {
 		t.Errorf("error %q does not contain %q", err, w.message)
 	}
-	if len([]rune(pe.Message)) > maxMessageRunes {
-		t.Errorf("message longer than %d runes: %q", maxMessageRunes, pe.Message)
+	if len([]rune(pe.Message)) > providerhttp.MaxMessageRunes {
+		t.Errorf("message longer than %d runes: %q", providerhttp.MaxMessageRunes, pe.Message)
 	}
 	if w.is != nil && !errors.Is(err, w.is) {
 		t.Errorf("error %v is not %v", err, w.is)
@@ -449,17 +457,14 @@ func TestProviderIdentity(t *testing.T) {
 	if c.Name() != "criminalip" || c.Cost() != enrich.CostPaid {
 		t.Fatalf("Name %q Cost %q", c.Name(), c.Cost())
 	}
-	if c.maxBody != DefaultMaxBodyBytes {
-		t.Fatalf("default max body %d", c.maxBody)
-	}
 }
 
 func TestNewRejects(t *testing.T) {
 	for name, cfg := range map[string]*Config{
 		"nil":      nil,
-		"no key":   {BaseURL: DefaultBaseURL},
-		"bad url":  {APIKey: testKey, BaseURL: "api.criminalip.io"},
-		"key ctrl": {APIKey: "abc\ndef", BaseURL: DefaultBaseURL},
+		"no key":   {providerhttp.Config{BaseURL: DefaultBaseURL}},
+		"bad url":  {providerhttp.Config{APIKey: testKey, BaseURL: "api.criminalip.io"}},
+		"key ctrl": {providerhttp.Config{APIKey: "abc\ndef", BaseURL: DefaultBaseURL}},
 	} {
 		if _, err := New(cfg, nil); err == nil {
 			t.Errorf("%s: New accepted it", name)
@@ -549,12 +554,12 @@ func TestParseLevel(t *testing.T) {
 
 func TestParseQuotaAndReset(t *testing.T) {
 	h := http.Header{}
-	if parseQuota(h, fixedNow) != nil {
+	if providerhttp.QuotaHeaders(h, fixedNow) != nil {
 		t.Fatal("quota without headers")
 	}
 	h.Set("X-RateLimit-Remaining", "5")
 	h.Set("X-RateLimit-Reset", "30")
-	q := parseQuota(h, fixedNow)
+	q := providerhttp.QuotaHeaders(h, fixedNow)
 	if q == nil || q.Remaining != 5 || q.Limit != 0 || !q.Reset.Equal(fixedNow.Add(30*time.Second)) {
 		t.Fatalf("got %+v", q)
 	}
@@ -565,7 +570,7 @@ func TestParseQuotaAndReset(t *testing.T) {
 		"2025-03-01T13:00:00Z":          fixedNow.Add(time.Hour),
 		"soon":                          {},
 	} {
-		if got := parseReset(v, fixedNow); !got.Equal(want) {
+		if got := providerhttp.ParseReset(v, fixedNow); !got.Equal(want) {
 			t.Errorf("reset %q: got %v want %v", v, got, want)
 		}
 	}

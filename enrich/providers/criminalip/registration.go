@@ -6,4 +6,4 @@ import "github.com/threatpipe/threatpipe/enrich"
 // THREATPIPE_CRIMINALIP_, on when an API key is set.
 var Registration = enrich.Register[Config](Name, func(cfg *Config, deps enrich.Deps) (enrich.Provider, error) {
 	return New(cfg, deps.HTTPClient)
-})
+}, enrich.Defaults{"BASE_URL": DefaultBaseURL})

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/threatpipe/threatpipe/enrich"
+	"github.com/threatpipe/threatpipe/enrich/providers/providerhttp"
 
 	fastjson "github.com/segmentio/encoding/json"
 )
@@ -565,34 +566,9 @@ func detail(res *enrich.Result, protected bool) string {
 	return b.String()
 }
 
-// countryISO upper-cases a two-letter country code; anything else is dropped.
-func countryISO(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) != 2 {
-		return ""
-	}
-	for i := 0; i < 2; i++ {
-		c := s[i] | 0x20
-		if c < 'a' || c > 'z' {
-			return ""
-		}
-	}
-	return strings.ToUpper(s)
-}
+func countryISO(s string) string { return providerhttp.CountryISO(s) }
 
-// clean makes provider text safe for one log line: control characters become spaces, runs of
-// space collapse, and the result is cut to maxRunes runes (the last one an ellipsis).
-func clean(s string, maxRunes int) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
-	if utf8.RuneCountInString(s) > maxRunes {
-		r := []rune(s)
-		s = string(r[:maxRunes-1]) + "…"
-	}
-	return s
-}
+func clean(s string, maxRunes int) string { return providerhttp.Clean(s, maxRunes) }
 
 // timeLayouts are the timestamp spellings Criminal IP uses (no zone: read as UTC).
 var timeLayouts = []string{time.DateTime, time.DateOnly, time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05.999999999"}

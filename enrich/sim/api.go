@@ -1,25 +1,3 @@
-// Package sim is a Criminal IP API simulator for the embedded demo mode, benchmarks and
-// integration tests. Server is an http.Handler that answers GET /v1/asset/ip/report and
-// POST /v1/user/me with the real response shapes and deterministic verdicts (see
-// CriminalIPProfile), with knobs for latency, errors, rate limits, quota and bad keys that can
-// be changed at runtime through methods or the admin API under /_sim/.
-//
-// Answer forms, in the order the checks run for every API request:
-//
-//   - unknown path: HTTP 404 {"status":404,"message":"not found"}; wrong method: HTTP 405;
-//   - latency (Latency plus a uniform 0..Jitter) before anything else;
-//   - Force429For window: HTTP 429, Retry-After = seconds left, {"status":429,...};
-//   - missing or unknown x-api-key, or InvalidKeyMode: HTTP 401 {"status":401,"message":"invalid api key"};
-//   - RateLimit (token bucket, burst = ceil(rate)): HTTP 429, Retry-After in whole seconds;
-//   - report only: ErrorRate: HTTP 500 {"status":500,...}, drawn from a math/rand/v2 PCG seeded
-//     with Seed, so a given sequence of requests fails the same way every run;
-//   - report only: DailyQuota spent (successful lookups today, UTC): HTTP 200 with body
-//     {"status":402,"message":"..."}, the in-body form third-party clients report for exhausted keys;
-//   - report: an ip that is not an address: HTTP 200 {"status":400,...}; a not-found IP
-//     (CriminalIPProfile): HTTP 200 {"status":404,"message":"..."}; otherwise HTTP 200 with the
-//     full report and "status":200. Both 200 answers spend one unit of quota;
-//   - user/me: {"status":200,"message":"api success","data":{...,"max_search":N}} where N is
-//     the quota left today (DailyQuota - used), or 1,000,000 - used when unmetered.
 package sim
 
 import (
@@ -34,14 +12,10 @@ import (
 	"time"
 )
 
-// Paths served.
-const (
-	ReportPath  = "/v1/asset/ip/report"
-	AccountPath = "/v1/user/me"
-	AdminPrefix = "/_sim/"
-)
+// AdminPrefix is where the admin API lives.
+const AdminPrefix = "/_sim/"
 
-// UnmeteredAllowance is the max_search reported when DailyQuota is 0.
+// UnmeteredAllowance is the allowance an account check reports when DailyQuota is 0.
 const UnmeteredAllowance = 1_000_000
 
 // DefaultMaxTrackedIPs bounds the per-IP call counters.
@@ -52,11 +26,12 @@ type Options struct {
 	// Latency delays every API answer; Jitter adds a uniform random 0..Jitter on top.
 	Latency time.Duration
 	Jitter  time.Duration
-	// ErrorRate is the fraction (0-1) of authenticated report lookups answered with HTTP 500.
+	// ErrorRate is the fraction (0-1) of authenticated lookups answered with HTTP 500.
 	ErrorRate float64
 	// RateLimit is requests per second across all API requests; 0 means unlimited.
 	RateLimit float64
-	// DailyQuota is successful lookups allowed per UTC day; 0 means unmetered.
+	// DailyQuota is lookups answered per UTC day (answers and not-found answers); 0 means
+	// unmetered.
 	DailyQuota int64
 	// ValidKeys are the accepted x-api-key values; empty accepts any non-empty key.
 	ValidKeys []string
@@ -76,24 +51,26 @@ type Options struct {
 // Stats are the simulator's counters since New or the last Reset.
 type Stats struct {
 	Total          int64 `json:"total"`          // every API request (admin requests excluded)
-	Lookups        int64 `json:"lookups"`        // authenticated report requests, whatever their answer
+	Lookups        int64 `json:"lookups"`        // authenticated lookup requests, whatever their answer
 	Answered       int64 `json:"answered"`       // reports and not-found answers (quota-spending)
-	NotFound       int64 `json:"not_found"`      // of Answered, body status 404
-	AccountChecks  int64 `json:"account_checks"` // successful user/me answers
+	NotFound       int64 `json:"not_found"`      // of Answered, "no data" answers
+	AccountChecks  int64 `json:"account_checks"` // successful account-check answers
 	Rejected       int64 `json:"rejected"`       // HTTP 401
 	RateLimited    int64 `json:"rate_limited"`   // HTTP 429 (rate limit and Force429For)
 	Errors         int64 `json:"errors"`         // HTTP 500 (ErrorRate)
-	QuotaExceeded  int64 `json:"quota_exceeded"` // body status 402
-	BadRequests    int64 `json:"bad_requests"`   // body status 400, 404/405 on unknown routes
+	QuotaExceeded  int64 `json:"quota_exceeded"` // quota-spent answers
+	BadRequests    int64 `json:"bad_requests"`   // invalid addresses, unknown routes, wrong methods
 	QuotaUsed      int64 `json:"quota_used"`     // successful lookups today
 	DistinctIPs    int   `json:"distinct_ips"`   // IPs with at least one lookup
 	MaxCallsPerIP  int64 `json:"max_calls_per_ip"`
 	UntrackedCalls int64 `json:"untracked_calls"` // lookups not counted per IP (over MaxTrackedIPs)
 }
 
-// Server is the simulator. It is safe for concurrent use.
-type Server struct {
-	now func() time.Time
+// API is one provider's simulated API: a Dialect driven by the engine below, with its own
+// knobs and counters. It is safe for concurrent use.
+type API struct {
+	dialect Dialect
+	now     func() time.Time
 
 	mu            sync.Mutex
 	opts          Options
@@ -108,9 +85,9 @@ type Server struct {
 	perIP         map[string]int64
 }
 
-// New returns a simulator configured by opts.
-func New(opts Options) *Server {
-	s := &Server{now: opts.Now}
+// NewAPI returns a provider's simulated API configured by opts.
+func NewAPI(d Dialect, opts Options) *API {
+	s := &API{dialect: d, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -132,7 +109,7 @@ func New(opts Options) *Server {
 	return s
 }
 
-func (s *Server) setKeys(keys []string) {
+func (s *API) setKeys(keys []string) {
 	s.opts.ValidKeys = append([]string(nil), keys...)
 	s.keys = make(map[string]bool, len(keys))
 	for _, k := range keys {
@@ -142,13 +119,13 @@ func (s *Server) setKeys(keys []string) {
 	}
 }
 
-func (s *Server) reseed() {
+func (s *API) reseed() {
 	s.errRNG = rand.New(rand.NewPCG(s.opts.Seed, 0x7468726561747069)) // "threatpi"
 	s.jitterRNG = rand.New(rand.NewPCG(s.opts.Seed, 0x6a6974746572))  // "jitter"
 }
 
 // resetUsage clears counters, quota use and the rate bucket. Caller holds mu (or owns s).
-func (s *Server) resetUsage() {
+func (s *API) resetUsage() {
 	s.stats = Stats{}
 	s.perIP = make(map[string]int64)
 	s.quotaDay = s.now().UTC().Format(time.DateOnly)
@@ -156,11 +133,11 @@ func (s *Server) resetUsage() {
 	s.tokensAt = s.now()
 }
 
-func (s *Server) burst() float64 { return max(1, math.Ceil(s.opts.RateLimit)) }
+func (s *API) burst() float64 { return max(1, math.Ceil(s.opts.RateLimit)) }
 
 // Reset clears the counters, the per-IP calls, today's quota use and the rate-limit bucket, and
 // restarts the error sequence from the seed. Knobs are kept.
-func (s *Server) Reset() {
+func (s *API) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reseed()
@@ -168,7 +145,7 @@ func (s *Server) Reset() {
 }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats {
+func (s *API) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rollDay()
@@ -177,8 +154,11 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Calls returns how many authenticated report lookups named ip (any spelling of it).
-func (s *Server) Calls(ip string) int64 {
+// Name is the provider's name.
+func (s *API) Name() string { return s.dialect.Name() }
+
+// Calls returns how many authenticated lookups named ip (any spelling of it).
+func (s *API) Calls(ip string) int64 {
 	c, ok := Canonical(ip)
 	if !ok {
 		return 0
@@ -189,7 +169,7 @@ func (s *Server) Calls(ip string) int64 {
 }
 
 // Options returns the current knobs; Force429For is the time left of a forced-429 window.
-func (s *Server) Options() Options {
+func (s *API) Options() Options {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.opts
@@ -242,7 +222,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func dur(v time.Duration) *Duration { d := Duration(v); return &d }
 
 // Configure applies p, all or nothing.
-func (s *Server) Configure(p Patch) error {
+func (s *API) Configure(p Patch) error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -305,60 +285,84 @@ func (s *Server) Configure(p Patch) error {
 }
 
 // SetLatency sets Latency and Jitter.
-func (s *Server) SetLatency(latency, jitter time.Duration) error {
+func (s *API) SetLatency(latency, jitter time.Duration) error {
 	return s.Configure(Patch{Latency: dur(latency), Jitter: dur(jitter)})
 }
 
 // SetErrorRate sets ErrorRate.
-func (s *Server) SetErrorRate(rate float64) error { return s.Configure(Patch{ErrorRate: &rate}) }
+func (s *API) SetErrorRate(rate float64) error { return s.Configure(Patch{ErrorRate: &rate}) }
 
 // SetRateLimit sets RateLimit (0 unlimited) and refills the bucket.
-func (s *Server) SetRateLimit(perSecond float64) error {
+func (s *API) SetRateLimit(perSecond float64) error {
 	return s.Configure(Patch{RateLimit: &perSecond})
 }
 
 // SetDailyQuota sets DailyQuota (0 unmetered); today's use is kept.
-func (s *Server) SetDailyQuota(n int64) error { return s.Configure(Patch{DailyQuota: &n}) }
+func (s *API) SetDailyQuota(n int64) error { return s.Configure(Patch{DailyQuota: &n}) }
 
 // SetValidKeys replaces ValidKeys.
-func (s *Server) SetValidKeys(keys ...string) error { return s.Configure(Patch{ValidKeys: &keys}) }
+func (s *API) SetValidKeys(keys ...string) error { return s.Configure(Patch{ValidKeys: &keys}) }
 
 // SetInvalidKeyMode makes every key invalid (or not).
-func (s *Server) SetInvalidKeyMode(on bool) error { return s.Configure(Patch{InvalidKeyMode: &on}) }
+func (s *API) SetInvalidKeyMode(on bool) error { return s.Configure(Patch{InvalidKeyMode: &on}) }
 
 // Force429For answers 429 to everything for d from now (0 ends a window).
-func (s *Server) Force429For(d time.Duration) error { return s.Configure(Patch{Force429For: dur(d)}) }
+func (s *API) Force429For(d time.Duration) error { return s.Configure(Patch{Force429For: dur(d)}) }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, AdminPrefix) {
-		s.admin(w, r)
+// ServeHTTP implements http.Handler: the API's routes, and the admin API under AdminPrefix.
+func (s *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, AdminPrefix); ok {
+		s.admin(w, r, rest)
 		return
 	}
-	switch r.URL.Path {
-	case ReportPath:
-		s.api(w, r, http.MethodGet, true)
-	case AccountPath:
-		s.api(w, r, http.MethodPost, false)
-	default:
+	route := s.dialect.Route(r)
+	switch {
+	case route.Kind == RouteUnknown:
 		s.count(func(st *Stats) { st.Total++; st.BadRequests++ })
-		writeJSON(w, http.StatusNotFound, errorBody{404, "not found"})
+		s.dialect.Write(w, &Outcome{Kind: OutUnknownRoute, Route: route, Now: s.now()})
+		return
+	case r.Method != route.Method:
+		s.count(func(st *Stats) { st.Total++; st.BadRequests++ })
+		w.Header().Set("Allow", route.Method)
+		s.dialect.Write(w, &Outcome{Kind: OutMethod, Route: route, Now: s.now()})
+		return
 	}
+	if !s.delay(r) {
+		return
+	}
+	s.dialect.Write(w, s.decide(r, route))
 }
 
-type errorBody struct {
-	Status  int    `json:"status"`
-	Message string `json:"message"`
-}
-
-func (s *Server) count(f func(*Stats)) {
+func (s *API) count(f func(*Stats)) {
 	s.mu.Lock()
 	f(&s.stats)
 	s.mu.Unlock()
 }
 
+// delay applies Latency and Jitter; false when the client went away meanwhile.
+func (s *API) delay(r *http.Request) bool {
+	s.mu.Lock()
+	s.stats.Total++
+	d := s.opts.Latency
+	if s.opts.Jitter > 0 {
+		d += time.Duration(s.jitterRNG.Int64N(int64(s.opts.Jitter) + 1))
+	}
+	s.mu.Unlock()
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
 // rollDay starts a new quota day at UTC midnight. Caller holds mu.
-func (s *Server) rollDay() {
+func (s *API) rollDay() {
 	if day := s.now().UTC().Format(time.DateOnly); day != s.quotaDay {
 		s.quotaDay, s.stats.QuotaUsed = day, 0
 	}
@@ -366,7 +370,7 @@ func (s *Server) rollDay() {
 
 // takeToken is the rate limiter; it returns the wait before a token is free when none is.
 // Caller holds mu.
-func (s *Server) takeToken(now time.Time) (time.Duration, bool) {
+func (s *API) takeToken(now time.Time) (time.Duration, bool) {
 	rate := s.opts.RateLimit
 	if rate <= 0 {
 		return 0, true
@@ -380,163 +384,98 @@ func (s *Server) takeToken(now time.Time) (time.Duration, bool) {
 	return time.Duration((1 - s.tokens) / rate * float64(time.Second)), false
 }
 
-func retryAfterSeconds(d time.Duration) string {
+// RetryAfterSeconds is a Retry-After value in whole seconds, at least 1.
+func RetryAfterSeconds(d time.Duration) string {
 	return fmt.Sprint(max(1, int64(math.Ceil(d.Seconds()))))
 }
 
-type outcome int
-
-const (
-	outAnswer outcome = iota
-	outForced429
-	outRejected
-	outRateLimited
-	outError
-	outQuota
-	outBadIP
-	outNotFound
-)
-
-func (s *Server) api(w http.ResponseWriter, r *http.Request, method string, report bool) {
-	if r.Method != method {
-		s.count(func(st *Stats) { st.Total++; st.BadRequests++ })
-		w.Header().Set("Allow", method)
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{405, "method not allowed"})
-		return
+// decide runs the engine's checks in order (see the package comment) and counts the outcome.
+func (s *API) decide(r *http.Request, route Route) *Outcome {
+	var truth *Truth
+	lookup := route.Kind == RouteLookup
+	if lookup {
+		truth, _ = TruthOf(route.IP)
 	}
-	s.mu.Lock()
-	s.stats.Total++
-	delay := s.opts.Latency
-	if s.opts.Jitter > 0 {
-		delay += time.Duration(s.jitterRNG.Int64N(int64(s.opts.Jitter) + 1))
-	}
-	s.mu.Unlock()
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-
-	var (
-		p    Profile
-		ipOK bool
-	)
-	if report {
-		p, ipOK = CriminalIPProfile(r.URL.Query().Get("ip"))
-	}
-	ip := p.IP
-	key := r.Header.Get("x-api-key")
+	key, keyless := s.dialect.Key(r)
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.now()
 	s.rollDay()
-	var (
-		out      outcome
-		wait     time.Duration
-		searches int64
-		left     int64
-	)
-	switch {
-	case now.Before(s.force429Until):
-		out, wait = outForced429, s.force429Until.Sub(now)
+	o := &Outcome{Route: route, Truth: truth, Now: now}
+	defer func() { o.Quota = s.allowance(now) }()
+	if now.Before(s.force429Until) {
+		o.Kind, o.RetryAfter = OutRateLimited, s.force429Until.Sub(now)
 		s.stats.RateLimited++
-	case key == "" || s.opts.InvalidKeyMode || (len(s.keys) > 0 && !s.keys[key]):
-		out = outRejected
+		return o
+	}
+	if !keyless && (key == "" || s.opts.InvalidKeyMode || (len(s.keys) > 0 && !s.keys[key])) {
+		o.Kind = OutRejected
 		s.stats.Rejected++
+		return o
+	}
+	if lookup {
+		s.stats.Lookups++
+		o.Searches = s.countIP(truth)
+	}
+	if wait, ok := s.takeToken(now); !ok {
+		o.Kind, o.RetryAfter = OutRateLimited, wait
+		s.stats.RateLimited++
+		return o
+	}
+	if !lookup {
+		o.Kind = OutAccount
+		s.stats.AccountChecks++
+		return o
+	}
+	switch {
+	case s.opts.ErrorRate > 0 && s.errRNG.Float64() < s.opts.ErrorRate:
+		o.Kind = OutServerError
+		s.stats.Errors++
+	case s.opts.DailyQuota > 0 && s.stats.QuotaUsed >= s.opts.DailyQuota:
+		o.Kind = OutQuotaExceeded
+		s.stats.QuotaExceeded++
+	case truth == nil:
+		o.Kind = OutBadRequest
+		s.stats.BadRequests++
 	default:
-		if report {
-			s.stats.Lookups++
-			if ipOK {
-				if n, tracked := s.perIP[ip]; tracked || len(s.perIP) < s.opts.MaxTrackedIPs {
-					s.perIP[ip] = n + 1
-					s.stats.MaxCallsPerIP = max(s.stats.MaxCallsPerIP, n+1)
-					searches = n + 1
-				} else {
-					s.stats.UntrackedCalls++
-				}
-			}
-		}
-		var ok bool
-		if wait, ok = s.takeToken(now); !ok {
-			out = outRateLimited
-			s.stats.RateLimited++
-			break
-		}
-		if !report {
-			out = outAnswer
-			s.stats.AccountChecks++
-			if s.opts.DailyQuota > 0 {
-				left = max(s.opts.DailyQuota-s.stats.QuotaUsed, 0)
-			} else {
-				left = max(UnmeteredAllowance-s.stats.QuotaUsed, 0)
-			}
-			break
-		}
-		switch {
-		case s.opts.ErrorRate > 0 && s.errRNG.Float64() < s.opts.ErrorRate:
-			out = outError
-			s.stats.Errors++
-		case s.opts.DailyQuota > 0 && s.stats.QuotaUsed >= s.opts.DailyQuota:
-			out = outQuota
-			s.stats.QuotaExceeded++
-		case !ipOK:
-			out = outBadIP
-			s.stats.BadRequests++
-		default:
-			s.stats.QuotaUsed++
-			s.stats.Answered++
-			out = outAnswer
-			if p.NotFound {
-				s.stats.NotFound++
-				out = outNotFound
-			}
+		s.stats.QuotaUsed++
+		s.stats.Answered++
+		o.Kind = OutAnswer
+		if !s.dialect.Knows(truth) {
+			s.stats.NotFound++
+			o.Kind = OutNotFound
 		}
 	}
-	s.mu.Unlock()
-
-	switch out {
-	case outForced429, outRateLimited:
-		w.Header().Set("Retry-After", retryAfterSeconds(wait))
-		writeJSON(w, http.StatusTooManyRequests, errorBody{429, "too many requests: rate limit exceeded"})
-	case outRejected:
-		writeJSON(w, http.StatusUnauthorized, errorBody{401, "invalid api key"})
-	case outError:
-		writeJSON(w, http.StatusInternalServerError, errorBody{500, "internal server error (simulated)"})
-	case outQuota:
-		writeJSON(w, http.StatusOK, errorBody{402, "daily search credits exhausted: upgrade your plan or wait for the reset"})
-	case outBadIP:
-		writeJSON(w, http.StatusOK, errorBody{400, "invalid ip address"})
-	case outNotFound:
-		writeJSON(w, http.StatusOK, errorBody{404, "no data found for this ip"})
-	default:
-		if !report {
-			writeJSON(w, http.StatusOK, accountBody(left, now))
-			return
-		}
-		writeJSON(w, http.StatusOK, buildReport(&p, searches, now))
-	}
+	return o
 }
 
-func accountBody(left int64, now time.Time) any {
-	type data struct {
-		Name           string `json:"name"`
-		Email          string `json:"email"`
-		LastAccessDate string `json:"last_access_date"`
-		MaxSearch      int64  `json:"max_search"`
-		Plan           string `json:"plan"`
+// countIP counts a lookup of the address and returns its lookups so far. Caller holds mu.
+func (s *API) countIP(t *Truth) int64 {
+	if t == nil {
+		return 0
 	}
-	return struct {
-		Status  int    `json:"status"`
-		Message string `json:"message"`
-		Data    data   `json:"data"`
-	}{200, "api success", data{"threatpipe simulator", "sim@example.test", now.UTC().Format(time.DateTime), left, "Simulator"}}
+	n, tracked := s.perIP[t.IP]
+	if !tracked && len(s.perIP) >= s.opts.MaxTrackedIPs {
+		s.stats.UntrackedCalls++
+		return 0
+	}
+	s.perIP[t.IP] = n + 1
+	s.stats.MaxCallsPerIP = max(s.stats.MaxCallsPerIP, n+1)
+	return n + 1
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// allowance is the quota left today. Caller holds mu.
+func (s *API) allowance(now time.Time) Allowance {
+	reset := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	if s.opts.DailyQuota <= 0 {
+		return Allowance{Remaining: max(UnmeteredAllowance-s.stats.QuotaUsed, 0), Reset: reset}
+	}
+	return Allowance{Limit: s.opts.DailyQuota, Remaining: max(s.opts.DailyQuota-s.stats.QuotaUsed, 0), Reset: reset}
+}
+
+// WriteJSON writes v as a JSON body with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -561,7 +500,7 @@ type configView struct {
 	Seed           uint64   `json:"seed"`
 }
 
-func (s *Server) view() configView {
+func (s *API) view() configView {
 	o := s.Options()
 	keys := o.ValidKeys
 	if keys == nil {
@@ -570,33 +509,33 @@ func (s *Server) view() configView {
 	return configView{Duration(o.Latency), Duration(o.Jitter), o.ErrorRate, o.RateLimit, o.DailyQuota, keys, o.InvalidKeyMode, Duration(o.Force429For), o.Seed}
 }
 
-// admin serves /_sim/: GET stats, GET calls?ip=, POST reset, GET or POST config (a JSON Patch).
-func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
-	route := strings.TrimPrefix(r.URL.Path, AdminPrefix)
+// admin serves the admin API: GET stats, GET calls?ip=, POST reset, GET or POST config (a JSON
+// Patch); route is the path after the admin prefix.
+func (s *API) admin(w http.ResponseWriter, r *http.Request, route string) {
 	want := map[string]string{"stats": http.MethodGet, "calls": http.MethodGet, "reset": http.MethodPost, "config": ""}
 	m, known := want[route]
 	if !known {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown admin endpoint; try stats, calls?ip=, reset, config"})
+		WriteJSON(w, http.StatusNotFound, map[string]string{"error": "unknown admin endpoint; try stats, calls?ip=, reset, config"})
 		return
 	}
 	if m != "" && r.Method != m {
 		w.Header().Set("Allow", m)
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use " + m})
+		WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use " + m})
 		return
 	}
 	switch route {
 	case "stats":
-		writeJSON(w, http.StatusOK, s.Stats())
+		WriteJSON(w, http.StatusOK, s.Stats())
 	case "calls":
 		ip, ok := Canonical(r.URL.Query().Get("ip"))
 		if !ok {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ip must be an IP address"})
+			WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "ip must be an IP address"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"ip": ip, "calls": s.Calls(ip)})
+		WriteJSON(w, http.StatusOK, map[string]any{"ip": ip, "calls": s.Calls(ip)})
 	case "reset":
 		s.Reset()
-		writeJSON(w, http.StatusOK, s.Stats())
+		WriteJSON(w, http.StatusOK, s.Stats())
 	case "config":
 		switch r.Method {
 		case http.MethodGet:
@@ -605,18 +544,18 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&p); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad patch: " + err.Error()})
+				WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "bad patch: " + err.Error()})
 				return
 			}
 			if err := s.Configure(p); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 				return
 			}
 		default:
 			w.Header().Set("Allow", "GET, POST")
-			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use GET or POST"})
+			WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use GET or POST"})
 			return
 		}
-		writeJSON(w, http.StatusOK, s.view())
+		WriteJSON(w, http.StatusOK, s.view())
 	}
 }
