@@ -6,6 +6,7 @@ package act
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +39,20 @@ type Env struct {
 	Providers map[string]string `expr:"providers"`
 	// Verdicts maps each provider that answered to its verdict (malicious, suspicious...).
 	Verdicts map[string]string `expr:"verdicts"`
+	// Scores maps each provider that answered to its own score (0-100).
+	Scores map[string]int `expr:"scores"`
+	// Confidence (0-100) is how far the sources agree and how many answered.
+	Confidence int `expr:"confidence"`
+	// ValidatedBy are the sources that independently rate the address malicious.
+	ValidatedBy []string `expr:"validated_by"`
+	// BlockListed: an IP list of kind block matched; ListHits names every list that matched.
+	BlockListed bool     `expr:"block_listed"`
+	ListHits    []string `expr:"list_hits"`
+	// BenignService: a source knows the address as a known-benign service (GreyNoise RIOT, a
+	// benign list).
+	BenignService bool `expr:"benign_service"`
+	// Fields are the enrichment rules' mapped fields (threat_type, malware_families, ...).
+	Fields map[string]any `expr:"fields"`
 	// Lists are the playbook file's named lists.
 	Lists map[string][]string `expr:"lists"`
 }
@@ -48,7 +63,14 @@ func NewEnv(ev *event.Scored, lists map[string][]string) *Env {
 		Score: ev.Score, Severity: string(ev.Severity), Tags: ev.Tags, IP: ev.Indicator.Value,
 		Type: string(ev.Indicator.Type), ISP: ev.ISP, Source: ev.Source, Gated: ev.Gate != nil,
 		Providers: make(map[string]string, len(ev.Providers)), Verdicts: make(map[string]string, len(ev.Providers)),
-		Lists: lists,
+		Scores: make(map[string]int, len(ev.Providers)), Confidence: ev.Confidence, ValidatedBy: ev.ValidatedBy,
+		Fields: make(map[string]any, len(ev.Fields)), Lists: lists,
+	}
+	for name, raw := range ev.Fields {
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			env.Fields[name] = v
+		}
 	}
 	if ev.Geo != nil {
 		env.Country = ev.Geo.CountryISOCode
@@ -64,8 +86,19 @@ func NewEnv(ev *event.Scored, lists map[string][]string) *Env {
 			continue
 		}
 		env.Providers[name] = string(out.Status)
-		if out.Result != nil {
-			env.Verdicts[name] = string(out.Result.Verdict)
+		r := out.Result
+		if r == nil {
+			continue
+		}
+		env.Verdicts[name] = string(r.Verdict)
+		if out.Status != event.StatusOK {
+			continue
+		}
+		env.Scores[name] = r.Score
+		env.BenignService = env.BenignService || r.Service != ""
+		for _, h := range r.Lists {
+			env.ListHits = append(env.ListHits, h.Name)
+			env.BlockListed = env.BlockListed || h.Kind == event.ListBlock
 		}
 	}
 	return env

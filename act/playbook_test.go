@@ -2,6 +2,7 @@ package act
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -298,6 +299,42 @@ func TestNewEnv(t *testing.T) {
 	}
 	if env.Lists["x"][0] != "y" {
 		t.Errorf("lists = %v", env.Lists)
+	}
+}
+
+func TestEnvMultiSource(t *testing.T) {
+	ev := scored("e", "198.51.100.7", 88, func(ev *event.Scored) {
+		ev.Confidence, ev.ValidatedBy = 74, []string{"abuseipdb", "list:drop"}
+		ev.Fields = map[string]json.RawMessage{"malware_families": json.RawMessage(`["Mirai"]`), "abuse_reports": json.RawMessage(`37`)}
+		ev.Providers = map[string]*event.ProviderOutcome{
+			"lists":     {Status: event.StatusOK, Result: &event.Intel{Verdict: event.VerdictMalicious, Score: 90, Lists: []event.ListHit{{Name: "drop", Kind: event.ListBlock}}}},
+			"greynoise": {Status: event.StatusOK, Result: &event.Intel{Verdict: event.VerdictBenign, Service: "Simulated CDN"}},
+			"abuseipdb": {Status: event.StatusOK, Result: &event.Intel{Verdict: event.VerdictMalicious, Score: 96}},
+		}
+	})
+	env := NewEnv(ev, nil)
+	if env.Confidence != 74 || !slices.Equal(env.ValidatedBy, ev.ValidatedBy) || !env.BlockListed || !env.BenignService ||
+		!slices.Equal(env.ListHits, []string{"drop"}) || env.Scores["abuseipdb"] != 96 || env.Fields["abuse_reports"] != 37.0 {
+		t.Fatalf("env = %+v", env)
+	}
+	set := mustParse(t, `
+playbooks:
+  - name: agreed
+    when: (len(validated_by) >= 2 && score >= 70) || block_listed
+    steps: [{name: block, action: block, sink: edl}]
+  - name: family
+    when: '"Mirai" in fields.malware_families && confidence > 50 && scores.abuseipdb > 90'
+    steps: [{name: tell, action: alert, sink: slack}]
+`, newFakes())
+	if ds, err := set.Decide(ev, sinks.KindBlock); err != nil || len(ds) != 1 {
+		t.Errorf("block on agreement: %v %v", names(ds), err)
+	}
+	if ds, err := set.Decide(ev, sinks.KindAlert); err != nil || len(ds) != 1 {
+		t.Errorf("alert on a mapped field: %v %v", names(ds), err)
+	}
+	lone := scored("e", "198.51.100.8", 95, func(ev *event.Scored) { ev.ValidatedBy = []string{"criminalip"} })
+	if ds, _ := set.Decide(lone, sinks.KindBlock); len(ds) != 0 {
+		t.Errorf("one source alone must not block: %v", names(ds))
 	}
 }
 

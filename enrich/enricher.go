@@ -2,118 +2,143 @@ package enrich
 
 import (
 	"context"
-	"slices"
-	"strconv"
 	"sync"
 
+	"github.com/threatpipe/threatpipe/enrich/score"
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
 )
 
-// Enricher is the pipeline.Processor that asks every configured provider about an indicator
-// (concurrently) and fuses the answers into the scored event.
+// Enricher is the pipeline.Processor that consults the sources of its Plan, stage by stage,
+// and fuses their answers into the scored event with its Scorer.
 type Enricher struct {
-	lookupers []*Lookuper
-	names     []string
-	metrics   *Metrics
+	plan    Plan
+	scorer  Scorer
+	order   []string // every source, in cascade order: context precedence and reason order
+	ownAny  bool     // some source is asked about own-range addresses
+	needMid bool     // conditions read the verdict between stages
+	metrics *Metrics
 }
 
 var (
-	_ pipeline.Processor    = (*Enricher)(nil)
-	_ pipeline.GateObserver = (*Enricher)(nil)
+	_ pipeline.Processor         = (*Enricher)(nil)
+	_ pipeline.GateObserver      = (*Enricher)(nil)
+	_ pipeline.OwnRangeProcessor = (*Enricher)(nil)
 )
 
-// NewEnricher returns a processor over lookupers, in the order their answers take precedence
-// for context fields (AS, geo, ISP).
-func NewEnricher(lookupers []*Lookuper, m *Metrics) *Enricher {
-	names := make([]string, len(lookupers))
-	for i, l := range lookupers {
-		names[i] = l.Name()
+// NewEnricher returns a processor running plan, scoring with scorer (score.Default() when nil).
+func NewEnricher(plan Plan, scorer Scorer, m *Metrics) *Enricher {
+	if scorer == nil {
+		scorer = score.Default()
 	}
-	return &Enricher{lookupers: lookupers, names: names, metrics: m}
+	e := &Enricher{plan: plan, scorer: scorer, metrics: m, needMid: len(plan.StopWhen) > 0}
+	for i, st := range plan.Stages {
+		for _, s := range st.Sources {
+			e.order = append(e.order, s.Lookuper.Name())
+			e.ownAny = e.ownAny || s.OwnRanges
+			e.needMid = e.needMid || (s.When != nil && i > 0)
+		}
+	}
+	return e
 }
 
-// Process implements pipeline.Processor. Provider problems become statuses in the event; only
-// the end of ctx (a hard shutdown) is returned as an error.
+// Sources lists the plan's sources in cascade order.
+func (e *Enricher) Sources() []string { return append([]string(nil), e.order...) }
+
+// Process implements pipeline.Processor. Source problems become statuses in the event; only the
+// end of ctx (a hard shutdown) is returned as an error.
 func (e *Enricher) Process(ctx context.Context, ev *event.Scored) error {
-	outcomes := make([]*event.ProviderOutcome, len(e.lookupers))
-	if len(e.lookupers) == 1 {
-		outcomes[0] = e.lookupers[0].Lookup(ctx, ev.Indicator)
-	} else {
-		var wg sync.WaitGroup
-		for i, l := range e.lookupers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				outcomes[i] = l.Lookup(ctx, ev.Indicator)
-			}()
+	own := ev.Gate != nil && ev.Gate.Reason == gate.ReasonOwnRange
+	outcomes := make(map[string]*event.ProviderOutcome, len(e.order))
+	var fused score.Fused
+	var facts *Facts
+	stopped := ""
+	for i, st := range e.plan.Stages {
+		if i > 0 && e.needMid {
+			fused = e.scorer.Fuse(outcomes, e.order)
+			facts = factsOf(&fused, ev, outcomes, own)
+			for _, c := range e.plan.StopWhen {
+				if stopped == "" && c.Holds(facts) {
+					stopped = c.String()
+				}
+			}
 		}
-		wg.Wait()
+		if stopped != "" {
+			for _, s := range st.Sources {
+				if !own || s.OwnRanges {
+					outcomes[s.Lookuper.Name()] = s.Lookuper.skip("early stop: " + stopped)
+				}
+			}
+			continue
+		}
+		e.runStage(ctx, st, ev, facts, own, outcomes)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	fused = e.scorer.Fuse(outcomes, e.order)
+	ev.Providers = outcomes
+	fused.Apply(ev)
+	if e.plan.Fields != nil {
+		ev.Fields = e.plan.Fields.Merge(outcomes)
 	}
-	ev.Providers = make(map[string]*event.ProviderOutcome, len(outcomes))
-	for i, l := range e.lookupers {
-		ev.Providers[l.Name()] = outcomes[i]
-	}
-	Fuse(ev, e.names)
 	return nil
 }
 
-// Gated implements pipeline.GateObserver: a gated indicator is a lookup saved per provider.
-func (e *Enricher) Gated() {
-	for _, l := range e.lookupers {
-		l.savedGated.Inc()
-	}
-}
-
-// Fuse computes the event's score, tags, reasons and context from its provider outcomes
-// (docs/scoring.md): the score is the highest provider score among answers; tags are the union;
-// every provider contributes one reason saying what it said (or why it said nothing) and the
-// points it brought; AS, geo and ISP come from the first provider, in order, that has them.
-func Fuse(ev *event.Scored, order []string) {
-	score := 0
-	var tags []string
-	for _, name := range order {
-		out, ok := ev.Providers[name]
-		if !ok {
-			continue
-		}
-		r := out.Result
+// runStage asks the stage's sources at once (those whose condition holds and whose scope
+// covers the address) and records every outcome.
+func (e *Enricher) runStage(ctx context.Context, st Stage, ev *event.Scored, facts *Facts, own bool, outcomes map[string]*event.ProviderOutcome) {
+	var asked []Source
+	for _, s := range st.Sources {
 		switch {
-		case out.Status == event.StatusOK && r != nil:
-			score = max(score, r.Score)
-			tags = append(tags, r.Tags...)
-			detail := r.Detail
-			if out.Cache != nil && out.Cache.Hit {
-				detail += " (cached " + strconv.FormatInt(out.Cache.AgeSeconds, 10) + "s ago)"
-			}
-			ev.Reasons = append(ev.Reasons, event.Reason{Source: name, Detail: detail, Points: r.Score})
-			fuseContext(ev, r)
-		case out.Status == event.StatusNotFound:
-			ev.Reasons = append(ev.Reasons, event.Reason{Source: name, Detail: "no record of this address", Points: 0})
+		case own && !s.OwnRanges:
+		case s.When != nil && facts != nil && !s.When.Holds(facts):
+			outcomes[s.Lookuper.Name()] = s.Lookuper.skip("rule: " + s.When.String() + " is false")
 		default:
-			ev.Reasons = append(ev.Reasons, event.Reason{Source: name, Detail: "not consulted: " + string(out.Status), Points: 0})
+			asked = append(asked, s)
 		}
 	}
-	slices.Sort(tags)
-	ev.Tags = slices.Compact(append(ev.Tags, tags...))
-	ev.Score = min(max(score, 0), 100)
-	ev.Severity = event.SeverityOf(ev.Score)
+	if len(asked) == 1 {
+		outcomes[asked[0].Lookuper.Name()] = asked[0].Lookuper.Lookup(ctx, ev.Indicator)
+		return
+	}
+	results := make([]*event.ProviderOutcome, len(asked))
+	var wg sync.WaitGroup
+	for i, s := range asked {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.Lookuper.Lookup(ctx, ev.Indicator)
+		}()
+	}
+	wg.Wait()
+	for i, s := range asked {
+		outcomes[s.Lookuper.Name()] = results[i]
+	}
 }
 
-func fuseContext(ev *event.Scored, r *event.Intel) {
-	if ev.AS == nil && (r.ASNumber != 0 || r.ASOrganization != "") {
-		ev.AS = &event.AS{Number: r.ASNumber}
-		if r.ASOrganization != "" {
-			ev.AS.Organization = &event.ASOrgRef{Name: r.ASOrganization}
+func factsOf(f *score.Fused, ev *event.Scored, outcomes map[string]*event.ProviderOutcome, own bool) *Facts {
+	verdicts := make(map[string]string, len(outcomes))
+	for name, o := range outcomes {
+		if o != nil && o.Result != nil {
+			verdicts[name] = string(o.Result.Verdict)
 		}
 	}
-	if ev.Geo == nil && (r.CountryISO != "" || r.City != "" || r.Location != nil) {
-		ev.Geo = &event.GeoInfo{CountryISOCode: r.CountryISO, CityName: r.City, Location: r.Location}
-	}
-	if ev.ISP == "" {
-		ev.ISP = r.ISP
+	return &Facts{Score: f.Score, Confidence: f.Confidence, ValidatedBy: f.ValidatedBy, Tags: f.Tags, Lists: f.Lists,
+		BlockListed: f.BlockListed, BenignService: f.BenignService != "", Voters: f.Voters, Verdicts: verdicts,
+		IP: ev.Indicator.Value, Type: string(ev.Indicator.Type), OwnRange: own}
+}
+
+// EnrichesOwnRanges implements pipeline.OwnRangeProcessor: some source is asked about the
+// operator's own addresses.
+func (e *Enricher) EnrichesOwnRanges() bool { return e.ownAny }
+
+// Gated implements pipeline.GateObserver: a gated indicator is a lookup saved per source.
+func (e *Enricher) Gated() {
+	for _, st := range e.plan.Stages {
+		for _, s := range st.Sources {
+			s.Lookuper.savedGated.Inc()
+		}
 	}
 }

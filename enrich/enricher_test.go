@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,54 +18,20 @@ func scoredFor(t *testing.T, value string) *event.Scored {
 	return event.NewScored(&event.Input{EventID: "e"}, event.Sighting{Indicator: ip(value)}, event.Origin{}, time.Now())
 }
 
-func TestFuse(t *testing.T) {
-	ev := scoredFor(t, "8.8.8.8")
-	ev.Providers = map[string]*event.ProviderOutcome{
-		"a": {Status: event.StatusOK, Cache: &event.CacheInfo{Hit: true, AgeSeconds: 30}, Result: &event.Intel{
-			Verdict: event.VerdictMalicious, Score: 85, Detail: "a says bad", Tags: []string{"tor", "scanner"},
-			ASNumber: 64500, ASOrganization: "EXAMPLE-AS", CountryISO: "DE", City: "Frankfurt", ISP: "Example GmbH",
-			Location: &event.Geo{Lat: 50.1, Lon: 8.6}}},
-		"b": {Status: event.StatusOK, Result: &event.Intel{Verdict: event.VerdictSuspicious, Score: 40, Detail: "b says meh",
-			Tags: []string{"scanner", "vpn"}, ASNumber: 1, CountryISO: "US"}},
-		"c": {Status: event.StatusNotFound, Result: &event.Intel{Verdict: event.VerdictNotFound}},
-		"d": {Status: event.StatusQuotaExhausted, Error: "spent"},
-	}
-	Fuse(ev, []string{"a", "b", "c", "d"})
-	if ev.Score != 85 || ev.Severity != event.SeverityCritical {
-		t.Errorf("score %d severity %s, want the highest provider score 85 (critical)", ev.Score, ev.Severity)
-	}
-	if got := strings.Join(ev.Tags, ","); got != "scanner,tor,vpn" {
-		t.Errorf("tags %q", got)
-	}
-	if len(ev.Reasons) != 4 || ev.Reasons[0] != (event.Reason{Source: "a", Detail: "a says bad (cached 30s ago)", Points: 85}) ||
-		ev.Reasons[2].Detail != "no record of this address" || ev.Reasons[3].Detail != "not consulted: quota_exhausted" {
-		t.Errorf("reasons %+v", ev.Reasons)
-	}
-	if ev.AS == nil || ev.AS.Number != 64500 || ev.AS.Organization.Name != "EXAMPLE-AS" || ev.Geo.CountryISOCode != "DE" ||
-		ev.Geo.Location.Lat != 50.1 || ev.ISP != "Example GmbH" {
-		t.Errorf("context from the first provider: as %+v geo %+v isp %q", ev.AS, ev.Geo, ev.ISP)
-	}
-
-	quiet := scoredFor(t, "9.9.9.9")
-	quiet.Providers = map[string]*event.ProviderOutcome{"a": {Status: event.StatusFailed, Error: "503"}}
-	Fuse(quiet, []string{"a"})
-	if quiet.Score != 0 || quiet.Severity != event.SeverityInfo || quiet.AS != nil || len(quiet.Tags) != 0 {
-		t.Errorf("a failed provider must add nothing: %+v", quiet)
-	}
-}
-
 func TestEnricherProcessesAndCountsGated(t *testing.T) {
 	r := newRig(t)
 	a := &fakeProvider{name: providerName(t) + "a"}
 	b := &fakeProvider{name: providerName(t) + "b", answer: func(int64, event.Indicator) (*event.Intel, error) {
 		return &event.Intel{Verdict: event.VerdictBenign, Score: 10, Detail: "fine", CountryISO: "NL"}, nil
 	}}
-	e := NewEnricher([]*Lookuper{r.lookuper(t, a, testPolicy(), "x"), r.lookuper(t, b, testPolicy(), "x")}, r.metrics)
+	e := NewEnricher(OneStage(r.lookuper(t, a, testPolicy(), "x"), r.lookuper(t, b, testPolicy(), "x")), nil, r.metrics)
 	ev := scoredFor(t, "185.220.101.4")
 	if err := e.Process(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Score != 85 || len(ev.Providers) != 2 || ev.Providers[b.name].Result.CountryISO != "NL" || ev.Geo.CountryISOCode != "NL" {
+	// 85 (weight 0.7) against a benign 10 (0.7 x 0.5): (59.5 + 3.5) / 1.05 = 60, plus tor's 10.
+	if ev.Score != 70 || len(ev.Providers) != 2 || ev.Providers[b.name].Result.CountryISO != "NL" || ev.Geo.CountryISOCode != "NL" ||
+		!slices.Equal(ev.ValidatedBy, []string{a.name}) || ev.Confidence == 0 {
 		t.Fatalf("scored %+v", ev)
 	}
 	e.Gated()

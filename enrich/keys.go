@@ -40,3 +40,8 @@ func (k Keys) QuotaWarned(provider, period string) string {
 
 // Rate is one provider's shared rate-limiter state (redis_rate adds its own prefix).
 func (k Keys) Rate(provider string) string { return k.key("rate", provider) }
+
+// Seen marks that a first-sight source has seen an address.
+func (k Keys) Seen(provider, indicator string) string {
+	return k.key("seen", provider+":"+indicator)
+}

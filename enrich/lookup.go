@@ -49,6 +49,9 @@ type LookuperOptions struct {
 	// MaxAge, when set, makes a cached answer older than this be looked up again (the old answer
 	// is served if that lookup fails); otherwise an answer is used until its TTL ends.
 	MaxAge time.Duration
+	// FirstSight, when set, makes the source look an address up only the first time it is seen
+	// within this long: a later cache miss is skipped rather than paid for.
+	FirstSight time.Duration
 	// Owner identifies this replica in leases (host name and process id, say).
 	Owner string
 	// LeaseTTL bounds how long a crashed replica's lookup blocks the others (renewed while the
@@ -166,6 +169,9 @@ func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.Provi
 	if out := l.unavailable(); out != nil {
 		return l.outcome(l.orStale(out, stale))
 	}
+	if stale == nil && l.seenBefore(ctx, ind) {
+		return l.skip("seen before: this source looks addresses up at first sight only")
+	}
 
 	// The flight outlives the caller that started it: callers that join it must not see it
 	// cancelled because the first one gave up. It is bounded by the retry budget and by Close.
@@ -191,6 +197,21 @@ func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.Provi
 	case <-ctx.Done():
 		return l.outcome(l.orStale(&event.ProviderOutcome{Status: event.StatusFailed, Error: "gave up waiting: " + ctx.Err().Error()}, stale))
 	}
+}
+
+// skip is the outcome of a source a rule did not ask.
+func (l *Lookuper) skip(why string) *event.ProviderOutcome {
+	return l.outcome(&event.ProviderOutcome{Status: event.StatusSkipped, Error: why})
+}
+
+// seenBefore records a sighting for a first-sight source and reports whether the address was
+// seen before. Without Redis it counts as unseen: a lookup too many beats a verdict missed.
+func (l *Lookuper) seenBefore(ctx context.Context, ind event.Indicator) bool {
+	if l.o.FirstSight <= 0 {
+		return false
+	}
+	first, err := l.o.Redis.SetNX(ctx, l.o.Keys.Seen(l.name, ind.Value), 1, l.o.FirstSight).Result()
+	return err == nil && !first
 }
 
 // tooOld reports whether a cached answer is past the rules' refresh age.
@@ -234,8 +255,11 @@ func (l *Lookuper) offline(ctx context.Context, ind event.Indicator) *event.Prov
 func (l *Lookuper) extract(res *event.Intel) map[string]json.RawMessage {
 	raw := res.Raw
 	res.Raw = nil
-	if l.o.Fields == nil || len(raw) == 0 {
+	if l.o.Fields == nil {
 		return nil
+	}
+	if len(raw) == 0 { // sources without a response body (offline ones) map their normalised result
+		raw, _ = json.Marshal(res)
 	}
 	return l.o.Fields.Extract(raw)
 }

@@ -23,3 +23,10 @@ type Policy struct {
 
 // ProviderPolicy lets the registry find the embedded Policy in any provider config.
 func (p *Policy) ProviderPolicy() *Policy { return p }
+
+// OfflinePolicy is the fixed policy of a local source (a database file, IP lists): nothing to
+// rate-limit, meter or retry; one attempt, bounded.
+func OfflinePolicy() *Policy {
+	return &Policy{Enabled: true, RateLimit: 1e6, RateBurst: 1 << 20, MaxConcurrent: 1 << 20, QuotaPeriod: PeriodDay,
+		QuotaWarnRatio: 1, TTLMalicious: time.Hour, TTLBenign: time.Hour, TTLNotFound: time.Hour, AttemptTimeout: time.Second}
+}

@@ -82,6 +82,13 @@ type GateObserver interface {
 	Gated()
 }
 
+// OwnRangeProcessor is optionally implemented by a Processor that asks some of its sources about
+// the operator's own addresses too (offline lists, say: to learn that one of them is on a block
+// list). Such an indicator keeps its gate (it is never blocked) and is processed as well.
+type OwnRangeProcessor interface {
+	EnrichesOwnRanges() bool
+}
+
 // Options are the engine's settings.
 type Options struct {
 	InputTopic, OutputTopic, DLQTopic string

@@ -27,6 +27,7 @@ type EnrichHandler struct {
 	indicators                    map[event.Format]interface{ Add(float64) }
 	gated                         map[string]interface{ Inc() } // by gate reason
 	observer                      GateObserver                  // nil when proc is not one
+	enrichOwn                     bool                          // own-range indicators are processed too
 }
 
 var _ Handler = (*EnrichHandler)(nil)
@@ -49,6 +50,9 @@ func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.P
 		h.gated[reason] = m.Gated.WithLabelValues(reason)
 	}
 	h.observer, _ = proc.(GateObserver)
+	if o, ok := proc.(OwnRangeProcessor); ok {
+		h.enrichOwn = o.EnrichesOwnRanges()
+	}
 	return h
 }
 
@@ -67,15 +71,22 @@ func (h *EnrichHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 	outs := make([]kafka.Message, 0, len(in.Sightings))
 	for _, s := range in.Sightings {
 		ev := event.NewScored(in, s, origin, start)
+		process := true
 		if v, gated := h.gate.Check(s.Indicator.Addr); gated {
 			prefix := v.Prefix.String()
 			ev.Gate = &event.Gate{Reason: v.Reason, Prefix: prefix}
-			ev.Reasons = append(ev.Reasons, event.Reason{Source: "gate", Detail: v.Reason + " range " + prefix + ": no lookup", Points: 0})
+			process = h.enrichOwn && v.Reason == gate.ReasonOwnRange
+			detail := v.Reason + " range " + prefix + ": no lookup"
+			if process {
+				detail = v.Reason + " range " + prefix + ": only the sources the rules ask about own ranges"
+			}
+			ev.Reasons = append(ev.Reasons, event.Reason{Source: "gate", Detail: detail, Points: 0})
 			h.gated[v.Reason].Inc()
 			if h.observer != nil {
 				h.observer.Gated()
 			}
-		} else {
+		}
+		if process {
 			t := h.now()
 			err := h.proc.Process(ctx, ev)
 			h.processSeconds.Observe(h.now().Sub(t).Seconds())

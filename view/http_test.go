@@ -391,7 +391,8 @@ func TestAppJSRendersRowsAsText(t *testing.T) {
 		}
 		t.Skip("node is not installed")
 	}
-	page := Page{Total: 1, Limit: 50, Rows: []Row{{IP: "2001:db8::1", Score: 92, Severity: "critical", Tags: []string{"tor", "<b>x</b>"},
+	page := Page{Total: 1, Limit: 50, Rows: []Row{{IP: "2001:db8::1", Score: 92, Severity: "critical", Confidence: 74,
+		ValidatedBy: []string{"abuseipdb", "<i>list</i>"}, Tags: []string{"tor", "<b>x</b>"},
 		Country: "DE", ISP: xssISP, ASN: 64500, ASOrg: "EX-AS", FirstSeen: time.Now().Add(-3 * time.Hour), LastSeen: time.Now().Add(-90 * time.Second), Sightings: 7}}}
 	raw, _ := json.Marshal(page)
 	dir := t.TempDir()
@@ -418,18 +419,18 @@ func TestAppJSRendersRowsAsText(t *testing.T) {
 	if res.FirstDelay != 1500 || len(res.Fetched) != 1 || res.Fetched[0] != "/api/v1/indicators?tag=tor" || len(res.Rescheduled) != 1 || res.Rescheduled[0] != 1500 {
 		t.Errorf("refresh: %+v", res)
 	}
-	if len(res.Rows) != 1 || len(res.Rows[0]) != 11 {
-		t.Fatalf("rows %+v, want one row of 11 columns", res.Rows)
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 13 {
+		t.Fatalf("rows %+v, want one row of 13 columns", res.Rows)
 	}
 	r := res.Rows[0]
-	want := []string{"51", "2001:db8::1", "92", "critical", "tor <b>x</b> ", "DE", xssISP, "AS64500 EX-AS", "3h ago", "1m ago", "7"}
+	want := []string{"51", "2001:db8::1", "92", "critical", "74", "abuseipdb <i>list</i> ", "tor <b>x</b> ", "DE", xssISP, "AS64500 EX-AS", "3h ago", "1m ago", "7"}
 	for i, w := range want {
 		if r[i].Text != w {
 			t.Errorf("column %d: %q, want %q", i, r[i].Text, w)
 		}
 	}
-	if r[1].Href != "/indicators/2001%3Adb8%3A%3A1" || r[2].Cls != "num score sev-critical" || r[6].HTML != "" {
-		t.Errorf("link %q, score class %q, ISP children %q (text only)", r[1].Href, r[2].Cls, r[6].HTML)
+	if r[1].Href != "/indicators/2001%3Adb8%3A%3A1" || r[2].Cls != "num score sev-critical" || r[8].HTML != "" || r[5].HTML != "SPAN,#text,SPAN,#text" {
+		t.Errorf("link %q, score class %q, ISP children %q (text only), validators %q", r[1].Href, r[2].Cls, r[8].HTML, r[5].HTML)
 	}
 	if !strings.Contains(res.Status, "1 matching") {
 		t.Errorf("status %q", res.Status)

@@ -143,26 +143,32 @@ const (
 	fGate      = "gate"
 	fEvent     = "event"
 	fEventID   = "event_id"
+	fConf      = "confidence"
+	fAgree     = "validated_by"
 )
 
 // rowFields are the fields a Row is made of, in the order rowFromValues reads them.
-var rowFields = []string{fScore, fSeverity, fTags, fISP, fCountry, fCity, fASN, fASOrg, fFirstSeen, fLastSeen, fSightings, fType, fSource, fGate}
+var rowFields = []string{fScore, fSeverity, fTags, fISP, fCountry, fCity, fASN, fASOrg, fFirstSeen, fLastSeen, fSightings, fType, fSource, fGate, fConf, fAgree}
 
 // Row is one indicator in the ranking.
 type Row struct {
-	IP        string         `json:"ip"`
-	Type      string         `json:"type"`
-	Score     int            `json:"score"`
-	Severity  event.Severity `json:"severity"`
-	Tags      []string       `json:"tags"`
-	Country   string         `json:"country,omitempty"`
-	City      string         `json:"city,omitempty"`
-	ISP       string         `json:"isp,omitempty"`
-	ASN       int64          `json:"asn,omitempty"`
-	ASOrg     string         `json:"as_org,omitempty"`
-	FirstSeen time.Time      `json:"first_seen"`
-	LastSeen  time.Time      `json:"last_seen"`
-	Sightings int64          `json:"sightings"`
+	IP       string         `json:"ip"`
+	Type     string         `json:"type"`
+	Score    int            `json:"score"`
+	Severity event.Severity `json:"severity"`
+	// Confidence and ValidatedBy are the latest sighting's: how far its sources agree, and
+	// which of them rate it malicious.
+	Confidence  int       `json:"confidence"`
+	ValidatedBy []string  `json:"validated_by"`
+	Tags        []string  `json:"tags"`
+	Country     string    `json:"country,omitempty"`
+	City        string    `json:"city,omitempty"`
+	ISP         string    `json:"isp,omitempty"`
+	ASN         int64     `json:"asn,omitempty"`
+	ASOrg       string    `json:"as_org,omitempty"`
+	FirstSeen   time.Time `json:"first_seen"`
+	LastSeen    time.Time `json:"last_seen"`
+	Sightings   int64     `json:"sightings"`
 	// Source is the producer of the latest sighting; Gate the gate's reason when it was gated.
 	Source string `json:"source,omitempty"`
 	Gate   string `json:"gate,omitempty"`
@@ -237,7 +243,8 @@ redis.call('HINCRBY', h, 'sightings', 1)
 if first < 0 or obs < first then redis.call('HSET', h, 'first_seen', ARGV[2]) end
 if obs >= last then
   redis.call('HSET', h, 'last_seen', ARGV[2], 'score', ARGV[8], 'severity', ARGV[9], 'tags', ARGV[10],
-    'event', ARGV[11], 'type', ARGV[12], 'source', ARGV[13], 'gate', ARGV[14], 'event_id', id)
+    'event', ARGV[11], 'type', ARGV[12], 'source', ARGV[13], 'gate', ARGV[14], 'event_id', id,
+    'confidence', ARGV[20], 'validated_by', ARGV[21])
   local sticky = {'isp', 'country', 'city', 'asn', 'as_org'}
   for i = 1, #sticky do
     if ARGV[14 + i] ~= '' then redis.call('HSET', h, sticky[i], ARGV[14 + i]) end
@@ -326,7 +333,7 @@ func (s *Store) ApplyScored(ctx context.Context, ev *event.Scored) (Applied, err
 		"e:"+ev.EventID, at.UnixMilli(), now.UnixMilli(), s.opts.Retention.Milliseconds(),
 		s.opts.History, s.opts.DedupEvents, histJSON,
 		score, string(sev), tagsJSON, evJSON, string(ev.Indicator.Type), ev.Source, gate,
-		d.isp, d.country, d.city, asn, d.asOrg,
+		d.isp, d.country, d.city, asn, d.asOrg, min(max(ev.Confidence, 0), 100), agreeJSON(ev.ValidatedBy),
 	).Slice()
 	if err != nil {
 		return "", fmt.Errorf("view: apply %s: %w", ip, err)
@@ -577,6 +584,12 @@ func str(v any) string {
 	return s
 }
 
+// agreeJSON is the validators as stored: clipped like tags, since producers are outside input.
+func agreeJSON(v []string) string {
+	b, _ := json.Marshal(normTags(v))
+	return string(b)
+}
+
 // rowFromValues builds a Row from the values of rowFields; ok is false when the indicator is
 // gone (expired between the index read and this one).
 func rowFromValues(ip string, vals []any) (Row, bool) {
@@ -596,6 +609,10 @@ func rowFromValues(ip string, vals []any) (Row, bool) {
 	r.LastSeen = msTime(str(vals[9]))
 	r.Sightings, _ = strconv.ParseInt(str(vals[10]), 10, 64)
 	r.Type, r.Source, r.Gate = str(vals[11]), str(vals[12]), str(vals[13])
+	r.Confidence, _ = strconv.Atoi(str(vals[14]))
+	if err := json.Unmarshal([]byte(str(vals[15])), &r.ValidatedBy); err != nil || r.ValidatedBy == nil {
+		r.ValidatedBy = []string{}
+	}
 	return r, true
 }
 

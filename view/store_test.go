@@ -63,13 +63,18 @@ func TestStoreLatestSightingWinsByObservedTime(t *testing.T) {
 	// does not replace the current score.
 	mustApply(t, s, scored(ip, 10, now.Add(-time.Hour)))
 	// A newer sighting without ISP, geo or AS (its provider failed) keeps what was known.
-	mustApply(t, s, scored(ip, 30, now, withTags("vpn")))
+	mustApply(t, s, scored(ip, 30, now, withTags("vpn"), func(ev *event.Scored) {
+		ev.Confidence, ev.ValidatedBy = 64, []string{"otx", "abuseipdb"}
+	}))
 	ind, err := s.Get(context.Background(), ip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ind.Score != 30 || ind.Severity != event.SeverityLow || !slices.Equal(ind.Tags, []string{"vpn"}) {
 		t.Errorf("current: score %d %s tags %v, want the newest sighting's 30 low [vpn]", ind.Score, ind.Severity, ind.Tags)
+	}
+	if ind.Confidence != 64 || !slices.Equal(ind.ValidatedBy, []string{"abuseipdb", "otx"}) {
+		t.Errorf("agreement: confidence %d validated by %v, want the newest sighting's", ind.Confidence, ind.ValidatedBy)
 	}
 	if ind.Sightings != 3 || !ind.FirstSeen.Equal(now.Add(-time.Hour)) || !ind.LastSeen.Equal(now) {
 		t.Errorf("sightings %d first %s last %s", ind.Sightings, ind.FirstSeen, ind.LastSeen)

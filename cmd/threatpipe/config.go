@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 
-	"github.com/threatpipe/threatpipe/enrich"
+	"go.uber.org/zap"
+
 	"github.com/threatpipe/threatpipe/enrich/providers"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/sinks"
@@ -20,10 +20,11 @@ func runConfig(_ context.Context, env *environment, args []string) error {
 		return err
 	}
 	if *check {
-		if _, err := config.Load(env.environ); err != nil {
+		cfg, err := config.Load(env.environ)
+		if err != nil {
 			return err
 		}
-		if _, err := enrich.Load(providers.All(), env.environ, enrich.Deps{HTTPClient: http.DefaultClient}); err != nil {
+		if _, err := loadSources(cfg, env.environ, zap.NewNop()); err != nil {
 			return err
 		}
 		if err := checkSinkConfig(env.environ); err != nil {

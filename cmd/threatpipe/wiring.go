@@ -14,6 +14,8 @@ import (
 
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/enrich/providers"
+	"github.com/threatpipe/threatpipe/enrich/providers/lists"
+	"github.com/threatpipe/threatpipe/enrich/rules"
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/health"
@@ -68,14 +70,70 @@ func loadProviders(environ []string, log *zap.Logger) ([]enrich.Configured, erro
 	return configured, nil
 }
 
-func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalClient, clients *kafkax.Clients,
-	reg prometheus.Registerer, log *zap.Logger) (*enrichment, error) {
+// sources are the enrichment sources the rules and the environment configure.
+type sources struct {
+	rules      *rules.Compiled
+	configured []enrich.Configured
+	loops      []func(ctx context.Context) error // reload loops of offline sources
+}
+
+// runner is implemented by sources that reload their data while running (GeoIP, IP lists).
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// loadSources reads the enrichment rules and builds every source they and the environment
+// configure; errors name the variable behind them.
+func loadSources(cfg *config.Config, environ []string, log *zap.Logger) (*sources, error) {
+	const rulesVar = config.Prefix + "ENRICH_RULES_FILE"
+	f, err := rules.Load(cfg.Enrich.RulesFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rulesVar, err)
+	}
+	var known []string
+	for _, r := range providers.All() {
+		known = append(known, r.Name)
+	}
+	compiled, err := f.Compile(known)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rulesVar, err)
+	}
 	configured, err := loadProviders(environ, log)
 	if err != nil {
 		return nil, err
 	}
-	if len(configured) == 0 {
-		log.Warn("no enrichment provider configured: events are published unscored (set THREATPIPE_CRIMINALIP_API_KEY)")
+	s := &sources{rules: compiled, configured: configured}
+	if defs := compiled.Lists(); len(defs) > 0 {
+		src, err := lists.New(listDefs(defs), lists.Options{ReloadInterval: cfg.Enrich.ListsInterval, Log: log.Named("lists")})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rulesVar, err)
+		}
+		s.configured = append(s.configured, enrich.Configured{Provider: src, Policy: enrich.OfflinePolicy()})
+	}
+	for _, c := range s.configured {
+		if r, ok := c.Provider.(runner); ok {
+			s.loops = append(s.loops, r.Run)
+		}
+	}
+	return s, nil
+}
+
+func listDefs(defs []rules.ListDef) []lists.Def {
+	out := make([]lists.Def, len(defs))
+	for i, d := range defs {
+		out[i] = lists.Def{Name: d.Name, Path: d.Path, Kind: d.Kind, Format: d.Format, Tag: d.Tag}
+	}
+	return out
+}
+
+func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalClient, clients *kafkax.Clients,
+	reg prometheus.Registerer, log *zap.Logger) (*enrichment, error) {
+	src, err := loadSources(cfg, environ, log)
+	if err != nil {
+		return nil, err
+	}
+	if len(src.configured) == 0 {
+		log.Warn("no enrichment source configured: events are published unscored (set THREATPIPE_CRIMINALIP_API_KEY)")
 		return &enrichment{proc: enrich.Unscored{}}, nil
 	}
 	metrics := enrich.NewMetrics(reg)
@@ -83,18 +141,29 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 	ops := clients.NewJSONPublisher(cfg.Kafka.OpsTopic, log.Named("ops"))
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s-%d", host, os.Getpid())
-	e := &enrichment{loops: []func(context.Context) error{cache.Run, ops.Run}}
-	lookupers := make([]*enrich.Lookuper, 0, len(configured))
-	for _, c := range configured {
-		lookupers = append(lookupers, enrich.NewLookuper(enrich.LookuperOptions{
+	e := &enrichment{loops: append([]func(context.Context) error{cache.Run, ops.Run}, src.loops...)}
+	byName := make(map[string]*enrich.Lookuper, len(src.configured))
+	for _, c := range src.configured {
+		name := c.Provider.Name()
+		opt := src.rules.SourceOptions(name)
+		byName[name] = enrich.NewLookuper(enrich.LookuperOptions{
 			Provider: c.Provider, Policy: c.Policy, Redis: rdb, Keys: enrich.Keys{Prefix: cfg.Redis.KeyPrefix}, Cache: cache, Metrics: metrics,
-			Log: log, Ops: opsNotifier{ops}, Owner: owner,
-		}))
-		e.providers = append(e.providers, c.Provider.Name())
+			Log: log, Ops: opsNotifier{ops}, Owner: owner, Fields: opt.Fields, MaxAge: opt.MaxAge, FirstSight: opt.FirstSight,
+		})
 	}
-	e.proc, e.lookupers = enrich.NewEnricher(lookupers, metrics), lookupers
+	plan, unused := src.rules.Plan(byName)
+	if len(unused) > 0 {
+		log.Warn("configured sources that no stage of the enrichment rules names are not consulted", zap.Strings("sources", unused))
+	}
+	enr := enrich.NewEnricher(plan, src.rules.Model(), metrics)
+	e.providers = enr.Sources()
+	for _, name := range e.providers {
+		e.lookupers = append(e.lookupers, byName[name])
+	}
+	e.proc = enr
 	// Each provider's health, as this replica sees it, for the prioritised view.
 	store := health.NewStore(rdb, cfg.Redis.KeyPrefix)
+	lookupers := e.lookupers
 	e.loops = append(e.loops, func(ctx context.Context) error {
 		return enrich.ReportHealth(ctx, store, lookupers, owner, "enrich", health.ReportInterval)
 	})

@@ -53,6 +53,7 @@ type Config struct {
 	Redis    Redis    `envPrefix:"REDIS_"`
 	Pipeline Pipeline `envPrefix:"PIPELINE_"`
 	Gate     Gate     `envPrefix:"GATE_"`
+	Enrich   Enrich   `envPrefix:"ENRICH_"`
 	Act      Act      `envPrefix:"ACT_"`
 	HTTPAddr string   `env:"HTTP_ADDR" envDefault:":8080" desc:"Listen address of the health, readiness and metrics server (host:port; port 0 picks a free one)."`
 	Log      Log      `envPrefix:"LOG_"`
@@ -118,6 +119,13 @@ type Pipeline struct {
 type Gate struct {
 	OwnCIDRs       []string `env:"OWN_CIDRS" desc:"Comma-separated CIDRs of your own networks: never looked up, never blocked."`
 	AllowlistCIDRs []string `env:"ALLOWLIST_CIDRS" desc:"Comma-separated CIDRs or addresses that need no lookup (partners, scanners you run, CDNs)."`
+}
+
+// Enrich configures the enrichment rules (which sources, in what order, field mapping, scoring
+// weights, IP lists).
+type Enrich struct {
+	RulesFile     string        `env:"RULES_FILE" desc:"Enrichment rules YAML (docs/enrichment.md): stages, stop conditions, IP lists, field mapping and scoring weights. Unset: the documented default rules."`
+	ListsInterval time.Duration `env:"LISTS_RELOAD_INTERVAL" envDefault:"30s" desc:"How often IP list files are checked for changes and reloaded."`
 }
 
 // Act configures the playbook workers (threatpipe act).
@@ -312,6 +320,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(a.ViewURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("ACT_VIEW_URL", "%q is not an http(s) URL", a.ViewURL)
 		}
+	}
+	if c.Enrich.ListsInterval <= 0 {
+		add("ENRICH_LISTS_RELOAD_INTERVAL", "must be greater than zero")
 	}
 	if c.Pipeline.LocalCacheSize < 0 || c.Pipeline.LocalCacheTTL < 0 {
 		add("PIPELINE_LOCAL_CACHE_SIZE", "size and THREATPIPE_PIPELINE_LOCAL_CACHE_TTL must not be negative")

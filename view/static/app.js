@@ -63,6 +63,16 @@
     badge.textContent = r.severity;
     sev.appendChild(badge);
     tr.appendChild(sev);
+    tr.appendChild(td(r.confidence || 0, 'num'));
+    var agree = td(null, 'agree');
+    (r.validated_by || []).forEach(function (src) {
+      var s = document.createElement('span');
+      s.className = 'src';
+      s.textContent = src;
+      agree.appendChild(s);
+      agree.appendChild(document.createTextNode(' '));
+    });
+    tr.appendChild(agree);
     var tags = td(null, 'tags');
     (r.tags || []).forEach(function (tag) {
       var s = document.createElement('span');
