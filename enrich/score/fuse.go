@@ -102,8 +102,10 @@ func (m *Model) Fuse(outcomes map[string]*event.ProviderOutcome, order []string)
 }
 
 // listVotes turns the lists source's hits into votes (block), benign services (benign) and
-// reasons; tag hits arrive as tags.
+// reasons; tag hits arrive as tags. A block hit outweighs a benign one: lists that contradict
+// each other are settled for the block, which is the more specific claim.
 func (m *Model) listVotes(f *Fused, r *event.Intel, votes []vote, services *[]string) []vote {
+	blocked := slices.ContainsFunc(r.Lists, func(h event.ListHit) bool { return h.Kind == event.ListBlock })
 	for _, h := range r.Lists {
 		f.Lists = append(f.Lists, h.Name)
 		source := "list:" + h.Name
@@ -118,7 +120,9 @@ func (m *Model) listVotes(f *Fused, r *event.Intel, votes []vote, services *[]st
 					malicious: lv.Score >= m.ValidateAt, reason: len(f.Reasons) - 1})
 			}
 		case event.ListBenign:
-			*services = append(*services, h.Name+" (list)")
+			if !blocked {
+				*services = append(*services, h.Name+" (list)")
+			}
 		}
 	}
 	return votes

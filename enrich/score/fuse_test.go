@@ -3,6 +3,7 @@ package score
 import (
 	"encoding/json"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,50 @@ func checkInvariants(t *testing.T, f Fused) {
 		}
 		if !found {
 			t.Errorf("validator %s has no reason", v)
+		}
+	}
+}
+
+// TestFuseInvariantsOnRandomOutcomes fuses thousands of random mixes of answers, silences and
+// list hits: the invariants hold for every one, and a known-benign service never scores above
+// the cap unless a block list matched.
+func TestFuseInvariantsOnRandomOutcomes(t *testing.T) {
+	m := Default()
+	rng := rand.New(rand.NewPCG(7, 7))
+	verdicts := []event.Verdict{event.VerdictMalicious, event.VerdictSuspicious, event.VerdictBenign, event.VerdictUnrated, event.VerdictNotFound}
+	statuses := []event.ProviderStatus{event.StatusOK, event.StatusOK, event.StatusOK, event.StatusNotFound, event.StatusFailed, event.StatusSkipped}
+	tags := []string{"tor", "scanner", "proxy", "hosting", "darkweb", "vpn"}
+	for range 5000 {
+		outcomes := map[string]*event.ProviderOutcome{}
+		for _, name := range defaultOrder {
+			if rng.IntN(4) == 0 {
+				continue
+			}
+			st := statuses[rng.IntN(len(statuses))]
+			o := &event.ProviderOutcome{Status: st}
+			if st == event.StatusOK || st == event.StatusNotFound {
+				r := &event.Intel{Verdict: verdicts[rng.IntN(len(verdicts))], Score: rng.IntN(101), Detail: name}
+				if rng.IntN(3) == 0 {
+					r.Tags = []string{tags[rng.IntN(len(tags))]}
+				}
+				if rng.IntN(12) == 0 {
+					r.Service = "svc"
+				}
+				if name == "lists" && rng.IntN(2) == 0 {
+					kinds := []string{event.ListBlock, event.ListBenign, event.ListTag}
+					r.Lists = []event.ListHit{{Name: "l", Kind: kinds[rng.IntN(3)], Prefix: "198.51.100.0/24"}}
+				}
+				o.Result = r
+			}
+			outcomes[name] = o
+		}
+		f := m.Fuse(outcomes, defaultOrder)
+		checkInvariants(t, f)
+		if f.BenignService != "" && !f.BlockListed && f.Score > m.BenignCap {
+			t.Fatalf("a benign service scored %d over the cap %d: %+v", f.Score, m.BenignCap, f.Reasons)
+		}
+		if t.Failed() {
+			t.Fatalf("outcomes %+v", outcomes)
 		}
 	}
 }
