@@ -29,14 +29,20 @@ const demoPlaybooks = `lists:
   watched_countries: ["RU", "KP", "IR"]
 
 playbooks:
-  - name: critical
-    description: score 80 or more -> block (EDL), alert the SOC (alerts topic and webhook)
-    when: score >= 80
+  - name: confirmed
+    description: two sources agree (or a block list matched) -> block (EDL), alert the SOC
+    when: block_listed || (score >= 70 && len(validated_by) >= 2)
     window: 1h
     steps:
       - {name: block, action: block, sink: edl, duration: 10m}
       - {name: alert-topic, action: alert, sink: kafka}
       - {name: alert-webhook, action: alert, sink: webhook}
+  - name: single-source
+    description: one source alone rates it high -> alert only, for an analyst to confirm
+    when: score >= 60 && !block_listed && len(validated_by) < 2
+    window: 1h
+    steps:
+      - {name: alert-topic, action: alert, sink: kafka}
   - name: tor-shadow
     description: shadow mode - what would blocking every Tor exit do?
     when: '"tor" in tags'
@@ -100,20 +106,15 @@ a part at a real system. Ctrl-C stops everything cleanly.`)
 		rdbAddr = mr.Addr()
 	}
 	apiKey := os.Getenv("THREATPIPE_CRIMINALIP_API_KEY")
-	base := *providerURL
-	var simulator *sim.Server
-	if base == "" {
-		apiKey = "demo-key"
-		simulator = sim.New(sim.Options{Latency: 60 * time.Millisecond, Jitter: 60 * time.Millisecond, ValidKeys: []string{apiKey}, DailyQuota: 100000, Seed: 1})
-		stop, url, err := serveLocal(simulator)
-		if err != nil {
-			return fmt.Errorf("simulator: %w", err)
-		}
-		defer stop()
-		base = url
-	} else if apiKey == "" {
+	if *providerURL != "" && apiKey == "" {
 		return errors.New("--provider-url needs THREATPIPE_CRIMINALIP_API_KEY")
 	}
+	simulator := sim.New(sim.Options{Latency: 60 * time.Millisecond, Jitter: 60 * time.Millisecond, ValidKeys: []string{demoKey}, DailyQuota: 100000, Seed: 1})
+	stopSim, simURL, err := serveLocal(simulator)
+	if err != nil {
+		return fmt.Errorf("simulator: %w", err)
+	}
+	defer stopSim()
 	receiver := &webhookReceiver{secret: []byte(randomHex(24))}
 	stopReceiver, receiverURL, err := serveLocal(receiver)
 	if err != nil {
@@ -130,6 +131,10 @@ a part at a real system. Ctrl-C stops everything cleanly.`)
 	if err := os.WriteFile(playbooks, []byte(demoPlaybooks), 0o600); err != nil {
 		return err
 	}
+	sourceVars, err := demoSources(dir, simURL, *providerURL, apiKey, newTrafficMix(1).addresses())
+	if err != nil {
+		return err
+	}
 	enrichAddr, actAddr := freeLocalAddr(), freeLocalAddr()
 	common := []string{
 		config.Prefix + "KAFKA_BROKERS=" + brokers,
@@ -137,10 +142,6 @@ a part at a real system. Ctrl-C stops everything cleanly.`)
 		config.Prefix + "KAFKA_COMMIT_INTERVAL=500ms",
 		config.Prefix + "REDIS_ADDR=" + rdbAddr,
 		config.Prefix + "LOG_LEVEL=warn", config.Prefix + "LOG_FORMAT=console",
-		config.Prefix + "CRIMINALIP_API_KEY=" + apiKey,
-		config.Prefix + "CRIMINALIP_BASE_URL=" + base,
-		config.Prefix + "CRIMINALIP_RATE_LIMIT=50",
-		config.Prefix + "CRIMINALIP_DAILY_QUOTA=20000",
 		config.Prefix + "ACT_PLAYBOOKS=" + playbooks,
 		// The demo's traffic names many new hostile addresses a minute; production keeps the
 		// default cap of 60 (docs/playbooks.md).
@@ -150,6 +151,7 @@ a part at a real system. Ctrl-C stops everything cleanly.`)
 		config.Prefix + "SINK_WEBHOOK_URL=" + receiverURL,
 		config.Prefix + "SINK_WEBHOOK_SECRET=" + string(receiver.secret),
 	}
+	common = append(common, sourceVars...)
 	// Variables the user set win over the demo's, so any part can be pointed elsewhere.
 	roleEnv := func(httpAddr string) *environment {
 		environ := append(append([]string{}, common...), os.Environ()...)
@@ -157,7 +159,11 @@ a part at a real system. Ctrl-C stops everything cleanly.`)
 		return &environment{environ: environ, stdin: strings.NewReader(""), stdout: io.Discard, stderr: env.stderr}
 	}
 
-	fmt.Fprintf(env.stdout, "threatpipe demo: Kafka %s, Redis %s, Criminal IP %s\n", brokers, rdbAddr, base)
+	ciBase := simURL + "/criminalip"
+	if *providerURL != "" {
+		ciBase = *providerURL
+	}
+	fmt.Fprintf(env.stdout, "threatpipe demo: Kafka %s, Redis %s, Criminal IP %s, other providers simulated at %s\n", brokers, rdbAddr, ciBase, simURL)
 	fmt.Fprintf(env.stdout, "  the prioritised view:  http://%s/\n", viewAddr)
 	fmt.Fprintf(env.stdout, "  integration health:    http://%s/health\n", viewAddr)
 	fmt.Fprintf(env.stdout, "  EDL for firewalls:     http://%s/edl/blocklist.txt\n", actAddr)

@@ -46,6 +46,11 @@ func newTrafficMix(seed uint64) *trafficMix {
 	return m
 }
 
+// addresses lists every public address the mix names.
+func (m *trafficMix) addresses() []string {
+	return append(append(append([]string{}, m.hot...), m.hostile...), m.tail...)
+}
+
 // next returns one message value and whether it is deliberately malformed.
 func (m *trafficMix) next(now time.Time) ([]byte, string, bool) {
 	m.seq++
@@ -169,8 +174,9 @@ func summarise(ctx context.Context, out io.Writer, src summarySources) {
 			if hits+misses > 0 {
 				hitRate = 100 * hits / (hits + misses)
 			}
-			line := fmt.Sprintf("%5.0f scored/s | cache hits %4.1f%% | paid calls %.0f | quota left %.0f | dead letters %.0f | actions %.0f | webhooks %d | top %s",
-				rate, hitRate, em.sum("threatpipe_provider_calls_total", "outcome", "ok"), em.sum("threatpipe_quota_remaining", "", ""),
+			line := fmt.Sprintf("%5.0f scored/s | cache hits %4.1f%% | provider calls %.0f, %.0f saved by rules | Criminal IP quota left %.0f | dead letters %.0f | actions %.0f | webhooks %d | top %s",
+				rate, hitRate, em.sum("threatpipe_provider_calls_total", "outcome", "ok"), em.sum("threatpipe_provider_outcomes_total", "status", "skipped"),
+				em.sum("threatpipe_quota_remaining", "provider", "criminalip"),
 				em.sum("threatpipe_dead_letters_total", "", ""), am.sum("threatpipe_act_actions_total", "outcome", "done"),
 				src.webhooks.Load(), topIndicator(ctx, client, src.view))
 			if tty {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/threatpipe/threatpipe/enrich/score"
 	"github.com/threatpipe/threatpipe/enrich/sim"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
@@ -148,8 +149,10 @@ func TestE2EThreeReplicasPayOncePerIP(t *testing.T) {
 			if out.Result.InboundLevel != inbound || out.Result.OutboundLevel != outbound || strings.Join(out.Result.Tags, ",") != strings.Join(tags, ",") {
 				t.Fatalf("%s: result %+v does not match the simulator's %s/%s %v", ev.Indicator.Value, out.Result, inbound, outbound, tags)
 			}
-			if ev.Score != out.Result.Score || len(ev.Reasons) != 1 || ev.Reasons[0].Source != "criminalip" || ev.Reasons[0].Points != ev.Score {
-				t.Fatalf("%s: score %d reasons %+v", ev.Indicator.Value, ev.Score, ev.Reasons)
+			// One source: its score, plus the points of risky tags it reported (docs/scoring.md).
+			want := score.Default().Fuse(map[string]*event.ProviderOutcome{"criminalip": out}, []string{"criminalip"})
+			if ev.Score != want.Score || ev.Score < out.Result.Score || ev.Reasons[0].Source != "criminalip" || pointsOf(ev) != ev.Score {
+				t.Fatalf("%s: score %d (want %d) reasons %+v", ev.Indicator.Value, ev.Score, want.Score, ev.Reasons)
 			}
 		}
 	}
@@ -209,6 +212,15 @@ func failureRun(t *testing.T, s *sim.Server, url, key string, wave1, wave2 []str
 		t.Fatalf("%d distinct events published, want %d: none may be lost", len(seen), total)
 	}
 	return evs, afterFirst, p.log.String(), opsTopic
+}
+
+// pointsOf adds up the points of an event's reasons: they always make its score.
+func pointsOf(ev event.Scored) int {
+	n := 0
+	for _, r := range ev.Reasons {
+		n += r.Points
+	}
+	return n
 }
 
 func statuses(evs []event.Scored) map[event.ProviderStatus]int {
@@ -275,7 +287,7 @@ func TestE2EInvalidKeyDisablesProviderLoudly(t *testing.T) {
 func TestE2EQuotaExhaustionDegradesToCacheOnly(t *testing.T) {
 	s, url := simulator(t, sim.Options{})
 	ips := publicIPs(60)
-	evs, first, log, ops := failureRun(t, s, url, "sim-key", ips[:30], ips[30:], "THREATPIPE_CRIMINALIP_DAILY_QUOTA=20")
+	evs, first, log, ops := failureRun(t, s, url, "sim-key", ips[:30], ips[30:], "THREATPIPE_CRIMINALIP_QUOTA=20")
 	got := statuses(evs)
 	if st := s.Stats(); st.Lookups != 20 || first.Lookups != 20 {
 		t.Fatalf("%d provider calls (%d after the first wave) with a daily quota of 20", st.Lookups, first.Lookups)
@@ -283,7 +295,7 @@ func TestE2EQuotaExhaustionDegradesToCacheOnly(t *testing.T) {
 	if got[event.StatusQuotaExhausted] < 80 || got[event.StatusOK]+got[event.StatusNotFound] < 20 {
 		t.Fatalf("statuses %v: want answers for the 20 budgeted IPs (cached for repeats) and quota_exhausted for the other 40 IPs", got)
 	}
-	if !strings.Contains(log, "daily quota nearly spent") || !strings.Contains(log, "daily quota exhausted") {
+	if !strings.Contains(log, "quota nearly spent") || !strings.Contains(log, "quota exhausted") {
 		t.Error("the 80% warning and the exhaustion must be logged")
 	}
 	types := opsTypes(t, pipelinetest.Kafka(t), ops)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,6 +17,28 @@ import (
 // of a SOC tool).
 type accountChecker interface {
 	CheckAccount(ctx context.Context) (string, error)
+}
+
+// howToEnable says which variable switches a provider on: its key, or for sources that take
+// none the variable they document.
+func howToEnable(r enrich.Registration) string {
+	for _, v := range r.Vars() {
+		if strings.HasSuffix(v.Name, "_ENABLED") && v.Default == "false" { // keyless: off until enabled
+			return "set " + v.Name + "=true to enable"
+		}
+	}
+	for _, v := range r.Vars() {
+		if strings.HasSuffix(v.Name, "_API_KEY") {
+			return "set " + v.Name + " to enable"
+		}
+	}
+	names := make([]string, 0, 2)
+	for _, v := range r.Vars() {
+		if strings.HasSuffix(v.Name, "_DB") {
+			names = append(names, v.Name)
+		}
+	}
+	return "set " + strings.Join(names, " or ") + " to enable"
 }
 
 func runProviders(ctx context.Context, env *environment, args []string) error {
@@ -39,7 +62,7 @@ and prints the account and its remaining allowance; exits 1 if any check fails.`
 		for _, r := range providers.All() {
 			c, ok := on[r.Name]
 			if !ok {
-				fmt.Fprintf(env.stdout, "%-12s off (set %sAPI_KEY to enable)\n", r.Name, r.Prefix)
+				fmt.Fprintf(env.stdout, "%-12s off (%s)\n", r.Name, howToEnable(r))
 				continue
 			}
 			p := c.Policy
@@ -57,7 +80,7 @@ and prints the account and its remaining allowance; exits 1 if any check fails.`
 			return err
 		}
 		if len(configured) == 0 {
-			return errors.New("no provider is configured (set THREATPIPE_CRIMINALIP_API_KEY)")
+			return errors.New("no provider is configured (threatpipe providers list says how to enable each)")
 		}
 		var failed int
 		for _, c := range configured {

@@ -34,7 +34,7 @@ import (
 
 // dialects lists the simulated providers; adding one is its dialect file plus one line here.
 func dialects() []Dialect {
-	return []Dialect{CriminalIP{}}
+	return []Dialect{CriminalIP{}, AbuseIPDB{}, VirusTotal{}, GreyNoise{}, OTX{}, InternetDB{}}
 }
 
 // Server serves every simulated provider. Its embedded API is Criminal IP's, so the methods of
