@@ -431,6 +431,8 @@ func splitOut(t *testing.T, out []kafka.Message) handled {
 }
 
 // scored builds a scored event for ip (which need not be an address).
+// scored builds a scored event. At score 60 and above two sources agree (validated_by), as for the
+// addresses the worked example's agreement playbooks act on; opts change anything.
 func scored(id, ip string, score int, opts ...func(*event.Scored)) *event.Scored {
 	ind, err := event.ParseIP(ip)
 	if err != nil {
@@ -441,7 +443,10 @@ func scored(id, ip string, score int, opts ...func(*event.Scored)) *event.Scored
 		SchemaVersion: event.SchemaVersion, EventID: id, ObservedAt: at, ProcessedAt: at.Add(time.Second),
 		Source: "paloalto-edge-01", InputFormat: event.FormatNative, Indicator: ind,
 		Score: score, Severity: event.SeverityOf(score), Tags: []string{}, Reasons: []event.Reason{},
-		Origin: event.Origin{Topic: "indicators", Partition: 1, Offset: 42},
+		Origin: event.Origin{Topic: "indicators", Partition: 1, Offset: 42}, ValidatedBy: []string{},
+	}
+	if score >= 60 {
+		ev.ValidatedBy = []string{"abuseipdb", "criminalip"}
 	}
 	for _, o := range opts {
 		o(ev)

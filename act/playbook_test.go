@@ -41,6 +41,9 @@ func TestLoadFileCompilesTheWorkedExample(t *testing.T) {
 			{"page", sinks.KindAlert, "pagerduty", 0, nil},
 			{"ticket", sinks.KindTicket, "jira", 0, map[string]string{"project": "SOC"}},
 		}},
+		{"single-source", false, DefaultWindow, []step{
+			{"confirm", sinks.KindTicket, "jira", 0, map[string]string{"project": "SOC"}},
+		}},
 		{"bad-isp", false, DefaultWindow, []step{
 			{"escalate", sinks.KindTicket, "jira", 0, map[string]string{"project": "SENIOR", "priority": "High"}},
 		}},

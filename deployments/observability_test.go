@@ -183,9 +183,9 @@ func obsLabelValues() map[string][]string {
 		act.OutcomeFailed, act.OutcomeBadCondition}
 	liftOutcomes := []act.Outcome{act.OutcomeLifted, act.OutcomeLiftFailed, act.OutcomeResolved}
 	statuses := []event.ProviderStatus{event.StatusOK, event.StatusNotFound, event.StatusQuotaExhausted,
-		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled}
+		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled, event.StatusSkipped}
 	kinds := []enrich.ErrorKind{enrich.KindUnauthorized, enrich.KindQuotaExhausted, enrich.KindRateLimited,
-		enrich.KindTransient, enrich.KindPermanent}
+		enrich.KindTransient, enrich.KindPermanent, enrich.KindUnavailable}
 	return map[string][]string{
 		"threatpipe_stage_duration_seconds/stage": {telemetry.StageDecode, telemetry.StageProcess,
 			telemetry.StagePublish, telemetry.StageEndToEnd, telemetry.StageFetchWait},
@@ -193,7 +193,7 @@ func obsLabelValues() map[string][]string {
 		"threatpipe_act_actions_total/kind":         obsStrings([]sinks.Kind{sinks.KindBlock, sinks.KindAlert, sinks.KindTicket}),
 		"threatpipe_act_lifts_total/outcome":        obsStrings(liftOutcomes),
 		"threatpipe_provider_outcomes_total/status": obsStrings(statuses),
-		// "ok" and "breaker_open" are literals in enrich/lookup.go (checked by obsLiteralValues).
+		// "ok" and "breaker_open" are literals in enrich/chain.go (checked by obsLiteralValues).
 		"threatpipe_provider_calls_total/outcome": append(obsStrings(kinds), "ok", "breaker_open"),
 		"threatpipe_cache_requests_total/result":  {"hit", "miss", "error"},
 		"threatpipe_lookups_saved_total/reason":   {"cache_hit", "singleflight", "gated"},
@@ -203,7 +203,8 @@ func obsLabelValues() map[string][]string {
 // obsLiteralValues are the label values above that the code writes as string literals rather
 // than constants, with the files that must still contain them.
 var obsLiteralValues = map[string][]string{
-	"../enrich/lookup.go": {`"ok"`, `"breaker_open"`, `"hit"`, `"miss"`, `"error"`, `"cache_hit"`, `"singleflight"`, `"gated"`},
+	"../enrich/lookup.go": {`"hit"`, `"miss"`, `"error"`, `"cache_hit"`, `"singleflight"`, `"gated"`},
+	"../enrich/chain.go":  {`"ok"`, `"breaker_open"`},
 }
 
 func obsStrings[S ~string](vs []S) []string {

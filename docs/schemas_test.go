@@ -476,7 +476,7 @@ func TestDocExamplesMatchDecoder(t *testing.T) {
 		indicator     string
 		enriched      []string // fields filled in by providers, not by the decoder or gate
 	}{
-		{"native-input", "scored-public", "185.220.101.45", []string{"score", "severity", "tags", "reasons", "providers", "as", "geo", "isp"}},
+		{"native-input", "scored-public", "185.220.101.45", []string{"score", "severity", "confidence", "validated_by", "tags", "reasons", "providers", "as", "geo", "isp", "fields"}},
 		{"ecs-input", "scored-gated", "10.20.0.15", nil},
 	}
 	for _, c := range cases {

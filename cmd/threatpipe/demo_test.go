@@ -38,7 +38,7 @@ func TestDemoSmoke(t *testing.T) {
 	})
 
 	// Summary lines (every 5 s when not on a terminal) carry the counts.
-	summary := regexp.MustCompile(`(\d+) scored/s \| cache hits [\d.]+% \| paid calls (\d+) \| quota left \d+ \| dead letters (\d+) \| actions (\d+)`)
+	summary := regexp.MustCompile(`(\d+) scored/s \| cache hits [\d.]+% \| provider calls (\d+), \d+ saved by rules \| Criminal IP quota left \d+ \| dead letters (\d+) \| actions (\d+)`)
 	start := time.Now()
 	var scoredRate, paid, dead, actions int
 	for time.Since(start) < 60*time.Second {

@@ -13,11 +13,14 @@ import (
 )
 
 func runSim(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "sim [flags]", `Serves a Criminal IP API simulator (GET /v1/asset/ip/report, POST /v1/user/me) with the real
-response shapes and verdicts derived from each IP, for demos, benchmarks and tests. Point the
-enricher at it with THREATPIPE_CRIMINALIP_BASE_URL and one of --keys as THREATPIPE_CRIMINALIP_API_KEY.
-Knobs can be changed while it runs: GET /_sim/stats, GET /_sim/calls?ip=, POST /_sim/reset,
-GET or POST /_sim/config (e.g. {"latency":"200ms","error_rate":0.1,"force_429_for":"30s"}).`)
+	fs := newFlagSet(env, "sim [flags]", `Serves simulators of every provider's API with the real paths, headers and response shapes and
+verdicts derived from one simulated reality per address, for demos, benchmarks and tests: each
+under /<name>/ (criminalip, abuseipdb, virustotal, greynoise, otx, internetdb; Criminal IP also at
+the root). Point the enricher at it with THREATPIPE_<NAME>_BASE_URL=<url>/<name> and one of --keys
+as THREATPIPE_<NAME>_API_KEY. The flags apply to every provider. Knobs can be changed while it
+runs, per provider: GET /_sim/<name>/stats, GET /_sim/<name>/calls?ip=, POST /_sim/<name>/reset,
+GET or POST /_sim/<name>/config (e.g. {"latency":"200ms","error_rate":0.1,"force_429_for":"30s"});
+GET /_sim/providers lists every provider's counters.`)
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address (host:port; port 0 picks a free one)")
 	latency := fs.Duration("latency", 0, "delay added to every API answer")
 	jitter := fs.Duration("jitter", 0, "random extra delay, uniform between 0 and this")
@@ -58,10 +61,12 @@ GET or POST /_sim/config (e.g. {"latency":"200ms","error_rate":0.1,"force_429_fo
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	base := "http://" + advertised(ln.Addr())
-	fmt.Fprintf(env.stderr, "threatpipe sim: Criminal IP simulator listening on %s (admin API under %s/_sim/)\n", base, base)
-	fmt.Fprintf(env.stderr, "use: THREATPIPE_CRIMINALIP_BASE_URL=%s\n", base)
+	fmt.Fprintf(env.stderr, "threatpipe sim: provider simulators listening on %s (admin API under %s/_sim/<name>/)\n", base, base)
+	for _, name := range handler.Providers() {
+		fmt.Fprintf(env.stderr, "use: THREATPIPE_%s_BASE_URL=%s/%s\n", strings.ToUpper(name), base, name)
+	}
 	if len(validKeys) > 0 && !*invalidKeys {
-		fmt.Fprintf(env.stderr, "     THREATPIPE_CRIMINALIP_API_KEY=%s\n", validKeys[0])
+		fmt.Fprintf(env.stderr, "     THREATPIPE_<NAME>_API_KEY=%s\n", validKeys[0])
 	}
 
 	served := make(chan error, 1)
@@ -79,8 +84,10 @@ GET or POST /_sim/config (e.g. {"latency":"200ms","error_rate":0.1,"force_429_fo
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	st := handler.Stats()
-	fmt.Fprintf(env.stderr, "threatpipe sim: stopped after %d requests (%d lookups, %d distinct IPs)\n", st.Total, st.Lookups, st.DistinctIPs)
+	for _, name := range handler.Providers() {
+		st := handler.Provider(name).Stats()
+		fmt.Fprintf(env.stderr, "threatpipe sim: %s: %d requests (%d lookups, %d distinct IPs)\n", name, st.Total, st.Lookups, st.DistinctIPs)
+	}
 	return nil
 }
 

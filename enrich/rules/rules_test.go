@@ -26,6 +26,10 @@ func TestDefaultRulesCompile(t *testing.T) {
 	if got := strings.Join(c.Sources(), ","); got != want {
 		t.Errorf("cascade %s, want offline, free, then paid: %s", got, want)
 	}
+	if vt := c.stages[3].sources[0]; vt.Name != "virustotal" || vt.when == nil ||
+		vt.when.Holds(&enrich.Facts{Score: 90, ValidatedBy: []string{"a", "b"}}) || !vt.when.Holds(&enrich.Facts{Score: 66, ValidatedBy: []string{"a"}}) {
+		t.Errorf("VirusTotal breaks ties only: %+v", vt)
+	}
 	if len(c.stop) != 2 || c.stop[0].String() != "block_listed" || c.stop[1].String() != "benign_service" {
 		t.Errorf("stop_when %v", c.stop)
 	}
