@@ -30,16 +30,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "threatpipe_lookups_saved_total", Help: "Lookups not paid for: cache hits, single-flight joins and gated indicators.",
 		}, []string{"provider", "reason"}),
 		QuotaUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "threatpipe_quota_used", Help: "Lookups counted against today's (UTC) quota, across replicas.",
+			Name: "threatpipe_quota_used", Help: "Lookups counted against the current quota period (UTC day or month), across replicas.",
 		}, []string{"provider"}),
 		QuotaLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "threatpipe_quota_limit", Help: "Daily quota in force (0 = unmetered).",
+			Name: "threatpipe_quota_limit", Help: "Quota in force for the current period, day or month (0 = unmetered).",
 		}, []string{"provider"}),
 		QuotaLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "threatpipe_quota_remaining", Help: "Lookups left today under the daily quota (absent while unmetered).",
+			Name: "threatpipe_quota_remaining", Help: "Lookups left in the current quota period (absent while unmetered).",
 		}, []string{"provider"}),
 		QuotaWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "threatpipe_quota_warnings_total", Help: "Times the quota warning threshold was crossed (once per provider per day across replicas).",
+			Name: "threatpipe_quota_warnings_total", Help: "Times the quota warning threshold was crossed (once per provider per period across replicas).",
 		}, []string{"provider"}),
 		Breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "threatpipe_provider_breaker_state", Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",

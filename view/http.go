@@ -432,7 +432,7 @@ func charts(st *Stats) (scores, events, hits, quota template.HTML) {
 		}
 		qb[i] = Bar{Label: q.Provider, Value: float64(q.Used) / float64(q.Limit), Class: class}
 	}
-	quota = BarChart(qb, ChartOptions{Width: 360, Height: 140, Max: 1, Percent: true, Title: "daily quota used per provider"})
+	quota = BarChart(qb, ChartOptions{Width: 360, Height: 140, Max: 1, Percent: true, Title: "quota used per provider"})
 	return scores, events, hits, quota
 }
 

@@ -865,7 +865,7 @@ type Minute struct {
 	HitRate *float64  `json:"cache_hit_rate"`
 }
 
-// Quota is one provider's daily quota as its freshest health snapshot reports it.
+// Quota is one provider's quota (per day or month) as its freshest health snapshot reports it.
 type Quota struct {
 	Provider string    `json:"provider"`
 	Used     int64     `json:"used"`

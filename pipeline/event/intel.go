@@ -90,7 +90,7 @@ type ProviderStatus string
 const (
 	StatusOK             ProviderStatus = "ok"              // answered (from cache or a lookup)
 	StatusNotFound       ProviderStatus = "not_found"       // the provider knows nothing of the indicator
-	StatusQuotaExhausted ProviderStatus = "quota_exhausted" // not looked up: the daily quota is spent
+	StatusQuotaExhausted ProviderStatus = "quota_exhausted" // not looked up: the quota of the period is spent
 	StatusRateLimited    ProviderStatus = "rate_limited"    // still rate-limited when the retry budget ran out
 	StatusFailed         ProviderStatus = "failed"          // errors (5xx, timeouts, open breaker) outlasted the retries
 	StatusDisabled       ProviderStatus = "disabled"        // the provider rejected its key and was switched off

@@ -49,7 +49,7 @@ type Snapshot struct {
 	Status    string    `json:"status"`
 	// Breaker is the circuit breaker's state (closed, half-open, open), for providers.
 	Breaker string `json:"breaker,omitempty"`
-	// Quota, for providers with a daily quota: used and limit today, and when it resets.
+	// Quota, for providers with a quota: used and limit in the current period (day or month), and when it resets.
 	QuotaUsed      int64     `json:"quota_used"`
 	QuotaLimit     int64     `json:"quota_limit"`
 	QuotaReset     time.Time `json:"quota_reset,omitzero"`

@@ -44,7 +44,7 @@ func testAction() *sinks.Action {
 		Until:    time.Date(2025, 3, 2, 13, 0, 0, 0, time.FixedZone("CET", 3600)),
 		ViewURL:  "https://threatpipe.example.com/indicators/203.0.113.7",
 		Event: &event.Scored{
-			SchemaVersion: "1",
+			SchemaVersion: "2",
 			EventID:       "evt-0001",
 			ObservedAt:    time.Date(2025, 3, 1, 11, 59, 58, 0, time.UTC),
 			ProcessedAt:   time.Date(2025, 3, 1, 12, 0, 5, 0, time.UTC),
@@ -53,6 +53,8 @@ func testAction() *sinks.Action {
 			Indicator:     event.Indicator{Type: event.IPv4, Value: "203.0.113.7", Addr: netip.MustParseAddr("203.0.113.7")},
 			Score:         92,
 			Severity:      event.SeverityCritical,
+			Confidence:    80,
+			ValidatedBy:   []string{"abuseipdb", "criminalip"},
 			Tags:          tags,
 			Reasons:       reasons,
 			Origin:        event.Origin{Topic: "indicators", Partition: 3, Offset: 1042},
