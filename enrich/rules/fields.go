@@ -127,12 +127,12 @@ type extractor struct {
 
 var _ enrich.FieldExtractor = (*extractor)(nil)
 
-// Extract implements enrich.FieldExtractor. A body that is not JSON yields no fields.
+// Extract implements enrich.FieldExtractor. A body that is not JSON yields no fields. Only the
+// top-level members the paths name are decoded: a vendor's full report can weigh tens of KiB and
+// this runs on every lookup.
 func (x *extractor) Extract(raw []byte) map[string]json.RawMessage {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc any
-	if dec.Decode(&doc) != nil {
+	doc, ok := x.decode(raw)
+	if !ok {
 		return nil
 	}
 	out := make(map[string]json.RawMessage, len(x.fields))
@@ -151,6 +151,38 @@ func (x *extractor) Extract(raw []byte) map[string]json.RawMessage {
 		return nil
 	}
 	return out
+}
+
+// decode reads the body's top-level object and decodes only the members the paths start with;
+// a body that is not an object is decoded whole (a path may then address nothing).
+func (x *extractor) decode(raw []byte) (any, bool) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(raw, &top) != nil {
+		var doc any
+		return doc, decodeNumbers(raw, &doc) == nil
+	}
+	doc := make(map[string]any, len(x.fields))
+	for _, f := range x.fields {
+		for _, from := range f.from {
+			key := from.path.steps[0].key
+			if _, done := doc[key]; done {
+				continue
+			}
+			if member, ok := top[key]; ok {
+				var v any
+				if decodeNumbers(member, &v) == nil {
+					doc[key] = v
+				}
+			}
+		}
+	}
+	return doc, true
+}
+
+func decodeNumbers(raw []byte, v *any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
 
 // encodeValues writes the values as one JSON value: a scalar when the path yields one value at
@@ -258,10 +290,8 @@ func mergeValues(parts []json.RawMessage, union bool) json.RawMessage {
 	}
 	var vals []any
 	for _, p := range parts {
-		dec := json.NewDecoder(bytes.NewReader(p))
-		dec.UseNumber()
 		var v any
-		if dec.Decode(&v) != nil {
+		if decodeNumbers(p, &v) != nil {
 			continue
 		}
 		if arr, ok := v.([]any); ok {
