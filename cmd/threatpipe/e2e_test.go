@@ -429,7 +429,13 @@ func TestE2EProduceReportsBadLines(t *testing.T) {
 }
 
 func TestBadConfigFailsStartupNamingTheVariable(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte("version: 1\nstages:\n  - sources:\n      - {name: criminalip, when: scroe > 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ env, want string }{
+		{"THREATPIPE_ENRICH_RULES_FILE=" + rules, "THREATPIPE_ENRICH_RULES_FILE: " + rules + ":4: stages[0].sources[0]: when: unknown name scroe"},
+		{"THREATPIPE_CRIMINALIP_DAILY_QUOTA=100", "THREATPIPE_CRIMINALIP_DAILY_QUOTA was renamed: set THREATPIPE_CRIMINALIP_QUOTA"},
 		{"THREATPIPE_KAFKA_BROKERS=kafka-without-port", "THREATPIPE_KAFKA_BROKERS"},
 		{"THREATPIPE_PIPELINE_WORKERS=-1", "THREATPIPE_PIPELINE_WORKERS"},
 		{"THREATPIPE_KAFKA_SASL_PASSWORD_FILE=/does/not/exist", "THREATPIPE_KAFKA_SASL_PASSWORD_FILE"},
