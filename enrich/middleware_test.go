@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -17,12 +18,13 @@ import (
 // scripted answers each call with the next error of its script (nil: an answer), repeating
 // the last one.
 type scripted struct {
+	name   string // per test where it names shared Redis keys
 	script []error
 	calls  atomic.Int64
 	report *QuotaReport
 }
 
-func (s *scripted) Name() string { return "scripted" }
+func (s *scripted) Name() string { return cmp.Or(s.name, "scripted") }
 func (s *scripted) Cost() Cost   { return CostPaid }
 func (s *scripted) Lookup(context.Context, event.Indicator) (*Result, error) {
 	n := int(s.calls.Add(1)) - 1
@@ -130,13 +132,13 @@ func TestQuotaGuardRefundsWhatCostNothing(t *testing.T) {
 	ctx := context.Background()
 	// Outages, rate limits and a rejected key cost nothing: refunded.
 	for _, k := range []ErrorKind{KindTransient, KindRateLimited, KindUnavailable, KindUnauthorized} {
-		_, _ = guard(&scripted{script: []error{kindErr(k)}}).Lookup(ctx, ip("192.0.2.1"))
+		_, _ = guard(&scripted{name: name, script: []error{kindErr(k)}}).Lookup(ctx, ip("192.0.2.1"))
 	}
 	if used, _ := ledger.Used(ctx); used != 0 {
 		t.Fatalf("%d units spent on requests that cost nothing", used)
 	}
 	// Answers cost a unit each; the fourth is refused without a call, and the period is spent.
-	ok := &scripted{script: []error{nil}}
+	ok := &scripted{name: name, script: []error{nil}}
 	g := guard(ok)
 	for range 4 {
 		_, _ = g.Lookup(ctx, ip("192.0.2.2"))
@@ -155,7 +157,7 @@ func TestQuotaGuardRefundsWhatCostNothing(t *testing.T) {
 func TestQuotaGuardTakesTheProvidersCount(t *testing.T) {
 	r := newRig(t)
 	ledger := NewQuotaLedger(r.rdb, testKeys, providerName(t), 0, PeriodMonth, time.Now)
-	p := &scripted{script: []error{nil}, report: &QuotaReport{Limit: 1000, Remaining: 250}}
+	p := &scripted{name: providerName(t), script: []error{nil}, report: &QuotaReport{Limit: 1000, Remaining: 250}}
 	g := NewQuotaGuard(p, QuotaGuardOptions{Ledger: ledger, WarnAt: 0.8, Redis: r.rdb, Keys: testKeys, Log: zap.NewNop(),
 		Notify: func(OpsEvent) {}, Observed: func(int64) {}})
 	res, err := g.Lookup(context.Background(), ip("192.0.2.3"))
