@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
@@ -20,19 +22,13 @@ const (
 	maxFieldRunes  = 256
 )
 
-// step is one segment of a path: a key, then optionally every element ([]) or one ([N]).
-type step struct {
-	key   string
-	each  bool
-	index int // -1: none
-}
-
 // path is a compiled field path such as pulse_info.related.alienvault.malware_families[] or
-// ip_category.data[].type.
+// ip_category.data[].type: keys separated by dots, [] for every element of an array, [N] for one.
+// It is evaluated with gjson, which reads the body without decoding it.
 type path struct {
 	src   string
-	steps []step
-	many  bool // the path can yield several values
+	query string // the gjson path
+	many  bool   // the path can yield several values
 }
 
 func parsePath(src string) (path, error) {
@@ -40,69 +36,82 @@ func parsePath(src string) (path, error) {
 	if strings.TrimSpace(src) == "" {
 		return p, fmt.Errorf("empty path")
 	}
-	for _, seg := range strings.Split(src, ".") {
-		st := step{index: -1}
+	var q []string
+	segs := strings.Split(src, ".")
+	for i, seg := range segs {
 		key, rest, bracket := strings.Cut(seg, "[")
-		st.key = key
-		if bracket {
-			inner, tail, ok := strings.Cut(rest, "]")
-			switch {
-			case !ok || tail != "":
-				return p, fmt.Errorf("segment %q: write key[] or key[N]", seg)
-			case inner == "":
-				st.each, p.many = true, true
-			default:
-				n, err := strconv.Atoi(inner)
-				if err != nil || n < 0 {
-					return p, fmt.Errorf("segment %q: index must be a non-negative number", seg)
-				}
-				st.index = n
-			}
-		}
-		if st.key == "" && !bracket {
+		if key == "" && !bracket {
 			return p, fmt.Errorf("empty segment in %q", src)
 		}
-		p.steps = append(p.steps, st)
+		if key != "" {
+			q = append(q, gjsonEscape(key))
+		}
+		if !bracket {
+			continue
+		}
+		inner, tail, ok := strings.Cut(rest, "]")
+		switch {
+		case !ok || tail != "":
+			return p, fmt.Errorf("segment %q: write key[] or key[N]", seg)
+		case inner == "":
+			p.many = true
+			if i < len(segs)-1 { // a trailing [] is the array itself, flattened below
+				q = append(q, "#")
+			}
+		default:
+			n, err := strconv.Atoi(inner)
+			if err != nil || n < 0 {
+				return p, fmt.Errorf("segment %q: index must be a non-negative number", seg)
+			}
+			q = append(q, strconv.Itoa(n))
+		}
+	}
+	p.query = strings.Join(q, ".")
+	if p.query == "" {
+		p.query = "@this"
 	}
 	return p, nil
 }
 
-// values walks v along the path and collects its scalar leaves (strings, numbers, booleans);
-// nulls, objects and missing keys yield nothing.
-func (p path) values(v any) []any {
-	cur := []any{v}
-	for _, st := range p.steps {
-		var next []any
-		for _, c := range cur {
-			if st.key != "" {
-				m, ok := c.(map[string]any)
-				if !ok {
-					continue
-				}
-				if c, ok = m[st.key]; !ok {
-					continue
-				}
-			}
-			arr, isArr := c.([]any)
-			switch {
-			case st.each && isArr:
-				next = append(next, arr...)
-			case st.index >= 0 && isArr && st.index < len(arr):
-				next = append(next, arr[st.index])
-			case !st.each && st.index < 0:
-				next = append(next, c)
-			}
+// gjsonEscape escapes the characters gjson gives a meaning to, so a key is only ever a key.
+func gjsonEscape(key string) string {
+	var b strings.Builder
+	for _, r := range key {
+		if strings.ContainsRune(`\.*?|#@!=<>%,:()[]{}"`, r) {
+			b.WriteByte('\\')
 		}
-		if len(next) > 4*maxFieldValues {
-			next = next[:4*maxFieldValues]
-		}
-		cur = next
+		b.WriteRune(r)
 	}
-	out := cur[:0]
-	for _, c := range cur {
-		switch c.(type) {
-		case string, json.Number, bool:
-			out = append(out, c)
+	return b.String()
+}
+
+// values collects the path's scalar leaves (strings, numbers, booleans) in doc, a valid JSON
+// body; nulls, objects and missing members yield nothing. Arrays are flattened.
+func (p path) values(doc []byte, out []any) []any {
+	return leaves(gjson.GetBytes(doc, p.query), out, 0)
+}
+
+func leaves(r gjson.Result, out []any, depth int) []any {
+	if len(out) >= 4*maxFieldValues || depth > 8 {
+		return out
+	}
+	switch r.Type {
+	case gjson.String:
+		return append(out, r.String())
+	case gjson.Number:
+		if json.Valid([]byte(r.Raw)) {
+			return append(out, json.Number(r.Raw))
+		}
+	case gjson.True:
+		return append(out, true)
+	case gjson.False:
+		return append(out, false)
+	case gjson.JSON:
+		if r.IsArray() {
+			r.ForEach(func(_, v gjson.Result) bool {
+				out = leaves(v, out, depth+1)
+				return len(out) < 4*maxFieldValues
+			})
 		}
 	}
 	return out
@@ -127,12 +136,11 @@ type extractor struct {
 
 var _ enrich.FieldExtractor = (*extractor)(nil)
 
-// Extract implements enrich.FieldExtractor. A body that is not JSON yields no fields. Only the
-// top-level members the paths name are decoded: a vendor's full report can weigh tens of KiB and
-// this runs on every lookup.
+// Extract implements enrich.FieldExtractor. A body that is not valid JSON yields no fields. The
+// body is not decoded: a vendor's full report can weigh tens of KiB and this runs on every
+// lookup, so gjson reads only what the paths reach.
 func (x *extractor) Extract(raw []byte) map[string]json.RawMessage {
-	doc, ok := x.decode(raw)
-	if !ok {
+	if !gjson.ValidBytes(raw) {
 		return nil
 	}
 	out := make(map[string]json.RawMessage, len(x.fields))
@@ -140,7 +148,7 @@ func (x *extractor) Extract(raw []byte) map[string]json.RawMessage {
 		var vals []any
 		many := false
 		for _, from := range f.from {
-			vals = append(vals, from.path.values(doc)...)
+			vals = from.path.values(raw, vals)
 			many = many || from.path.many || len(f.from) > 1
 		}
 		if v := encodeValues(vals, many); v != nil {
@@ -151,32 +159,6 @@ func (x *extractor) Extract(raw []byte) map[string]json.RawMessage {
 		return nil
 	}
 	return out
-}
-
-// decode reads the body's top-level object and decodes only the members the paths start with;
-// a body that is not an object is decoded whole (a path may then address nothing).
-func (x *extractor) decode(raw []byte) (any, bool) {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(raw, &top) != nil {
-		var doc any
-		return doc, decodeNumbers(raw, &doc) == nil
-	}
-	doc := make(map[string]any, len(x.fields))
-	for _, f := range x.fields {
-		for _, from := range f.from {
-			key := from.path.steps[0].key
-			if _, done := doc[key]; done {
-				continue
-			}
-			if member, ok := top[key]; ok {
-				var v any
-				if decodeNumbers(member, &v) == nil {
-					doc[key] = v
-				}
-			}
-		}
-	}
-	return doc, true
 }
 
 func decodeNumbers(raw []byte, v *any) error {

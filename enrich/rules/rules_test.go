@@ -189,3 +189,28 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+// TestPathKeysAreLiteral: characters gjson reads as syntax are plain key characters in a path.
+func TestPathKeysAreLiteral(t *testing.T) {
+	for src, want := range map[string]string{
+		"rate-limit":      `"100-lookups/day"`,
+		"odd#key*?":       `true`,
+		"list[1]":         `"b"`,
+		"list[]":          `["a","b"]`,
+		"nested[].v[]":    `[1,2,3]`,
+		"nested[0].v[1]":  `2`,
+		"missing.deeper":  ``,
+		"list[7]":         ``,
+		"nested[].absent": ``,
+	} {
+		p, err := parsePath(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := &extractor{fields: []field{{name: "f", from: []fieldFrom{{source: "s", path: p}}}}}
+		got := x.Extract([]byte(`{"rate-limit":"100-lookups/day","odd#key*?":true,"list":["a","b"],"nested":[{"v":[1,2]},{"v":[3]}]}`))
+		if string(got["f"]) != want {
+			t.Errorf("%s: %s, want %s", src, got["f"], want)
+		}
+	}
+}
