@@ -161,12 +161,6 @@ func (x *extractor) Extract(raw []byte) map[string]json.RawMessage {
 	return out
 }
 
-func decodeNumbers(raw []byte, v *any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	return dec.Decode(v)
-}
-
 // encodeValues writes the values as one JSON value: a scalar when the path yields one value at
 // most, else an array of distinct values; strings cleaned and cut.
 func encodeValues(vals []any, many bool) json.RawMessage {
@@ -219,18 +213,34 @@ func clean(s string) string {
 
 // merger merges the sources' extracted fields into the scored event's fields.
 type merger struct {
-	fields []field
+	fields  []field
+	sources [][]string // per field, its sources in mapping order, once each
 }
 
 var _ enrich.FieldMerger = (*merger)(nil)
 
+func newMerger(fields []field) *merger {
+	m := &merger{fields: fields, sources: make([][]string, len(fields))}
+	for i, f := range fields {
+		for _, from := range f.from {
+			if !slices.Contains(m.sources[i], from.source) {
+				m.sources[i] = append(m.sources[i], from.source)
+			}
+		}
+	}
+	return m
+}
+
 // Merge implements enrich.FieldMerger: per field, the first source (in the mapping's order)
-// with a value, or the union of every source's values.
+// with a value, or the union of every source's values. It runs for every event, cache hits
+// included, so it copies what it can and never decodes: the values are the extractor's own
+// compact JSON.
 func (m *merger) Merge(outcomes map[string]*event.ProviderOutcome) map[string]json.RawMessage {
 	var out map[string]json.RawMessage
-	for _, f := range m.fields {
-		var parts []json.RawMessage
-		for _, src := range sources(f) {
+	var parts []json.RawMessage
+	for i, f := range m.fields {
+		parts = parts[:0]
+		for _, src := range m.sources[i] {
 			o := outcomes[src]
 			if o == nil || o.Fields == nil {
 				continue
@@ -252,35 +262,42 @@ func (m *merger) Merge(outcomes map[string]*event.ProviderOutcome) map[string]js
 	return out
 }
 
-// sources lists a field's sources in mapping order, once each.
-func sources(f field) []string {
-	var out []string
-	for _, from := range f.from {
-		if !slices.Contains(out, from.source) {
-			out = append(out, from.source)
-		}
-	}
-	return out
-}
-
+// mergeValues combines the parts: the first as it is, or for a union every distinct value of
+// every part as one array (at most maxFieldValues).
 func mergeValues(parts []json.RawMessage, union bool) json.RawMessage {
 	switch {
 	case len(parts) == 0:
 		return nil
-	case len(parts) == 1 && !union:
+	case !union:
+		return parts[0]
+	case len(parts) == 1 && len(parts[0]) > 0 && parts[0][0] == '[':
 		return parts[0]
 	}
-	var vals []any
-	for _, p := range parts {
-		var v any
-		if decodeNumbers(p, &v) != nil {
-			continue
+	var b bytes.Buffer
+	b.WriteByte('[')
+	seen := make(map[string]bool, 8)
+	add := func(raw string) bool {
+		if seen[raw] {
+			return true
 		}
-		if arr, ok := v.([]any); ok {
-			vals = append(vals, arr...)
-		} else {
-			vals = append(vals, v)
+		if len(seen) == maxFieldValues {
+			return false
+		}
+		seen[raw] = true
+		if len(seen) > 1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(raw)
+		return len(seen) < maxFieldValues
+	}
+	for _, p := range parts {
+		r := gjson.ParseBytes(p)
+		if r.IsArray() {
+			r.ForEach(func(_, v gjson.Result) bool { return add(v.Raw) })
+		} else if !add(r.Raw) {
+			break
 		}
 	}
-	return encodeValues(vals, true)
+	b.WriteByte(']')
+	return b.Bytes()
 }

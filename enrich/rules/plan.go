@@ -93,7 +93,7 @@ func (c *Compiled) Plan(lookupers map[string]*enrich.Lookuper) (plan enrich.Plan
 		plan.StopWhen = append(plan.StopWhen, cd)
 	}
 	if len(c.fields) > 0 {
-		plan.Fields = &merger{fields: c.fields}
+		plan.Fields = newMerger(c.fields)
 	}
 	for name := range lookupers {
 		if !named[name] {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,5 +213,23 @@ func TestPathKeysAreLiteral(t *testing.T) {
 		if string(got["f"]) != want {
 			t.Errorf("%s: %s, want %s", src, got["f"], want)
 		}
+	}
+}
+
+func TestMergeValuesUnionIsBounded(t *testing.T) {
+	var parts []json.RawMessage
+	for i := range 3 {
+		var vals []string
+		for j := range 20 {
+			vals = append(vals, fmt.Sprintf(`"v%d"`, i*20+j))
+		}
+		parts = append(parts, json.RawMessage("["+strings.Join(vals, ",")+"]"))
+	}
+	var got []string
+	if err := json.Unmarshal(mergeValues(parts, true), &got); err != nil || len(got) != maxFieldValues || got[0] != "v0" {
+		t.Fatalf("%d values (%v), want the first %d", len(got), err, maxFieldValues)
+	}
+	if v := mergeValues([]json.RawMessage{json.RawMessage(`"a"`), json.RawMessage(`["a","b"]`)}, true); string(v) != `["a","b"]` {
+		t.Errorf("union %s", v)
 	}
 }
