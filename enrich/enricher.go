@@ -2,7 +2,9 @@ package enrich
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/threatpipe/threatpipe/enrich/score"
 	"github.com/threatpipe/threatpipe/pipeline"
@@ -19,6 +21,7 @@ type Enricher struct {
 	ownAny  bool     // some source is asked about own-range addresses
 	needMid bool     // conditions read the verdict between stages
 	metrics *Metrics
+	parking *Parking // nil: pending lookups are not parked (the Lookupers do not defer)
 }
 
 var (
@@ -40,6 +43,13 @@ func NewEnricher(plan Plan, scorer Scorer, m *Metrics) *Enricher {
 			e.needMid = e.needMid || (s.When != nil && i > 0)
 		}
 	}
+	return e
+}
+
+// ParkWith makes the Enricher park the pending lookups of every event in p, for a Retrier to
+// finish them and publish revisions.
+func (e *Enricher) ParkWith(p *Parking) *Enricher {
+	e.parking = p
 	return e
 }
 
@@ -77,13 +87,68 @@ func (e *Enricher) Process(ctx context.Context, ev *event.Scored) error {
 			return err
 		}
 	}
-	fused = e.scorer.Fuse(outcomes, e.order)
+	e.fuseInto(ev, outcomes)
+	e.park(ctx, ev)
+	return nil
+}
+
+// fuseInto scores ev from outcomes, replacing whatever an earlier fusion wrote (the gate's
+// reason stays: it is the handler's).
+func (e *Enricher) fuseInto(ev *event.Scored, outcomes map[string]*event.ProviderOutcome) {
+	fused := e.scorer.Fuse(outcomes, e.order)
 	ev.Providers = outcomes
+	if len(ev.Reasons) > 0 {
+		ev.Reasons = slices.DeleteFunc(ev.Reasons, func(r event.Reason) bool { return r.Source != "gate" })
+	}
+	ev.Tags = ev.Tags[:0]
+	ev.AS, ev.Geo, ev.ISP, ev.Fields = nil, nil, "", nil
 	fused.Apply(ev)
 	if e.plan.Fields != nil {
 		ev.Fields = e.plan.Fields.Merge(outcomes)
 	}
-	return nil
+}
+
+// park parks ev's pending lookups. An event that cannot be parked keeps no pending part: its
+// lookups are reported failed, with why, so nothing waits for a revision that cannot come.
+func (e *Enricher) park(ctx context.Context, ev *event.Scored) {
+	if e.parking == nil {
+		return
+	}
+	due := map[string]time.Time{}
+	for name, o := range ev.Providers {
+		if o != nil && o.Status == event.StatusPending && o.RetryAt != nil {
+			due[name] = *o.RetryAt
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	err := e.parking.Park(ctx, ev, due)
+	if err == nil {
+		e.metrics.Parked.Add(float64(len(due)))
+		return
+	}
+	for name := range due {
+		ev.Providers[name] = &event.ProviderOutcome{Status: event.StatusFailed, Error: ev.Providers[name].Error + "; not parked: " + err.Error()}
+	}
+	e.fuseInto(ev, ev.Providers)
+}
+
+// Revise gives ev provider's final outcome, scores it again and reports whether it still waits
+// on another provider. The caller numbers and publishes the revision.
+func (e *Enricher) Revise(ev *event.Scored, provider string, out *event.ProviderOutcome) (stillPending bool) {
+	outcomes := ev.Providers
+	if outcomes == nil {
+		outcomes = map[string]*event.ProviderOutcome{}
+	}
+	outcomes[provider] = out
+	e.fuseInto(ev, outcomes)
+	for _, o := range outcomes {
+		if o != nil && o.Status == event.StatusPending {
+			return true
+		}
+	}
+	return false
 }
 
 // runStage asks the stage's sources at once (those whose condition holds and whose scope

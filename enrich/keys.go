@@ -45,3 +45,12 @@ func (k Keys) Rate(provider string) string { return k.key("rate", provider) }
 func (k Keys) Seen(provider, indicator string) string {
 	return k.key("seen", provider+":"+indicator)
 }
+
+// ParkedDue is one provider's queue of parked lookups. The provider is the Cluster hash tag.
+func (k Keys) ParkedDue(provider string) string { return k.key("park", "{"+provider+"}:due") }
+
+// ParkedEvents holds the events awaiting an address's revision.
+func (k Keys) ParkedEvents(addr string) string { return k.key("park", "ev:{"+addr+"}") }
+
+// ParkedLock is the lock of an address's revision; it shares ParkedEvents' hash tag.
+func (k Keys) ParkedLock(addr string) string { return k.key("park", "lock:{"+addr+"}") }

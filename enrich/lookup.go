@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"sync"
 	"time"
 
@@ -49,6 +50,10 @@ type LookuperOptions struct {
 	// MaxAge, when set, makes a cached answer older than this be looked up again (the old answer
 	// is served if that lookup fails); otherwise an answer is used until its TTL ends.
 	MaxAge time.Duration
+	// Defer makes a lookup that cannot finish within its budget (rate, Retry-After, outages, an
+	// open breaker, a spent quota that resets) pending instead of failed: the Enricher parks it
+	// and a revision carries the answer (docs/lifecycle.md).
+	Defer bool
 	// FirstSight, when set, makes the source look an address up only the first time it is seen
 	// within this long: a later cache miss is skipped rather than paid for.
 	FirstSight time.Duration
@@ -108,7 +113,7 @@ func NewLookuper(o LookuperOptions) *Lookuper {
 	l.savedGated = m.Saved.WithLabelValues(name, "gated")
 	l.outcomes = make(map[event.ProviderStatus]prometheus.Counter)
 	for _, s := range []event.ProviderStatus{event.StatusOK, event.StatusNotFound, event.StatusQuotaExhausted,
-		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled, event.StatusSkipped} {
+		event.StatusRateLimited, event.StatusFailed, event.StatusDisabled, event.StatusSkipped, event.StatusPending} {
 		l.outcomes[s] = m.Outcomes.WithLabelValues(name, string(s))
 	}
 	if s, ok := o.Provider.(Shaper); ok {
@@ -146,6 +151,16 @@ func (l *Lookuper) Close() {
 // status, so the event is published either way. It returns within the policy's retry budget
 // (plus a lease wait), or sooner if ctx ends.
 func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.ProviderOutcome {
+	return l.lookup(ctx, ind, false)
+}
+
+// Retry is Lookup for a parked lookup: the rules' first-sight test does not apply (the address
+// was looked up at its first sight; this is that lookup, finishing).
+func (l *Lookuper) Retry(ctx context.Context, ind event.Indicator) *event.ProviderOutcome {
+	return l.lookup(ctx, ind, true)
+}
+
+func (l *Lookuper) lookup(ctx context.Context, ind event.Indicator, parked bool) *event.ProviderOutcome {
 	if l.chain.Keys == nil { // offline: local data, nothing to cache or share
 		return l.outcome(l.offline(ctx, ind))
 	}
@@ -169,7 +184,7 @@ func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.Provi
 	if out := l.unavailable(); out != nil {
 		return l.outcome(l.orStale(out, stale))
 	}
-	if stale == nil && l.seenBefore(ctx, ind) {
+	if stale == nil && !parked && l.seenBefore(ctx, ind) {
 		return l.skip("seen before: this source looks addresses up at first sight only")
 	}
 
@@ -234,10 +249,56 @@ func (l *Lookuper) unavailable() *event.ProviderOutcome {
 		return &event.ProviderOutcome{Status: event.StatusDisabled, Error: reason}
 	}
 	if l.chain.Quota.Exhausted() {
-		return &event.ProviderOutcome{Status: event.StatusQuotaExhausted,
-			Error: l.chain.Quota.Ledger().Period().Label() + " quota exhausted; not looked up until " + l.chain.Quota.ResetTime().Format(time.RFC3339)}
+		reset := l.chain.Quota.ResetTime()
+		out := &event.ProviderOutcome{Status: event.StatusQuotaExhausted,
+			Error: l.chain.Quota.Ledger().Period().Label() + " quota exhausted; not looked up until " + reset.Format(time.RFC3339)}
+		if l.o.Defer {
+			out.Status, out.RetryAt = event.StatusPending, &reset
+		}
+		return out
 	}
 	return nil
+}
+
+// deferral says whether a failed lookup can clear later and when to try it again: outages,
+// rate limits and an open breaker soon, a spent quota at its reset; a rejected key or a bad
+// request never.
+func (l *Lookuper) deferral(err error) (time.Time, bool) {
+	now := l.o.Now()
+	var pe *Error
+	errors.As(err, &pe)
+	switch KindOf(err) {
+	case KindUnauthorized, KindPermanent:
+		return time.Time{}, false
+	case KindQuotaExhausted:
+		if l.chain.Quota != nil {
+			if reset := l.chain.Quota.ResetTime(); reset.After(now) {
+				return reset, true
+			}
+		}
+		return now.Add(time.Minute), true
+	case KindUnavailable:
+		return now.Add(breakerTimeout), true
+	case KindRateLimited:
+		if pe != nil && pe.RetryAfter > 0 {
+			return now.Add(pe.RetryAfter), true
+		}
+		return now.Add(time.Second), true
+	default:
+		return now.Add(2 * time.Second), true
+	}
+}
+
+// failed is the outcome of a lookup that failed with err: pending when the Lookuper defers and
+// the failure can clear.
+func (l *Lookuper) failed(err error) *event.ProviderOutcome {
+	out := &event.ProviderOutcome{Status: statusOf(err), Error: err.Error()}
+	if l.o.Defer {
+		if at, ok := l.deferral(err); ok {
+			out.Status, out.RetryAt = event.StatusPending, &at
+		}
+	}
+	return out
 }
 
 // offline asks a local source; its answers are not cached.
@@ -324,7 +385,7 @@ func (l *Lookuper) sharedLookup(ctx context.Context, key string, ind event.Indic
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return &event.ProviderOutcome{Status: event.StatusFailed, Error: "timed out waiting for another replica's lookup"}
+			return l.failed(&Error{Provider: l.name, Kind: KindTransient, Message: "timed out waiting for another replica's lookup"})
 		}
 		poll = min(poll*2, 250*time.Millisecond)
 	}
@@ -398,7 +459,7 @@ func (l *Lookuper) holdAndFetch(ctx context.Context, key string, ind event.Indic
 func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, with func(redis.Pipeliner)) *event.ProviderOutcome {
 	res, err := l.chain.Lookup(ctx, ind)
 	if err != nil {
-		return &event.ProviderOutcome{Status: statusOf(err), Error: err.Error()}
+		return l.failed(err)
 	}
 	entry := &CacheEntry{Fields: l.extract(res), Result: res, StoredAt: l.o.Now().UTC()}
 	if err := l.o.Cache.Set(ctx, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {

@@ -15,6 +15,9 @@ type Metrics struct {
 	Disabled      *prometheus.GaugeVec     // provider: 1 when switched off after a key rejection
 	Latency       *prometheus.HistogramVec // provider: one request to the provider
 	Outcomes      *prometheus.CounterVec   // provider, status: what scored events carry
+	Parked        prometheus.Counter       // lookups parked for a later revision
+	Revisions     *prometheus.CounterVec   // provider, outcome: revisions published when a parked lookup finished
+	ParkedNow     *prometheus.GaugeVec     // provider: lookups parked and not finished yet, across replicas
 }
 
 // NewMetrics registers the enrichment metrics on reg.
@@ -55,6 +58,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "threatpipe_provider_outcomes_total", Help: "Provider statuses written into scored events.",
 		}, []string{"provider", "status"}),
 	}
-	reg.MustRegister(m.Calls, m.Cache, m.Saved, m.QuotaUsed, m.QuotaLimit, m.QuotaLeft, m.QuotaWarnings, m.Breaker, m.Disabled, m.Latency, m.Outcomes)
+	m.Parked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "threatpipe_lookups_parked_total", Help: "Lookups that could not finish within their event's budget and were parked for a revision.",
+	})
+	m.Revisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "threatpipe_revisions_published_total", Help: "Revisions of scored events published when a parked lookup finished, by the provider and its final status.",
+	}, []string{"provider", "status"})
+	m.ParkedNow = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "threatpipe_lookups_parked", Help: "Lookups parked and not finished yet, across replicas.",
+	}, []string{"provider"})
+	reg.MustRegister(m.Calls, m.Cache, m.Saved, m.QuotaUsed, m.QuotaLimit, m.QuotaLeft, m.QuotaWarnings, m.Breaker, m.Disabled, m.Latency, m.Outcomes,
+		m.Parked, m.Revisions, m.ParkedNow)
 	return m
 }

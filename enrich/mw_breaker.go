@@ -10,6 +10,9 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
+// breakerTimeout is how long the breaker stays open before one probe decides.
+const breakerTimeout = 30 * time.Second
+
 // Breaker is the provider's circuit breaker: five outages in a row (transient failures: 5xx,
 // timeouts, broken connections) open it for 30 s, during which requests fail at once with
 // KindUnavailable and reach no provider; then one probe decides. A rate limit or a rejected
@@ -26,7 +29,7 @@ func NewBreaker(next Provider, onChange func(from, to gobreaker.State)) *Breaker
 	return &Breaker{wrapped: wrapped{next}, cb: gobreaker.NewCircuitBreaker[*Result](gobreaker.Settings{
 		Name:         next.Name(),
 		MaxRequests:  1,
-		Timeout:      30 * time.Second,
+		Timeout:      breakerTimeout,
 		ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
 		IsSuccessful: func(err error) bool { return err == nil || KindOf(err) != KindTransient },
 		OnStateChange: func(_ string, from, to gobreaker.State) {

@@ -180,7 +180,10 @@ type HistoryEntry struct {
 	Score    int            `json:"score"`
 	Severity event.Severity `json:"severity"`
 	EventID  string         `json:"event_id"`
-	Source   string         `json:"source"`
+	// Revision is the event's revision (docs/lifecycle.md): above 0, a parked lookup finished
+	// and changed the verdict of an earlier sighting.
+	Revision int    `json:"revision,omitempty"`
+	Source   string `json:"source"`
 }
 
 // Indicator is everything the view holds about one indicator.
@@ -239,8 +242,10 @@ redis.call('ZADD', seen, nextSeen(seen), id)
 trimSeen(seen, seenCap)
 local last = tonumber(redis.call('HGET', h, 'last_seen') or '-1')
 local first = tonumber(redis.call('HGET', h, 'first_seen') or '-1')
-redis.call('HINCRBY', h, 'sightings', 1)
-if first < 0 or obs < first then redis.call('HSET', h, 'first_seen', ARGV[2]) end
+if ARGV[22] ~= '1' then -- a revision is the same sighting, answered better
+  redis.call('HINCRBY', h, 'sightings', 1)
+  if first < 0 or obs < first then redis.call('HSET', h, 'first_seen', ARGV[2]) end
+end
 if obs >= last then
   redis.call('HSET', h, 'last_seen', ARGV[2], 'score', ARGV[8], 'severity', ARGV[9], 'tags', ARGV[10],
     'event', ARGV[11], 'type', ARGV[12], 'source', ARGV[13], 'gate', ARGV[14], 'event_id', id,
@@ -319,7 +324,7 @@ func (s *Store) ApplyScored(ctx context.Context, ev *event.Scored) (Applied, err
 	if err != nil {
 		return "", fmt.Errorf("view: encode event %s: %w", ev.EventID, err)
 	}
-	histJSON, _ := json.Marshal(HistoryEntry{At: at, Score: score, Severity: sev, EventID: ev.EventID, Source: ev.Source})
+	histJSON, _ := json.Marshal(HistoryEntry{At: at, Score: score, Severity: sev, EventID: ev.EventID, Revision: ev.Revision, Source: ev.Source})
 	d := describe(ev)
 	gate := ""
 	if ev.Gate != nil {
@@ -329,11 +334,15 @@ func (s *Store) ApplyScored(ctx context.Context, ev *event.Scored) (Applied, err
 	if d.asn > 0 {
 		asn = strconv.FormatInt(d.asn, 10)
 	}
+	id, revision := "e:"+ev.EventID, "0"
+	if ev.Revision > 0 { // a revision updates the indicator; only its event's first publication counts a sighting
+		id, revision = id+"#"+strconv.Itoa(ev.Revision), "1"
+	}
 	res, err := applyScored.Run(ctx, s.rdb, s.indicatorKeys(ip),
-		"e:"+ev.EventID, at.UnixMilli(), now.UnixMilli(), s.opts.Retention.Milliseconds(),
+		id, at.UnixMilli(), now.UnixMilli(), s.opts.Retention.Milliseconds(),
 		s.opts.History, s.opts.DedupEvents, histJSON,
 		score, string(sev), tagsJSON, evJSON, string(ev.Indicator.Type), ev.Source, gate,
-		d.isp, d.country, d.city, asn, d.asOrg, min(max(ev.Confidence, 0), 100), agreeJSON(ev.ValidatedBy),
+		d.isp, d.country, d.city, asn, d.asOrg, min(max(ev.Confidence, 0), 100), agreeJSON(ev.ValidatedBy), revision,
 	).Slice()
 	if err != nil {
 		return "", fmt.Errorf("view: apply %s: %w", ip, err)

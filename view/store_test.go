@@ -97,6 +97,28 @@ func TestStoreLatestSightingWinsByObservedTime(t *testing.T) {
 	}
 }
 
+// TestStoreRevisionUpdatesWithoutASighting: a revision (a parked lookup finished) changes the
+// indicator's verdict and history, counts no sighting, and a redelivered revision changes nothing.
+func TestStoreRevisionUpdatesWithoutASighting(t *testing.T) {
+	s, c := testStore(t, StoreOptions{})
+	now := c.Now()
+	ip := "203.0.113.9"
+	first := scored(ip, 30, now)
+	mustApply(t, s, first)
+	rev := scored(ip, 88, now, scoredOpt(func(ev *event.Scored) { ev.EventID, ev.Revision = first.EventID, 1 }))
+	mustApply(t, s, rev)
+	if got, err := s.ApplyScored(context.Background(), rev); err != nil || got != AppliedDuplicate {
+		t.Fatalf("redelivered revision: %v %v", got, err)
+	}
+	ind, err := s.Get(context.Background(), ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ind.Score != 88 || ind.Sightings != 1 || len(ind.History) != 2 || ind.History[0].Revision != 1 || ind.History[1].Revision != 0 {
+		t.Fatalf("score %d sightings %d history %+v; want the revision's 88, one sighting, both in the history", ind.Score, ind.Sightings, ind.History)
+	}
+}
+
 func TestStoreDescriptionsFallBackToProviders(t *testing.T) {
 	s, c := testStore(t, StoreOptions{})
 	mustApply(t, s, scored("192.0.2.9", 40, c.Now(), withProviders(map[string]*event.ProviderOutcome{

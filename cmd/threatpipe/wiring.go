@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/threatpipe/threatpipe/enrich"
@@ -18,6 +19,7 @@ import (
 	"github.com/threatpipe/threatpipe/enrich/rules"
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/pipeline/health"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
 )
@@ -142,25 +144,38 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s-%d", host, os.Getpid())
 	e := &enrichment{loops: append([]func(context.Context) error{cache.Run, ops.Run}, src.loops...)}
+	keys := enrich.Keys{Prefix: cfg.Redis.KeyPrefix}
 	byName := make(map[string]*enrich.Lookuper, len(src.configured))
 	for _, c := range src.configured {
 		name := c.Provider.Name()
 		opt := src.rules.SourceOptions(name)
 		byName[name] = enrich.NewLookuper(enrich.LookuperOptions{
-			Provider: c.Provider, Policy: c.Policy, Redis: rdb, Keys: enrich.Keys{Prefix: cfg.Redis.KeyPrefix}, Cache: cache, Metrics: metrics,
+			Provider: c.Provider, Policy: c.Policy, Redis: rdb, Keys: keys, Cache: cache, Metrics: metrics,
 			Log: log, Ops: opsNotifier{ops}, Owner: owner, Fields: opt.Fields, MaxAge: opt.MaxAge, FirstSight: opt.FirstSight,
+			Defer: true,
 		})
 	}
 	plan, unused := src.rules.Plan(byName)
 	if len(unused) > 0 {
 		log.Warn("configured sources that no stage of the enrichment rules names are not consulted", zap.Strings("sources", unused))
 	}
-	enr := enrich.NewEnricher(plan, src.rules.Model(), metrics)
+	parking := enrich.NewParking(rdb, keys, enrich.ParkingOptions{})
+	enr := enrich.NewEnricher(plan, src.rules.Model(), metrics).ParkWith(parking)
 	e.providers = enr.Sources()
 	for _, name := range e.providers {
 		e.lookupers = append(e.lookupers, byName[name])
 	}
 	e.proc = enr
+	// Parked lookups are finished in the background and their events revised (docs/lifecycle.md).
+	revisions := &revisionWriter{w: clients.Writer(nil), topic: cfg.Kafka.OutputTopic}
+	retrier := enrich.NewRetrier(enrich.RetrierOptions{
+		Parking: parking, Enricher: enr, Lookupers: e.lookupers, Metrics: metrics, Log: log.Named("retrier"), Owner: owner,
+		Publisher: revisions,
+	})
+	e.loops = append(e.loops, func(ctx context.Context) error {
+		defer func() { _ = revisions.w.Close() }() // after the last revision: Run waits for its lookups
+		return retrier.Run(ctx)
+	})
 	// Each provider's health, as this replica sees it, for the prioritised view.
 	store := health.NewStore(rdb, cfg.Redis.KeyPrefix)
 	lookupers := e.lookupers
@@ -168,6 +183,21 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 		return enrich.ReportHealth(ctx, store, lookupers, owner, "enrich", health.ReportInterval)
 	})
 	return e, nil
+}
+
+// revisionWriter publishes revised scored events to the scored topic, keyed by indicator, and
+// returns once the brokers acknowledged them.
+type revisionWriter struct {
+	w     *kafka.Writer
+	topic string
+}
+
+func (r *revisionWriter) PublishRevisions(ctx context.Context, evs []*event.Scored) error {
+	msgs := make([]kafka.Message, len(evs))
+	for i, ev := range evs {
+		msgs[i] = kafka.Message{Topic: r.topic, Key: []byte(ev.Indicator.Value), Value: ev.AppendJSON(nil)}
+	}
+	return r.w.WriteMessages(ctx, msgs...)
 }
 
 // opsNotifier publishes ops events keyed by provider.

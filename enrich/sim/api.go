@@ -28,6 +28,10 @@ type Options struct {
 	Jitter  time.Duration
 	// ErrorRate is the fraction (0-1) of authenticated lookups answered with HTTP 500.
 	ErrorRate float64
+	// FailFirst is the fraction (0-1) of addresses whose first lookup fails, as real APIs do in
+	// a bad minute: half of them (drawn per address) with a 500, half with a 429 and
+	// Retry-After: 1. Later lookups of the address are answered normally.
+	FailFirst float64
 	// RateLimit is requests per second across all API requests; 0 means unlimited.
 	RateLimit float64
 	// DailyQuota is lookups answered per UTC day (answers and not-found answers); 0 means
@@ -96,6 +100,7 @@ func NewAPI(d Dialect, opts Options) *API {
 		opts.MaxTrackedIPs = DefaultMaxTrackedIPs
 	}
 	opts.ErrorRate = min(max(opts.ErrorRate, 0), 1)
+	opts.FailFirst = min(max(opts.FailFirst, 0), 1)
 	opts.RateLimit = max(opts.RateLimit, 0)
 	opts.DailyQuota = max(opts.DailyQuota, 0)
 	opts.Latency, opts.Jitter = max(opts.Latency, 0), max(opts.Jitter, 0)
@@ -183,6 +188,7 @@ type Patch struct {
 	Latency        *Duration `json:"latency,omitempty"`
 	Jitter         *Duration `json:"jitter,omitempty"`
 	ErrorRate      *float64  `json:"error_rate,omitempty"`
+	FailFirst      *float64  `json:"fail_first,omitempty"`
 	RateLimit      *float64  `json:"rate_limit,omitempty"`
 	DailyQuota     *int64    `json:"daily_quota,omitempty"`
 	ValidKeys      *[]string `json:"valid_keys,omitempty"`
@@ -238,6 +244,9 @@ func (s *API) Configure(p Patch) error {
 	if p.ErrorRate != nil {
 		check(*p.ErrorRate >= 0 && *p.ErrorRate <= 1, "error_rate must be between 0 and 1")
 	}
+	if p.FailFirst != nil {
+		check(*p.FailFirst >= 0 && *p.FailFirst <= 1, "fail_first must be between 0 and 1")
+	}
 	if p.RateLimit != nil {
 		check(*p.RateLimit >= 0 && !math.IsInf(*p.RateLimit, 0), "rate_limit must be a non-negative number")
 	}
@@ -260,6 +269,9 @@ func (s *API) Configure(p Patch) error {
 	}
 	if p.ErrorRate != nil {
 		s.opts.ErrorRate = *p.ErrorRate
+	}
+	if p.FailFirst != nil {
+		s.opts.FailFirst = *p.FailFirst
 	}
 	if p.RateLimit != nil {
 		s.opts.RateLimit = *p.RateLimit
@@ -429,6 +441,14 @@ func (s *API) decide(r *http.Request, route Route) *Outcome {
 		return o
 	}
 	switch {
+	case s.failsFirst(truth, o.Searches):
+		o.Kind = OutServerError
+		s.stats.Errors++
+		if truth.Chance("sim:fail-first-429", 0.5) {
+			o.Kind, o.RetryAfter = OutRateLimited, time.Second
+			s.stats.Errors--
+			s.stats.RateLimited++
+		}
 	case s.opts.ErrorRate > 0 && s.errRNG.Float64() < s.opts.ErrorRate:
 		o.Kind = OutServerError
 		s.stats.Errors++
@@ -487,11 +507,17 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// failsFirst reports whether this lookup is the first of an address FailFirst picked.
+func (s *API) failsFirst(t *Truth, searches int64) bool {
+	return t != nil && searches == 1 && s.opts.FailFirst > 0 && t.Chance("sim:fail-first", s.opts.FailFirst)
+}
+
 // configView is GET/POST /_sim/config's answer.
 type configView struct {
 	Latency        Duration `json:"latency"`
 	Jitter         Duration `json:"jitter"`
 	ErrorRate      float64  `json:"error_rate"`
+	FailFirst      float64  `json:"fail_first"`
 	RateLimit      float64  `json:"rate_limit"`
 	DailyQuota     int64    `json:"daily_quota"`
 	ValidKeys      []string `json:"valid_keys"`
@@ -506,7 +532,7 @@ func (s *API) view() configView {
 	if keys == nil {
 		keys = []string{}
 	}
-	return configView{Duration(o.Latency), Duration(o.Jitter), o.ErrorRate, o.RateLimit, o.DailyQuota, keys, o.InvalidKeyMode, Duration(o.Force429For), o.Seed}
+	return configView{Duration(o.Latency), Duration(o.Jitter), o.ErrorRate, o.FailFirst, o.RateLimit, o.DailyQuota, keys, o.InvalidKeyMode, Duration(o.Force429For), o.Seed}
 }
 
 // admin serves the admin API: GET stats, GET calls?ip=, POST reset, GET or POST config (a JSON

@@ -22,6 +22,8 @@ func (s *Scored) AppendJSON(b []byte) []byte {
 	b = appendString(b, s.SchemaVersion)
 	b = append(b, `,"event_id":`...)
 	b = appendString(b, s.EventID)
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendInt(b, int64(s.Revision), 10)
 	b = append(b, `,"observed_at":`...)
 	b = appendTime(b, s.ObservedAt)
 	b = append(b, `,"processed_at":`...)
@@ -138,6 +140,10 @@ func (o *ProviderOutcome) appendJSON(b []byte) []byte {
 		b = append(b, `,"error":`...)
 		b = appendString(b, o.Error)
 	}
+	if o.RetryAt != nil {
+		b = append(b, `,"retry_at":`...)
+		b = appendTime(b, *o.RetryAt)
+	}
 	if o.Cache != nil {
 		b = append(b, `,"cache":{"hit":`...)
 		b = strconv.AppendBool(b, o.Cache.Hit)
@@ -189,6 +195,10 @@ func (r *Intel) appendJSON(b []byte) []byte {
 	if r.MaxCVSS != 0 {
 		b = append(b, `,"max_cvss":`...)
 		b = appendFloat(b, r.MaxCVSS)
+	}
+	if r.LastSeen != nil {
+		b = append(b, `,"last_seen":`...)
+		b = appendTime(b, *r.LastSeen)
 	}
 	b = appendOptString(b, `,"service":`, r.Service)
 	if len(r.Lists) > 0 {

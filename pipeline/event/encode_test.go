@@ -44,12 +44,14 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			Origin: Origin{Topic: "in", Partition: 3, Offset: 1 << 40},
 		}
 	}
+	lastSeen := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	retryAt := time.Date(2026, 12, 1, 0, 0, 1, 500, time.UTC)
 	full := &Intel{
 		Verdict: VerdictMalicious, Score: 92, Detail: "inbound <critical> & \"outbound\" high",
 		Tags: []string{"scanner", "tor"}, InboundLevel: "critical", InboundScore: 5, OutboundLevel: "high",
 		OutboundScore: 4, ASNumber: 64500, ASOrganization: "Ex\u2028ample", ISP: "ISP\tCo", CountryISO: "NL",
 		City: "Amsterdam", Location: &Geo{Lat: 52.37, Lon: -1e-7}, OpenPorts: []int{22, 443},
-		CVECount: 3, MaxCVSS: 9.8, Service: "Public <DNS>",
+		CVECount: 3, MaxCVSS: 9.8, Service: "Public <DNS>", LastSeen: &lastSeen,
 		Lists: []ListHit{{Name: "drop", Kind: ListBlock, Prefix: "198.51.100.0/24"}, {Name: "tor", Kind: ListTag, Prefix: "198.51.100.7/32", Tag: "tor"}},
 		Raw:   []byte(`{"not":"published"}`),
 	}
@@ -61,7 +63,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			s.Reasons = []Reason{{Source: "gate", Detail: "private range 10.0.0.0/8: no lookup"}}
 		},
 		"enriched": func(s *Scored) {
-			s.Score, s.Severity, s.Confidence = 92, SeverityCritical, 71
+			s.Score, s.Severity, s.Confidence, s.Revision = 92, SeverityCritical, 71, 3
 			s.ValidatedBy = []string{"abuseipdb", "criminalip", "list:drop"}
 			s.Fields = map[string]json.RawMessage{"threat_type": json.RawMessage(`"scanner"`), "malware_families": json.RawMessage(`["Mirai","a<b"]`)}
 			s.Tags = []string{"scanner", "tor"}
@@ -69,6 +71,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			s.Providers = map[string]*ProviderOutcome{
 				"criminalip": {Status: StatusOK, Result: full, Cache: &CacheInfo{Hit: true, AgeSeconds: 3}},
 				"abuseipdb":  {Status: StatusFailed, Error: "HTTP 503"},
+				"virustotal": {Status: StatusPending, Error: "rate limited", RetryAt: &retryAt},
 				"greynoise":  {Status: StatusOK, Result: &Intel{Verdict: VerdictBenign}, Cache: &CacheInfo{Joined: true}},
 				"empty":      nil,
 			}

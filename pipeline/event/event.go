@@ -127,16 +127,20 @@ func (o Origin) ID() string {
 
 // Scored is the output contract: one per indicator of an input event.
 type Scored struct {
-	SchemaVersion string    `json:"schema_version"`
-	EventID       string    `json:"event_id"`
-	ObservedAt    time.Time `json:"observed_at"`
-	ProcessedAt   time.Time `json:"processed_at"`
-	Source        string    `json:"source"`
-	InputFormat   Format    `json:"input_format"`
-	Indicator     Indicator `json:"indicator"`
-	ECSFields     []string  `json:"ecs_fields,omitempty"`
-	Score         int       `json:"score"`
-	Severity      Severity  `json:"severity"`
+	SchemaVersion string `json:"schema_version"`
+	EventID       string `json:"event_id"`
+	// Revision counts the publications of this event's verdict for this indicator: 0 first,
+	// then one more each time a parked lookup finishes (docs/lifecycle.md). Consumers keep the
+	// highest revision of an event_id and indicator.
+	Revision    int       `json:"revision"`
+	ObservedAt  time.Time `json:"observed_at"`
+	ProcessedAt time.Time `json:"processed_at"`
+	Source      string    `json:"source"`
+	InputFormat Format    `json:"input_format"`
+	Indicator   Indicator `json:"indicator"`
+	ECSFields   []string  `json:"ecs_fields,omitempty"`
+	Score       int       `json:"score"`
+	Severity    Severity  `json:"severity"`
 	// Confidence (0-100) says how far the sources that answered agree, and how many did.
 	Confidence int `json:"confidence"`
 	// ValidatedBy lists the sources that independently rate the indicator malicious, sorted.

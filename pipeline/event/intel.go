@@ -41,6 +41,9 @@ type Intel struct {
 	OpenPorts      []int   `json:"open_ports,omitempty"`
 	CVECount       int     `json:"cve_count,omitempty"`
 	MaxCVSS        float64 `json:"max_cvss,omitempty"`
+	// LastSeen is when the source last saw the address act as it says (AbuseIPDB's last report,
+	// GreyNoise's last scan, ...), when it says; old malicious evidence decays in the score.
+	LastSeen *time.Time `json:"last_seen,omitempty"`
 	// Service names a known-benign business service the address belongs to (GreyNoise RIOT,
 	// a benign list): the fused score is capped below the block threshold.
 	Service string `json:"service,omitempty"`
@@ -95,6 +98,7 @@ const (
 	StatusFailed         ProviderStatus = "failed"          // errors (5xx, timeouts, open breaker) outlasted the retries
 	StatusDisabled       ProviderStatus = "disabled"        // the provider rejected its key and was switched off
 	StatusSkipped        ProviderStatus = "skipped"         // not asked: an enrichment rule or an early stop made it pointless
+	StatusPending        ProviderStatus = "pending"         // not answered yet: the lookup is parked and a revision will carry the answer
 )
 
 // ProviderOutcome is one provider's part of a scored event.
@@ -102,7 +106,9 @@ type ProviderOutcome struct {
 	Status ProviderStatus `json:"status"`
 	Result *Intel         `json:"result,omitempty"`
 	Error  string         `json:"error,omitempty"`
-	Cache  *CacheInfo     `json:"cache,omitempty"`
+	// RetryAt is when a pending lookup is next tried.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	Cache   *CacheInfo `json:"cache,omitempty"`
 	// Fields are this source's values of the enrichment rules' mapped fields; the scorer merges
 	// them into the scored event's fields.
 	Fields map[string]json.RawMessage `json:"-"`
