@@ -13,9 +13,10 @@ import (
 )
 
 // RevisionPublisher publishes revised scored events (to the scored topic, keyed by indicator)
-// and returns once every one is acknowledged.
+// and the verdict changes they carry (to the changes topic), and returns once every one is
+// acknowledged.
 type RevisionPublisher interface {
-	PublishRevisions(ctx context.Context, evs []*event.Scored) error
+	PublishRevisions(ctx context.Context, evs []*event.Scored, changes []*event.Change) error
 }
 
 // RetrierOptions wire a Retrier.
@@ -173,6 +174,7 @@ func (r *Retrier) revise(ctx context.Context, provider, addr string, out *event.
 		return err
 	}
 	var revised []*event.Scored
+	var change *event.Change
 	keep := map[string]*event.Scored{}
 	var drop []string
 	now := r.o.Now().UTC()
@@ -180,11 +182,15 @@ func (r *Retrier) revise(ctx context.Context, provider, addr string, out *event.
 		if o := ev.Providers[provider]; o == nil || o.Status != event.StatusPending {
 			continue
 		}
+		old := event.RatingOf(ev)
 		outcome := *out
 		still := r.o.Enricher.Revise(ev, provider, &outcome)
 		ev.Revision++
 		ev.ProcessedAt = now
 		revised = append(revised, ev)
+		if c := changeOf(ev, old, now); c != nil && (change == nil || ev.ObservedAt.After(change.Event.ObservedAt)) {
+			change = c // one change per indicator: the newest event's
+		}
 		if still {
 			keep[id] = ev
 		} else {
@@ -192,10 +198,25 @@ func (r *Retrier) revise(ctx context.Context, provider, addr string, out *event.
 		}
 	}
 	if len(revised) > 0 {
-		if err := r.o.Publisher.PublishRevisions(ctx, revised); err != nil {
+		var changes []*event.Change
+		if change != nil {
+			changes = append(changes, change)
+		}
+		if err := r.o.Publisher.PublishRevisions(ctx, revised, changes); err != nil {
 			return err
 		}
 		r.o.Metrics.Revisions.WithLabelValues(provider, string(out.Status)).Add(float64(len(revised)))
 	}
 	return r.o.Parking.Settle(ctx, provider, addr, keep, drop)
+}
+
+// changeOf is the verdict change a revision of ev made, or nil when its severity stayed.
+func changeOf(ev *event.Scored, old event.Rating, at time.Time) *event.Change {
+	now := event.RatingOf(ev)
+	dir, changed := event.ChangeBetween(old, now)
+	if !changed {
+		return nil
+	}
+	return &event.Change{SchemaVersion: event.SchemaVersion, Indicator: ev.Indicator, EventID: ev.EventID, Revision: ev.Revision,
+		At: at, Cause: event.CauseRevision, Direction: dir, Old: old, New: now, Reasons: ev.Reasons, Event: ev}
 }

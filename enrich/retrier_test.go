@@ -14,12 +14,13 @@ import (
 
 // collectedRevisions is a RevisionPublisher that keeps what it was given.
 type collectedRevisions struct {
-	mu   sync.Mutex
-	evs  []event.Scored
-	fail bool
+	mu      sync.Mutex
+	evs     []event.Scored
+	changes []*event.Change
+	fail    bool
 }
 
-func (c *collectedRevisions) PublishRevisions(_ context.Context, evs []*event.Scored) error {
+func (c *collectedRevisions) PublishRevisions(_ context.Context, evs []*event.Scored, changes []*event.Change) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fail {
@@ -28,6 +29,7 @@ func (c *collectedRevisions) PublishRevisions(_ context.Context, evs []*event.Sc
 	for _, ev := range evs {
 		c.evs = append(c.evs, *ev)
 	}
+	c.changes = append(c.changes, changes...)
 	return nil
 }
 
@@ -94,6 +96,11 @@ func TestParkedLookupEndsInARevision(t *testing.T) {
 	}
 	if left, _ := parking.Events(context.Background(), "185.220.104.1"); len(left) != 0 {
 		t.Errorf("%d events still kept", len(left))
+	}
+	// Pending scored 0 (info); the answer makes it critical: one change for the indicator.
+	if len(pub.changes) != 1 || pub.changes[0].Direction != event.Escalated || pub.changes[0].Old.Severity != event.SeverityInfo ||
+		pub.changes[0].New.Severity != event.SeverityCritical || pub.changes[0].Event == nil {
+		t.Errorf("changes %+v", pub.changes)
 	}
 	if failing.calls.Load() != 3 {
 		t.Errorf("%d provider calls: two rate-limited, then one answer", failing.calls.Load())

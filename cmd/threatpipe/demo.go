@@ -52,7 +52,7 @@ playbooks:
 `
 
 // demoTopics are created up front on the embedded broker.
-var demoTopics = []string{"indicators", "indicators.scored", "indicators.dlq", "threatpipe.ops", "actions.results", "actions.dlq", "soc.alerts"}
+var demoTopics = []string{"indicators", "indicators.scored", "indicators.dlq", "threatpipe.ops", "indicators.changes", "actions.results", "actions.dlq", "soc.alerts"}
 
 func runDemo(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "demo [flags]", `Runs the whole pipeline in one process on embedded defaults: an in-process Kafka-protocol

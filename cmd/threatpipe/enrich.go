@@ -53,7 +53,7 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	}
 	k := &cfg.Kafka
 	if k.CreateTopics {
-		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic, k.OpsTopic); err != nil {
+		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic, k.OpsTopic, k.ChangesTopic); err != nil {
 			return err
 		}
 	}

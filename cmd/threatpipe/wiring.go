@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -167,7 +168,7 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 	}
 	e.proc = enr
 	// Parked lookups are finished in the background and their events revised (docs/lifecycle.md).
-	revisions := &revisionWriter{w: clients.Writer(nil), topic: cfg.Kafka.OutputTopic}
+	revisions := &revisionWriter{w: clients.Writer(nil), topic: cfg.Kafka.OutputTopic, changes: cfg.Kafka.ChangesTopic}
 	retrier := enrich.NewRetrier(enrich.RetrierOptions{
 		Parking: parking, Enricher: enr, Lookupers: e.lookupers, Metrics: metrics, Log: log.Named("retrier"), Owner: owner,
 		Publisher: revisions,
@@ -185,17 +186,24 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 	return e, nil
 }
 
-// revisionWriter publishes revised scored events to the scored topic, keyed by indicator, and
-// returns once the brokers acknowledged them.
+// revisionWriter publishes revised scored events to the scored topic and verdict changes to the
+// changes topic, keyed by indicator, and returns once the brokers acknowledged them all.
 type revisionWriter struct {
-	w     *kafka.Writer
-	topic string
+	w              *kafka.Writer
+	topic, changes string
 }
 
-func (r *revisionWriter) PublishRevisions(ctx context.Context, evs []*event.Scored) error {
-	msgs := make([]kafka.Message, len(evs))
-	for i, ev := range evs {
-		msgs[i] = kafka.Message{Topic: r.topic, Key: []byte(ev.Indicator.Value), Value: ev.AppendJSON(nil)}
+func (r *revisionWriter) PublishRevisions(ctx context.Context, evs []*event.Scored, changes []*event.Change) error {
+	msgs := make([]kafka.Message, 0, len(evs)+len(changes))
+	for _, ev := range evs {
+		msgs = append(msgs, kafka.Message{Topic: r.topic, Key: []byte(ev.Indicator.Value), Value: ev.AppendJSON(nil)})
+	}
+	for _, c := range changes {
+		raw, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, kafka.Message{Topic: r.changes, Key: []byte(c.Indicator.Value), Value: raw})
 	}
 	return r.w.WriteMessages(ctx, msgs...)
 }

@@ -66,6 +66,7 @@ type Kafka struct {
 	OutputTopic          string        `env:"OUTPUT_TOPIC" envDefault:"indicators.scored" desc:"Topic scored events are published to."`
 	DLQTopic             string        `env:"DLQ_TOPIC" envDefault:"indicators.dlq" desc:"Dead-letter topic for messages that cannot be decoded or name no valid indicator."`
 	OpsTopic             string        `env:"OPS_TOPIC" envDefault:"threatpipe.ops" desc:"Topic for operational events: quota warnings, exhausted quotas, disabled providers."`
+	ChangesTopic         string        `env:"CHANGES_TOPIC" envDefault:"indicators.changes" desc:"Topic of verdict changes: an indicator whose severity a revision or a refresh moved (docs/lifecycle.md); the playbook workers lift or escalate on them."`
 	GroupID              string        `env:"GROUP_ID" envDefault:"threatpipe-enricher" desc:"Consumer group of the enricher; replicas with the same group share the input partitions."`
 	ClientID             string        `env:"CLIENT_ID" envDefault:"threatpipe" desc:"Kafka client.id sent to the brokers."`
 	CreateTopics         bool          `env:"CREATE_TOPICS" envDefault:"false" desc:"Create missing topics at start-up (for development; production topics are usually managed)."`
@@ -216,7 +217,8 @@ func (c *Config) Validate() error {
 			add("KAFKA_BROKERS", "%q: %v", b, err)
 		}
 	}
-	for name, t := range map[string]string{"KAFKA_INPUT_TOPIC": k.InputTopic, "KAFKA_OUTPUT_TOPIC": k.OutputTopic, "KAFKA_DLQ_TOPIC": k.DLQTopic, "KAFKA_OPS_TOPIC": k.OpsTopic} {
+	for name, t := range map[string]string{"KAFKA_INPUT_TOPIC": k.InputTopic, "KAFKA_OUTPUT_TOPIC": k.OutputTopic, "KAFKA_DLQ_TOPIC": k.DLQTopic,
+		"KAFKA_OPS_TOPIC": k.OpsTopic, "KAFKA_CHANGES_TOPIC": k.ChangesTopic} {
 		if !topicName.MatchString(t) || t == "." || t == ".." {
 			add(name, "%q is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -)", t)
 		}
