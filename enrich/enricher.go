@@ -21,7 +21,8 @@ type Enricher struct {
 	ownAny  bool     // some source is asked about own-range addresses
 	needMid bool     // conditions read the verdict between stages
 	metrics *Metrics
-	parking *Parking // nil: pending lookups are not parked (the Lookupers do not defer)
+	parking *Parking         // nil: pending lookups are not parked (the Lookupers do not defer)
+	now     func() time.Time // the clock the evidence's age is measured by (time.Now)
 }
 
 var (
@@ -35,7 +36,7 @@ func NewEnricher(plan Plan, scorer Scorer, m *Metrics) *Enricher {
 	if scorer == nil {
 		scorer = score.Default()
 	}
-	e := &Enricher{plan: plan, scorer: scorer, metrics: m, needMid: len(plan.StopWhen) > 0}
+	e := &Enricher{plan: plan, scorer: scorer, metrics: m, needMid: len(plan.StopWhen) > 0, now: time.Now}
 	for i, st := range plan.Stages {
 		for _, s := range st.Sources {
 			e.order = append(e.order, s.Lookuper.Name())
@@ -66,7 +67,7 @@ func (e *Enricher) Process(ctx context.Context, ev *event.Scored) error {
 	stopped := ""
 	for i, st := range e.plan.Stages {
 		if i > 0 && e.needMid {
-			fused = e.scorer.Fuse(outcomes, e.order)
+			fused = e.scorer.Fuse(outcomes, e.order, e.now())
 			facts = factsOf(&fused, ev, outcomes, own)
 			for _, c := range e.plan.StopWhen {
 				if stopped == "" && c.Holds(facts) {
@@ -95,7 +96,7 @@ func (e *Enricher) Process(ctx context.Context, ev *event.Scored) error {
 // fuseInto scores ev from outcomes, replacing whatever an earlier fusion wrote (the gate's
 // reason stays: it is the handler's).
 func (e *Enricher) fuseInto(ev *event.Scored, outcomes map[string]*event.ProviderOutcome) {
-	fused := e.scorer.Fuse(outcomes, e.order)
+	fused := e.scorer.Fuse(outcomes, e.order, e.now())
 	ev.Providers = outcomes
 	if len(ev.Reasons) > 0 {
 		ev.Reasons = slices.DeleteFunc(ev.Reasons, func(r event.Reason) bool { return r.Source != "gate" })

@@ -54,3 +54,22 @@ func (k Keys) ParkedEvents(addr string) string { return k.key("park", "ev:{"+add
 
 // ParkedLock is the lock of an address's revision; it shares ParkedEvents' hash tag.
 func (k Keys) ParkedLock(addr string) string { return k.key("park", "lock:{"+addr+"}") }
+
+// Hot counts the sightings of a provider's answers near their expiry (refresh ahead).
+func (k Keys) Hot(provider string) string { return k.key("refresh", provider+":hot") }
+
+// RefreshUsed counts a provider's refreshes in one quota period.
+func (k Keys) RefreshUsed(provider, period string) string {
+	return k.key("refresh", provider+":used:"+period)
+}
+
+// Budget counts one budget's lookups at a provider in one quota period (an input source's
+// share, an IPv6 /64's budget).
+func (k Keys) Budget(provider, period, budget string) string {
+	return k.key("budget", provider+":"+period+":"+budget)
+}
+
+// Sightings counts an address's lookups while quota is short, for ranking.
+func (k Keys) Sightings(provider, indicator string) string {
+	return k.key("sightings", provider+":"+indicator)
+}

@@ -94,6 +94,8 @@ type Lookuper struct {
 	mu       sync.Mutex
 	closed   bool
 	running  sync.WaitGroup // flights in progress
+
+	hot hotCounts // sightings of answers near their expiry (refresh.go)
 }
 
 // NewLookuper builds a Lookuper; the provider's Policy must be validated.
@@ -151,16 +153,22 @@ func (l *Lookuper) Close() {
 // status, so the event is published either way. It returns within the policy's retry budget
 // (plus a lease wait), or sooner if ctx ends.
 func (l *Lookuper) Lookup(ctx context.Context, ind event.Indicator) *event.ProviderOutcome {
-	return l.lookup(ctx, ind, false)
+	return l.lookup(ctx, ind, Hint{}, false)
+}
+
+// LookupFor is Lookup with what the Enricher knows of the event, which spends the budgets of
+// its input source and ranks it when quota is short (admission.go).
+func (l *Lookuper) LookupFor(ctx context.Context, ind event.Indicator, h Hint) *event.ProviderOutcome {
+	return l.lookup(ctx, ind, h, false)
 }
 
 // Retry is Lookup for a parked lookup: the rules' first-sight test does not apply (the address
 // was looked up at its first sight; this is that lookup, finishing).
 func (l *Lookuper) Retry(ctx context.Context, ind event.Indicator) *event.ProviderOutcome {
-	return l.lookup(ctx, ind, true)
+	return l.lookup(ctx, ind, Hint{}, true)
 }
 
-func (l *Lookuper) lookup(ctx context.Context, ind event.Indicator, parked bool) *event.ProviderOutcome {
+func (l *Lookuper) lookup(ctx context.Context, ind event.Indicator, h Hint, parked bool) *event.ProviderOutcome {
 	if l.chain.Keys == nil { // offline: local data, nothing to cache or share
 		return l.outcome(l.offline(ctx, ind))
 	}
@@ -174,6 +182,7 @@ func (l *Lookuper) lookup(ctx context.Context, ind event.Indicator, parked bool)
 	case entry != nil && !l.tooOld(entry):
 		l.cacheHit.Inc()
 		l.savedHit.Inc()
+		l.noteHot(ind, entry)
 		return l.outcome(l.answer(entry, &event.CacheInfo{Hit: true, AgeSeconds: int64(l.o.Now().Sub(entry.StoredAt).Seconds())}))
 	case entry != nil:
 		stale = entry // refreshed below; served again if the refresh fails
@@ -199,7 +208,10 @@ func (l *Lookuper) lookup(ctx context.Context, ind event.Indicator, parked bool)
 		defer l.running.Done()
 		fctx, cancel := context.WithTimeout(l.lifetime, l.o.Policy.RetryBudget+l.o.Policy.AttemptTimeout)
 		defer cancel()
-		return l.sharedLookup(fctx, key, ind), nil
+		if held := l.admit(fctx, ind, h); held != nil { // the flight's leader spends the budgets
+			return held, nil
+		}
+		return l.shared(fctx, key, ind, func(e *CacheEntry) bool { return !l.tooOld(e) }), nil
 	})
 	select {
 	case r := <-ch:
@@ -347,16 +359,17 @@ var (
 	renewScript   = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
 )
 
-// sharedLookup makes sure one replica looks ind up: it takes the lease and looks up, or waits
-// for the holder's answer. A holder that fails leaves its outcome under its lease token for
-// the replicas that waited on it, and nothing for later events: errors are not cached.
-func (l *Lookuper) sharedLookup(ctx context.Context, key string, ind event.Indicator) *event.ProviderOutcome {
+// shared makes sure one replica looks ind up: it takes the lease and looks up, or waits for the
+// holder's answer. An answer stored meanwhile counts when usable says so (a refresh does not
+// take the answer it is refreshing). A holder that fails leaves its outcome under its lease token
+// for the replicas that waited on it, and nothing for later events: errors are not cached.
+func (l *Lookuper) shared(ctx context.Context, key string, ind event.Indicator, usable func(*CacheEntry) bool) *event.ProviderOutcome {
 	leaseKey := l.o.Keys.Lease(key)
 	var waitingOn string
 	poll := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if out := l.joinResult(ctx, key, waitingOn); out != nil {
+			if out := l.joinResult(ctx, key, waitingOn, usable); out != nil {
 				return out
 			}
 		}
@@ -372,7 +385,7 @@ func (l *Lookuper) sharedLookup(ctx context.Context, key string, ind event.Indic
 		if acquired, _ := reply[0].(int64); acquired == 1 {
 			// The answer may have landed between our cache read and the lease: its holder
 			// stores it before releasing. Reading it under the lease makes the lookup exactly-once.
-			if e := parseEntry([]byte(value)); e != nil && !l.tooOld(e) {
+			if e := parseEntry([]byte(value)); e != nil && usable(e) {
 				_ = releaseScript.Run(ctx, l.o.Redis, []string{leaseKey}, token).Err()
 				l.savedJoin.Inc()
 				return l.answer(e, &event.CacheInfo{Joined: true})
@@ -392,7 +405,7 @@ func (l *Lookuper) sharedLookup(ctx context.Context, key string, ind event.Indic
 }
 
 // joinResult reads the answer another replica stored, or its failure under token.
-func (l *Lookuper) joinResult(ctx context.Context, key, token string) *event.ProviderOutcome {
+func (l *Lookuper) joinResult(ctx context.Context, key, token string, usable func(*CacheEntry) bool) *event.ProviderOutcome {
 	pipe := l.o.Redis.Pipeline()
 	cacheCmd := pipe.Get(ctx, key)
 	var failCmd *redis.StringCmd
@@ -400,7 +413,7 @@ func (l *Lookuper) joinResult(ctx context.Context, key, token string) *event.Pro
 		failCmd = pipe.Get(ctx, l.o.Keys.LeaseFailed(token))
 	}
 	_, _ = pipe.Exec(ctx)
-	if rep := decodeEntry(cacheCmd); rep.entry != nil && (token == "" || !l.tooOld(rep.entry)) {
+	if rep := decodeEntry(cacheCmd); rep.entry != nil && usable(rep.entry) {
 		l.savedJoin.Inc()
 		return l.answer(rep.entry, &event.CacheInfo{Joined: true})
 	}

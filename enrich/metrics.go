@@ -18,6 +18,7 @@ type Metrics struct {
 	Parked        prometheus.Counter       // lookups parked for a later revision
 	Revisions     *prometheus.CounterVec   // provider, outcome: revisions published when a parked lookup finished
 	ParkedNow     *prometheus.GaugeVec     // provider: lookups parked and not finished yet, across replicas
+	Refreshes     *prometheus.CounterVec   // provider: answers refreshed before they expired
 }
 
 // NewMetrics registers the enrichment metrics on reg.
@@ -67,6 +68,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.ParkedNow = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "threatpipe_lookups_parked", Help: "Lookups parked and not finished yet, across replicas.",
 	}, []string{"provider"})
+	m.Refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "threatpipe_refreshes_total", Help: "Hot answers looked up again before they expired (refresh ahead).",
+	}, []string{"provider"})
+	reg.MustRegister(m.Refreshes)
 	reg.MustRegister(m.Calls, m.Cache, m.Saved, m.QuotaUsed, m.QuotaLimit, m.QuotaLeft, m.QuotaWarnings, m.Breaker, m.Disabled, m.Latency, m.Outcomes,
 		m.Parked, m.Revisions, m.ParkedNow)
 	return m

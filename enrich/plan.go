@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/threatpipe/threatpipe/enrich/score"
 	"github.com/threatpipe/threatpipe/pipeline/event"
@@ -63,9 +64,10 @@ type FieldMerger interface {
 	Merge(outcomes map[string]*event.ProviderOutcome) map[string]json.RawMessage
 }
 
-// Scorer fuses the sources' outcomes, visiting them in order, into one verdict.
+// Scorer fuses the sources' outcomes, visiting them in order, into one verdict; now is the time
+// the age of the sources' evidence is measured at.
 type Scorer interface {
-	Fuse(outcomes map[string]*event.ProviderOutcome, order []string) score.Fused
+	Fuse(outcomes map[string]*event.ProviderOutcome, order []string, now time.Time) score.Fused
 }
 
 var _ Scorer = (*score.Model)(nil)

@@ -158,6 +158,18 @@ func (p *Policy) validate(prefix string) error {
 		return bad("ATTEMPT_TIMEOUT", "must be greater than zero")
 	case p.RetryBudget < 0:
 		return bad("RETRY_BUDGET", "must not be negative")
+	case p.RefreshShare < 0 || p.RefreshShare > 1:
+		return bad("REFRESH_SHARE", "must be in [0, 1]")
+	case p.RefreshWindow <= 0 || p.RefreshWindow >= 1:
+		return bad("REFRESH_WINDOW", "must be in (0, 1)")
+	case p.RefreshMinHits < 1:
+		return bad("REFRESH_MIN_HITS", "must be at least 1")
+	case p.QuotaReserve < 0 || p.QuotaReserve >= 1:
+		return bad("QUOTA_RESERVE", "must be in [0, 1)")
+	case p.SourceShare <= 0 || p.SourceShare > 1:
+		return bad("SOURCE_SHARE", "must be in (0, 1]")
+	case p.V6PrefixBudget < 0:
+		return bad("V6_PREFIX_BUDGET", "must not be negative")
 	}
 	return nil
 }

@@ -150,7 +150,7 @@ func TestE2EThreeReplicasPayOncePerIP(t *testing.T) {
 				t.Fatalf("%s: result %+v does not match the simulator's %s/%s %v", ev.Indicator.Value, out.Result, inbound, outbound, tags)
 			}
 			// One source: its score, plus the points of risky tags it reported (docs/scoring.md).
-			want := score.Default().Fuse(map[string]*event.ProviderOutcome{"criminalip": out}, []string{"criminalip"})
+			want := score.Default().Fuse(map[string]*event.ProviderOutcome{"criminalip": out}, []string{"criminalip"}, time.Now())
 			if ev.Score != want.Score || ev.Score < out.Result.Score || ev.Reasons[0].Source != "criminalip" || pointsOf(ev) != ev.Score {
 				t.Fatalf("%s: score %d (want %d) reasons %+v", ev.Indicator.Value, ev.Score, want.Score, ev.Reasons)
 			}

@@ -177,6 +177,8 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 		defer func() { _ = revisions.w.Close() }() // after the last revision: Run waits for its lookups
 		return retrier.Run(ctx)
 	})
+	refresher := enrich.NewRefresher(enrich.RefresherOptions{Lookupers: e.lookupers, Redis: rdb, Keys: keys, Log: log.Named("refresh"), Metrics: metrics})
+	e.loops = append(e.loops, refresher.Run)
 	// Each provider's health, as this replica sees it, for the prioritised view.
 	store := health.NewStore(rdb, cfg.Redis.KeyPrefix)
 	lookupers := e.lookupers

@@ -9,15 +9,24 @@
 // the weighted mean of the votes, plus points for tags that carry risk wherever they came from
 // (tor, scanner, ...), capped below the block threshold when a source knows the address as a
 // known-benign service. Benign votes weigh less than malicious ones (benign_weight): a clean
-// scan proves less than a detection. Sources without an opinion (not found, unrated context,
-// failures) cast no vote and say so in their reason.
+// scan proves less than a detection. The risk of a malicious or suspicious vote decays with the
+// age of its evidence (half_life): what a source saw months ago says less about the address
+// today. Sources without an opinion (not found, unrated context, failures) cast no vote and say
+// so in their reason.
 package score
 
 import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 )
+
+// DefaultHalfLife is the default half-life of malicious and suspicious evidence.
+const DefaultHalfLife = 30 * 24 * time.Hour
+
+// MinHalfLife is the shortest half-life Validate accepts.
+const MinHalfLife = time.Hour
 
 // Model is the fusion's tunables; the rules file's scoring section sets them (zero values there
 // mean the defaults below).
@@ -42,6 +51,10 @@ type Model struct {
 	Lists      map[string]ListVote `yaml:"lists"`
 	ListScore  int                 `yaml:"list_score"`
 	ListWeight float64             `yaml:"list_weight"`
+	// HalfLife is how fast the risk of a malicious or suspicious vote decays with the age of its
+	// evidence (the source's LastSeen): by half every HalfLife. A Go duration in the rules file
+	// ("720h"); zero means DefaultHalfLife.
+	HalfLife time.Duration `yaml:"half_life"`
 }
 
 // ListVote is how a block list votes.
@@ -66,6 +79,7 @@ func Default() *Model {
 		Lists:         map[string]ListVote{},
 		ListScore:     90,
 		ListWeight:    1.5,
+		HalfLife:      DefaultHalfLife,
 	}
 }
 
@@ -103,6 +117,9 @@ func (m *Model) WithDefaults() *Model {
 	}
 	if out.ListWeight == 0 {
 		out.ListWeight = d.ListWeight
+	}
+	if out.HalfLife == 0 {
+		out.HalfLife = d.HalfLife
 	}
 	return &out
 }
@@ -151,6 +168,8 @@ func (m *Model) Validate() error {
 		return bad("list_score", "must be between 0 and 100")
 	case m.ListWeight < 0 || m.ListWeight > 10:
 		return bad("list_weight", "must be between 0 and 10")
+	case m.HalfLife < MinHalfLife:
+		return bad("half_life", "must be at least 1h (a duration such as 720h)")
 	}
 	return nil
 }
@@ -160,6 +179,14 @@ func (m *Model) weight(source string) float64 {
 		return w
 	}
 	return m.DefaultWeight
+}
+
+// halfLife is HalfLife, DefaultHalfLife when unset (a Model built by hand).
+func (m *Model) halfLife() time.Duration {
+	if m.HalfLife <= 0 {
+		return DefaultHalfLife
+	}
+	return m.HalfLife
 }
 
 func (m *Model) listVote(name string) ListVote {
