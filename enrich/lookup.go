@@ -375,6 +375,9 @@ func (l *Lookuper) shared(ctx context.Context, key string, ind event.Indicator, 
 		}
 		token := l.o.Owner + ":" + randomToken()
 		reply, err := acquireScript.Run(ctx, l.o.Redis, []string{leaseKey, key}, token, l.o.LeaseTTL.Milliseconds()).Slice()
+		if ctx.Err() != nil { // out of time, not out of Redis: never look up without the lease then
+			return l.failed(&Error{Provider: l.name, Kind: KindTransient, Message: "out of time before the lease", Err: ctx.Err()})
+		}
 		if err != nil || len(reply) != 2 {
 			// Without Redis there is no cross-replica coordination; in-process single-flight
 			// still holds, and the event must not wait for Redis to come back.

@@ -49,7 +49,7 @@ type proc struct {
 	done chan error
 }
 
-type e2eTopics struct{ in, out, dlq, group string }
+type e2eTopics struct{ in, out, dlq, changes, group string }
 
 func enricherEnv(brokers []string, tp e2eTopics, httpAddr string, extra ...string) []string {
 	return append([]string{
@@ -57,6 +57,7 @@ func enricherEnv(brokers []string, tp e2eTopics, httpAddr string, extra ...strin
 		"THREATPIPE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		"THREATPIPE_KAFKA_INPUT_TOPIC=" + tp.in, "THREATPIPE_KAFKA_OUTPUT_TOPIC=" + tp.out,
 		"THREATPIPE_KAFKA_DLQ_TOPIC=" + tp.dlq, "THREATPIPE_KAFKA_GROUP_ID=" + tp.group,
+		"THREATPIPE_KAFKA_CHANGES_TOPIC=" + tp.changes,
 		"THREATPIPE_KAFKA_COMMIT_INTERVAL=500ms",
 		"THREATPIPE_KAFKA_SESSION_TIMEOUT=6s", "THREATPIPE_KAFKA_HEARTBEAT_INTERVAL=1s",
 		"THREATPIPE_HTTP_ADDR=" + httpAddr,
@@ -134,10 +135,11 @@ func freeAddr(t *testing.T) string {
 
 func newE2ETopics(t *testing.T, brokers []string, partitions int) e2eTopics {
 	return e2eTopics{
-		in:    pipelinetest.Topic(t, brokers, "in", partitions),
-		out:   pipelinetest.Topic(t, brokers, "out", partitions),
-		dlq:   pipelinetest.Topic(t, brokers, "dlq", 1),
-		group: pipelinetest.Name(t, "group"),
+		in:      pipelinetest.Topic(t, brokers, "in", partitions),
+		out:     pipelinetest.Topic(t, brokers, "out", partitions),
+		dlq:     pipelinetest.Topic(t, brokers, "dlq", 1),
+		changes: pipelinetest.Topic(t, brokers, "changes", partitions),
+		group:   pipelinetest.Name(t, "group"),
 	}
 }
 

@@ -56,6 +56,9 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic, k.OpsTopic, k.ChangesTopic); err != nil {
 			return err
 		}
+	} else if err := requireTopics(ctx, clients, map[string]string{"KAFKA_OUTPUT_TOPIC": k.OutputTopic,
+		"KAFKA_DLQ_TOPIC": k.DLQTopic, "KAFKA_CHANGES_TOPIC": k.ChangesTopic}); err != nil {
+		return err
 	}
 	rdb := redisx.New(&cfg.Redis)
 	defer func() { _ = rdb.Close() }()
@@ -137,6 +140,31 @@ func ensureTopics(ctx context.Context, clients *kafkax.Clients, topics ...string
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// requireTopics fails start-up when a topic the enricher writes to does not exist, naming the
+// variable: a writer would otherwise retry "unknown topic" for ever. While the brokers cannot
+// be reached it keeps asking, for a minute.
+func requireTopics(ctx context.Context, clients *kafkax.Clients, topics map[string]string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for name, topic := range topics {
+		for {
+			err := clients.Ping(ctx, topic)
+			if err == nil {
+				break
+			}
+			if errors.Is(err, kafka.UnknownTopicOrPartition) {
+				return fmt.Errorf("%s%s: topic %q does not exist: create it, or set %sKAFKA_CREATE_TOPICS=true", config.Prefix, name, topic, config.Prefix)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s%s: cannot check topic %q: %w", config.Prefix, name, topic, err)
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // closeWithin closes c but gives up waiting after d. kafka-go's Reader.Close waits for an

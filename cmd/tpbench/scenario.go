@@ -15,17 +15,18 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/kafkax/readback"
 )
 
-type topics struct{ in, out, dlq, group string }
+type topics struct{ in, out, dlq, changes, group string }
 
 func (b *bench) topics(ctx context.Context, name string) (topics, error) {
 	t := topics{
-		in:    fmt.Sprintf("bench.%s.%s.in", b.runID, name),
-		out:   fmt.Sprintf("bench.%s.%s.out", b.runID, name),
-		dlq:   fmt.Sprintf("bench.%s.%s.dlq", b.runID, name),
-		group: fmt.Sprintf("bench.%s.%s", b.runID, name),
+		in:      fmt.Sprintf("bench.%s.%s.in", b.runID, name),
+		out:     fmt.Sprintf("bench.%s.%s.out", b.runID, name),
+		dlq:     fmt.Sprintf("bench.%s.%s.dlq", b.runID, name),
+		changes: fmt.Sprintf("bench.%s.%s.changes", b.runID, name),
+		group:   fmt.Sprintf("bench.%s.%s", b.runID, name),
 	}
 	var cfgs []kafka.TopicConfig
-	for _, n := range []string{t.in, t.out, t.dlq} {
+	for _, n := range []string{t.in, t.out, t.dlq, t.changes} {
 		cfgs = append(cfgs, kafka.TopicConfig{Topic: n, NumPartitions: b.o.partitions, ReplicationFactor: 1})
 	}
 	res, err := b.kclient.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: cfgs})
@@ -61,7 +62,7 @@ func (b *bench) waitPartitions(ctx context.Context, names ...string) error {
 func (b *bench) deleteTopics(t topics) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, _ = b.kclient.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{t.in, t.out, t.dlq}})
+	_, _ = b.kclient.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{t.in, t.out, t.dlq, t.changes}})
 }
 
 func (b *bench) produce(ctx context.Context, topic string, msgs []kafka.Message) error {
@@ -199,6 +200,7 @@ func (b *bench) enricherEnv(t topics) []string {
 		"THREATPIPE_KAFKA_BROKERS=" + b.o.brokers,
 		"THREATPIPE_KAFKA_INPUT_TOPIC=" + t.in, "THREATPIPE_KAFKA_OUTPUT_TOPIC=" + t.out,
 		"THREATPIPE_KAFKA_DLQ_TOPIC=" + t.dlq, "THREATPIPE_KAFKA_GROUP_ID=" + t.group,
+		"THREATPIPE_KAFKA_CHANGES_TOPIC=" + t.changes,
 		"THREATPIPE_KAFKA_OPS_TOPIC=bench." + b.runID + ".ops",
 		"THREATPIPE_KAFKA_SESSION_TIMEOUT=10s", "THREATPIPE_KAFKA_HEARTBEAT_INTERVAL=1s",
 		"THREATPIPE_REDIS_ADDR=" + b.o.redis,
