@@ -164,12 +164,19 @@ func lifecycleScenario(t *testing.T, kill bool) {
 		t.Errorf("after %s: %s", deadline, got)
 	}
 	for _, ip := range ips {
-		if n := s.Calls(ip); n < 1 || n > 2 {
+		if n := s.Calls(ip); n < 1 || (n > 2 && !kill) {
 			t.Errorf("%s: %d calls (one answered, at most one failed first)", ip, n)
 		}
 	}
-	if st.Answered != int64(len(ips)) {
-		t.Errorf("%d answered calls for %d addresses: want exactly one each", st.Answered, len(ips))
+	// A call the provider answered at the instant its enricher was killed is the one exception:
+	// it was billed, but nobody learnt the answer, so it is asked again (docs/lifecycle.md).
+	// Killing three enrichers once costs at most one such call each.
+	extra := int64(0)
+	if kill {
+		extra = 3
+	}
+	if st.Answered < int64(len(ips)) || st.Answered > int64(len(ips))+extra {
+		t.Errorf("%d answered calls for %d addresses: want exactly one each (kill -9: up to %d more)", st.Answered, len(ips), extra)
 	}
 	writeReport(t, fmt.Sprintf("lifecycle-kill-%v.txt", kill), fmt.Sprintf(
 		"verdict lifecycle, rate %s/s, kill -9 of all enrichers mid-way %v: %s; %d answered calls for %d addresses (%.2f per address), %d failed first calls\n",
