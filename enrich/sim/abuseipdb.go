@@ -23,8 +23,11 @@ const AbuseIPDBCheckPath = "/api/v2/check"
 //   - clean: 5% reported, confidence 0-15, reports 1-3, users 1-3;
 //   - service: 50% isWhitelisted true, confidence 0, with 0-20 reports (as real resolvers and
 //     CDNs collect); the rest unreported; every other address isWhitelisted false;
-//   - unreported: confidence 0, no reports, lastReportedAt null; reported: lastReportedAt 1 hour
-//     to 30 days before now (RFC 3339, +00:00);
+//   - unreported: confidence 0, no reports, lastReportedAt null; reported: lastReportedAt
+//     (RFC 3339, +00:00) before now by 1 hour to 7 days for hostile addresses, except 25% of
+//     them ("abuseipdb:stale") last reported 45-89 days ago (still within the default 90-day
+//     maxAgeInDays), whose evidence has decayed in the fused score; 1 hour to 30 days for the
+//     others;
 //   - isTor: Criminal IP's is_tor flag; usageType: service "Search Engine Spider" (crawlers) or
 //     "Content Delivery Network", is_hosting or is_cloud "Data Center/Web Hosting/Transit",
 //     is_mobile "Mobile ISP", else "Fixed Line ISP";
@@ -150,7 +153,14 @@ func abuseIPDBCheck(t *Truth, now time.Time) *abuseCheck {
 	}
 	abuseReports(t, c)
 	if c.TotalReports > 0 {
-		at := now.UTC().Add(-time.Duration(t.Between("abuseipdb:last", 3600, 30*86400)) * time.Second)
+		lo, hi := 3600, 30*86400
+		if t.Class == ClassHostile {
+			lo, hi = 3600, 7*86400
+			if t.Chance("abuseipdb:stale", 0.25) {
+				lo, hi = 45*86400, 89*86400
+			}
+		}
+		at := now.UTC().Add(-time.Duration(t.Between("abuseipdb:last", lo, hi)) * time.Second)
 		s := at.Format("2006-01-02T15:04:05-07:00")
 		c.LastReportedAt = &s
 	}

@@ -28,7 +28,9 @@ const (
 //     "Simulated Research Scanner"; otherwise 404.
 //
 // Noise answers that are not benign name the actor "unknown", as GreyNoise does, and link to
-// /ip/{ip}; last_seen is 0-29 days before now ("greynoise:last-seen"). Community takes IPv4
+// /ip/{ip}. last_seen ("greynoise:last-seen", a date) is 0-6 days before now for hostile
+// addresses, except 20% of them ("greynoise:stale") last seen 30-89 days ago, whose evidence
+// has decayed in the fused score; 0-29 days for the others. Community takes IPv4
 // only: an IPv6 address, or anything that is not an address, is answered 400 {"message":
 // "Request is not a valid routable IPv4 address"} and spends no quota.
 //
@@ -173,7 +175,14 @@ func greyNoiseAnswer(t *Truth, now time.Time) greyNoiseCommunity {
 	if s.riot {
 		link = "https://viz.greynoise.io/riot/" + t.IP
 	}
-	lastSeen := now.UTC().AddDate(0, 0, -t.Between("greynoise:last-seen", 0, 29))
+	lo, hi := 0, 29
+	if t.Class == ClassHostile {
+		lo, hi = 0, 6
+		if t.Chance("greynoise:stale", 0.2) {
+			lo, hi = 30, 89
+		}
+	}
+	lastSeen := now.UTC().AddDate(0, 0, -t.Between("greynoise:last-seen", lo, hi))
 	return greyNoiseCommunity{IP: t.IP, Noise: s.noise, RIOT: s.riot, Classification: s.classification,
 		Name: s.name, Link: link, LastSeen: lastSeen.Format(time.DateOnly), Message: "Success"}
 }

@@ -25,8 +25,11 @@ const (
 //   - service: no pulse, and a validation entry {"source":"whitelist","message":"contained in
 //     whitelisted prefix","name":"Whitelisted IP"}, as for 8.8.8.8.
 //
-// Pulses are consecutive entries of otxPulses from a drawn start ("otx:pulse-start"), with their
-// tags, ATT&CK ids and malware families (objects {"id","display_name","target"} per pulse; the
+// Pulses are consecutive entries of otxPulses from a drawn start ("otx:pulse-start"), each
+// modified ("2024-05-01T12:34:56.000000", UTC without a zone) 1-30 days before now
+// ("otx:pulse-age:<i>"), or, for 25% of hostile addresses ("otx:stale"), 60-240 days before
+// now: pulses nobody has touched for months, whose evidence has decayed in the fused score
+// (created is a month before modified). Each carries its tags, ATT&CK ids and malware families (objects {"id","display_name","target"} per pulse; the
 // names, e.g. ["Mirai","Gafgyt"], in pulse_info.related.alienvault.malware_families).
 // base_indicator is {} for an address in no pulse. asn is "AS<number> <lower-case AS name>",
 // and the geo fields (country_code upper-case, city, latitude, longitude) come from Criminal
@@ -157,7 +160,11 @@ func otxPulseBody(t *Truth, i int, k otxPulseKind, now time.Time) map[string]any
 	for _, m := range k.malware {
 		families = append(families, otxFamily{ID: m, DisplayName: m})
 	}
-	modified := now.UTC().AddDate(0, 0, -t.Between(fmt.Sprintf("otx:pulse-age:%d", i), 1, 90))
+	lo, hi := 1, 30
+	if t.Class == ClassHostile && t.Chance("otx:stale", 0.25) {
+		lo, hi = 60, 240
+	}
+	modified := now.UTC().AddDate(0, 0, -t.Between(fmt.Sprintf("otx:pulse-age:%d", i), lo, hi))
 	const layout = "2006-01-02T15:04:05.000000"
 	return map[string]any{
 		"id": fmt.Sprintf("65%06x%016x", i, hashIP(t.IP)), "name": k.name, "description": "Simulated pulse.",

@@ -150,9 +150,16 @@ var portApps = map[int][3]string{
 	8080: {"Apache Tomcat", "9.0.80", "HTTP"},
 }
 
-// buildReport renders p as a full report body. searches is user_search_count.
+// buildReport renders p as a full report body. searches is user_search_count. Times
+// ("YYYY-MM-DD HH:MM:SS", UTC): the whois, hostname and port rows were confirmed a day before
+// now; the evidence rows (ip_category, ids), which threatpipe reads as the evidence's date,
+// 0-179 minutes before now (from the address's hash), as Criminal IP's report reflects its
+// latest scan: its evidence is always fresh, so its vote does not visibly decay and a
+// Criminal IP-only deployment scores Criminal IP's own risk (the other dialects send old
+// evidence for some hostile addresses).
 func buildReport(p *Profile, searches int64, now time.Time) *ipReport {
 	ts := now.UTC().Add(-24 * time.Hour).Format(time.DateTime)
+	seen := now.UTC().Add(-time.Duration(mix(hashIP(p.IP)^0x5eed)%180) * time.Minute).Format(time.DateTime)
 	has := func(f string) bool {
 		for _, x := range p.Flags {
 			if x == f {
@@ -191,11 +198,11 @@ func buildReport(p *Profile, searches int64, now time.Time) *ipReport {
 	}
 	if has("is_snort") {
 		r.IDS = list(idsRow{Classification: "attempted-recon", URL: "doc.emergingthreats.net/2001219",
-			Message: "ET SCAN Potential SSH Scan", ConfirmedTime: ts, SourceSystem: "./snort-2.9.0 9949"})
+			Message: "ET SCAN Potential SSH Scan", ConfirmedTime: seen, SourceSystem: "./snort-2.9.0 9949"})
 	}
 	var cats []categoryRow
 	for _, c := range p.Categories {
-		cats = append(cats, categoryRow{DetectSource: "sim", Type: c, DetectInfo: map[string]any{}, ConfirmedTime: ts})
+		cats = append(cats, categoryRow{DetectSource: "sim", Type: c, DetectInfo: map[string]any{}, ConfirmedTime: seen})
 	}
 	r.IPCategory = list(cats...)
 	var ports []portRow

@@ -39,8 +39,10 @@ var vtEngines = func() []string {
 //   - asn, as_owner, country (upper case): Criminal IP's network (a drawn one where Criminal
 //     IP does not know the address), with its continent and RIR; network the address's /24
 //     (/48 for IPv6); tags empty, as VirusTotal's IP objects mostly are;
-//   - last_analysis_date 1 hour to 30 days before now, last_modification_date up to an hour
-//     after it, whois_date 30-365 days before now.
+//   - last_analysis_date 1 hour to 30 days before now ("virustotal:analysed"), except for 25%
+//     of hostile addresses ("virustotal:stale"), last analysed 60-180 days ago, whose detections
+//     have decayed in the fused score; last_modification_date up to an hour after it,
+//     whois_date 30-365 days before now.
 //
 // Failures: rejected key 401 WrongCredentialsError; rate limited, forced, or quota spent 429
 // QuotaExceededError with Retry-After (VirusTotal documents none; the simulator sends it);
@@ -163,7 +165,11 @@ func virusTotalObject(t *Truth, now time.Time) *vtObject {
 	if a.Is6() {
 		prefix, _ = a.Prefix(48)
 	}
-	analysed := now.Unix() - int64(t.Between("virustotal:analysed", 3600, 30*86400))
+	lo, hi := 3600, 30*86400
+	if t.Class == ClassHostile && t.Chance("virustotal:stale", 0.25) {
+		lo, hi = 60*86400, 180*86400
+	}
+	analysed := now.Unix() - int64(t.Between("virustotal:analysed", lo, hi))
 	region := vtRegions[n.cc]
 	attrs := vtAttributes{
 		ASOwner: n.asName, ASN: n.asn, Continent: region[0], Country: strings.ToUpper(n.cc), Network: prefix.String(),

@@ -139,6 +139,15 @@ func limits(remaining string) map[string]string {
 	return map[string]string{"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": remaining, "X-RateLimit-Reset": resetEpoch}
 }
 
+// at is a time in RFC 3339, for Results' LastSeen.
+func at(s string) *time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return &t
+}
+
 func withHeader(h map[string]string, k, v string) map[string]string { h[k] = v; return h }
 
 func TestLookup(t *testing.T) {
@@ -182,19 +191,20 @@ func TestLookup(t *testing.T) {
 	}{
 		{name: "full answer", ip: "203.0.113.10", want: &enrich.Result{Verdict: enrich.VerdictMalicious, Score: 92,
 			Detail: "AbuseIPDB: confidence 92%, 37 reports from 12 users, last 2024-05-01; Data Center/Web Hosting/Transit",
-			Tags:   []string{"hosting", "tor"}, CountryISO: "NL", ISP: "Example Hosting B.V."},
+			Tags:   []string{"hosting", "tor"}, CountryISO: "NL", ISP: "Example Hosting B.V.", LastSeen: at("2024-05-01T20:55:14Z")},
 			quota: &enrich.QuotaReport{Limit: 1000, Remaining: 997, Reset: time.Unix(1740873600, 0).UTC()}},
 		{name: "unreported", ip: "198.51.100.7", want: &enrich.Result{Verdict: event.VerdictUnrated,
 			Detail: "AbuseIPDB: no reports in 90 days; Fixed Line ISP", CountryISO: "FR", ISP: "Example Broadband SAS"}},
 		{name: "nulls", ip: "192.0.2.44", want: &enrich.Result{Verdict: event.VerdictUnrated, Detail: "AbuseIPDB: no reports in 90 days"}},
 		{name: "whitelisted with reports", ip: "198.51.100.53", want: &enrich.Result{Verdict: enrich.VerdictBenign,
 			Detail: "AbuseIPDB: whitelisted, 120 reports from 40 users, last 2024-05-01; Content Delivery Network",
-			Tags:   []string{"cdn"}, CountryISO: "US", ISP: "Example CDN Inc."}},
+			Tags:   []string{"cdn"}, CountryISO: "US", ISP: "Example CDN Inc.", LastSeen: at("2024-05-01T01:59:59Z")}},
 		{name: "ipv6, lower-case country, crawler", ip: "2001:db8::7", want: &enrich.Result{Verdict: enrich.VerdictSuspicious, Score: 30,
 			Detail: "AbuseIPDB: confidence 30%, 3 reports from 2 users, last 2024-03-15; Search Engine Spider",
-			Tags:   []string{"crawler"}, CountryISO: "DE", ISP: "Example Search GmbH"}},
+			Tags:   []string{"crawler"}, CountryISO: "DE", ISP: "Example Search GmbH", LastSeen: at("2024-03-15T08:00:00Z")}},
 		{name: "low confidence, singular", ip: "192.0.2.80", want: &enrich.Result{Verdict: enrich.VerdictBenign, Score: 10,
-			Detail: "AbuseIPDB: confidence 10%, 1 report from 1 user, last 2024-02-02; Mobile ISP", CountryISO: "BR", ISP: "Example Mobile SA"}},
+			Detail: "AbuseIPDB: confidence 10%, 1 report from 1 user, last 2024-02-02; Mobile ISP", CountryISO: "BR", ISP: "Example Mobile SA",
+			LastSeen: at("2024-02-02T02:02:02Z")}},
 
 		{name: "401", ip: "192.0.2.1", err: &wantErr{kind: enrich.KindUnauthorized, status: 401, message: "Authentication failed"}},
 		{name: "422 bad address", ip: "192.0.2.2", err: &wantErr{kind: enrich.KindPermanent, status: 422, message: "valid IPv4 or IPv6"}},
@@ -333,5 +343,47 @@ func TestDecodeRules(t *testing.T) {
 		if err != nil || res.Verdict != tt.want || res.Score != tt.score {
 			t.Errorf("%s: got %+v %v, want %s %d", tt.body, res, err, tt.want, tt.score)
 		}
+	}
+}
+
+// TestDecodeLastSeen: lastReportedAt is the evidence's date when the address was reported and
+// the time is readable and sane; otherwise LastSeen is nil (and the detail names no date).
+func TestDecodeLastSeen(t *testing.T) {
+	future := time.Now().UTC().Add(72 * time.Hour).Format(time.RFC3339)
+	soon := time.Now().UTC().Add(2 * time.Hour).Truncate(time.Second)
+	for _, tt := range []struct {
+		last string // the lastReportedAt JSON value
+		want *time.Time
+	}{
+		{`"2024-05-01T20:55:14+00:00"`, at("2024-05-01T20:55:14Z")},
+		{`"2024-04-30T23:59:59-02:00"`, at("2024-05-01T01:59:59Z")},
+		{`" 2024-05-01T20:55:14.123Z "`, at("2024-05-01T20:55:14.123Z")},
+		{`"2024-05-01T20:55:14"`, at("2024-05-01T20:55:14Z")},
+		{`"2024-05-01 20:55:14"`, at("2024-05-01T20:55:14Z")},
+		{`"` + soon.Format(time.RFC3339) + `"`, &soon}, // clock skew: within a day is fine
+		{`null`, nil},
+		{`""`, nil},
+		{`"yesterday"`, nil},
+		{`"2024-13-45T99:00:00Z"`, nil},
+		{`1714596914`, nil},
+		{`"1999-12-31T23:59:59Z"`, nil},
+		{`"0001-01-01T00:00:00Z"`, nil},
+		{`"` + future + `"`, nil},
+	} {
+		res, err := decode([]byte(`{"data":{"abuseConfidenceScore":90,"totalReports":4,"lastReportedAt":`+tt.last+`}}`), 90)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.last, err)
+		}
+		if !reflect.DeepEqual(res.LastSeen, tt.want) {
+			t.Errorf("%s: LastSeen %v, want %v", tt.last, res.LastSeen, tt.want)
+		}
+		if (tt.want == nil) == strings.Contains(res.Detail, ", last ") {
+			t.Errorf("%s: detail %q", tt.last, res.Detail)
+		}
+	}
+	// No reports: no evidence, whatever the date says.
+	res, _ := decode([]byte(`{"data":{"abuseConfidenceScore":0,"totalReports":0,"lastReportedAt":"2024-05-01T20:55:14+00:00"}}`), 90)
+	if res.LastSeen != nil {
+		t.Errorf("unreported answer has LastSeen %v", res.LastSeen)
 	}
 }

@@ -89,6 +89,10 @@ func malformed(hc *providerhttp.Client, err error) error {
 //	AbuseIPDB: whitelisted, 120 reports from 40 users, last 2024-04-30; Content Delivery Network
 //
 // ("1 report from 1 user" in the singular; the date is lastReportedAt's, in UTC.)
+//
+// LastSeen, the evidence's date (old reports decay in the fused score), is lastReportedAt when
+// the address was reported and the time is sane: RFC 3339 (or the same without a zone, read as
+// UTC), from 2000 on and at most a day in the future; nil otherwise.
 func decode(body []byte, maxAgeDays int) (*enrich.Result, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &malformedError{what: "empty body"}
@@ -109,8 +113,32 @@ type facts struct {
 	reports     int64 // -1: not in the answer
 	users       int64
 	whitelisted bool
-	last        string // YYYY-MM-DD, or ""
+	lastAt      *time.Time // lastReportedAt, when present and sane
+	last        string     // lastAt as YYYY-MM-DD, or ""
 	usage       string
+}
+
+// reportLayouts are the spellings of lastReportedAt read: RFC 3339 as documented, and the same
+// without a zone (read as UTC) or with a space for the T.
+var reportLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999"}
+
+// parseReported reads lastReportedAt; nil when it is absent, unreadable or not sane (before
+// 2000, or more than a day in the future).
+func parseReported(s string) *time.Time {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil
+	}
+	for _, l := range reportLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			t = t.UTC()
+			if t.Year() < 2000 || t.After(time.Now().Add(24*time.Hour)) {
+				return nil
+			}
+			return &t
+		}
+	}
+	return nil
 }
 
 func factsOf(d *checkData) facts {
@@ -120,8 +148,8 @@ func factsOf(d *checkData) facts {
 	if d.TotalReports != nil {
 		f.reports = int64(clamp(*d.TotalReports, 0, math.MaxInt32))
 	}
-	if t, err := time.Parse(time.RFC3339, strings.TrimSpace(d.LastReportedAt)); err == nil {
-		f.last = t.UTC().Format(time.DateOnly)
+	if f.lastAt = parseReported(d.LastReportedAt); f.lastAt != nil {
+		f.last = f.lastAt.Format(time.DateOnly)
 	}
 	return f
 }
@@ -156,6 +184,9 @@ func normalise(d *checkData, maxAgeDays int) *enrich.Result {
 	}
 	slices.Sort(res.Tags)
 	res.Tags = slices.Compact(res.Tags)
+	if reported {
+		res.LastSeen = f.lastAt
+	}
 	res.Detail = detail(f, reported, maxAgeDays)
 	return res
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +232,7 @@ func TestLookup(t *testing.T) {
 		ASNumber: 64500, ASOrganization: "EXAMPLE-TRANSIT-AS", ISP: "Example Hosting GmbH",
 		CountryISO: "DE", City: "Frankfurt am Main", Location: &enrich.Geo{Lat: 50.1109, Lon: 8.6821},
 		OpenPorts: []int{22}, CVECount: 1, MaxCVSS: 9.8,
+		LastSeen: utc(2024, 5, 2, 13, 14, 15), // the ids row, newer than the categories
 	}
 	trimmed := &enrich.Result{
 		Verdict: enrich.VerdictBenign, Score: 35,
@@ -240,6 +242,7 @@ func TestLookup(t *testing.T) {
 		ASNumber: 64501, ASOrganization: "EXAMPLE-CLOUD", ISP: "Example Cloud LLC",
 		CountryISO: "US", City: "Ashburn", Location: &enrich.Geo{Lat: 39.0438, Lon: -77.4875},
 		OpenPorts: []int{80, 443},
+		LastSeen:  utc(2024, 6, 1, 0, 0, 0),
 	}
 	notFound := func(msg string) *enrich.Result {
 		d := "Criminal IP: no data"
@@ -572,6 +575,52 @@ func TestParseQuotaAndReset(t *testing.T) {
 	} {
 		if got := providerhttp.ParseReset(v, fixedNow); !got.Equal(want) {
 			t.Errorf("reset %q: got %v want %v", v, got, want)
+		}
+	}
+}
+
+// utc is a time in UTC, for Results' LastSeen.
+func utc(y int, mo time.Month, d, h, mi, sec int) *time.Time {
+	t := time.Date(y, mo, d, h, mi, sec, 0, time.UTC)
+	return &t
+}
+
+// TestLastSeen: the newest sane confirmed_time of the ip_category and ids rows is the evidence's
+// date; other sections' times, absent and garbage times leave LastSeen nil.
+func TestLastSeen(t *testing.T) {
+	nextWeek := time.Now().UTC().Add(7 * 24 * time.Hour).Format(time.DateTime)
+	soon := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
+	row := func(section string, times ...string) string {
+		var rows []string
+		for _, tm := range times {
+			rows = append(rows, `{"type":"scanner","confirmed_time":`+tm+`}`)
+		}
+		return `"` + section + `":{"count":` + strconv.Itoa(len(rows)) + `,"data":[` + strings.Join(rows, ",") + `]}`
+	}
+	for _, tt := range []struct {
+		name string
+		body string
+		want *time.Time
+	}{
+		{"category", row("ip_category", `"2024-05-01 10:11:12"`), utc(2024, 5, 1, 10, 11, 12)},
+		{"newest category", row("ip_category", `"2024-05-01 10:11:12"`, `"2024-05-03"`, `"2024-04-01 00:00:00"`), utc(2024, 5, 3, 0, 0, 0)},
+		{"ids newer", row("ip_category", `"2024-05-01 10:11:12"`) + "," + row("ids", `"2024-05-02T01:02:03Z"`), utc(2024, 5, 2, 1, 2, 3)},
+		{"ids only", row("ids", `" 2024-05-02 01:02:03 "`), utc(2024, 5, 2, 1, 2, 3)},
+		{"clock skew", row("ids", `"`+soon.Format(time.DateTime)+`"`), &soon},
+		{"garbage skipped", row("ip_category", `"yesterday"`, `12`, `null`, `"2024-02-30 00:00:00"`, `"2024-01-15"`), utc(2024, 1, 15, 0, 0, 0)},
+		{"insane skipped", row("ip_category", `"1970-01-01 00:00:00"`, `"`+nextWeek+`"`), nil},
+		{"no time", row("ip_category", `""`), nil},
+		{"no rows", `"ip_category":{"count":0,"data":[]}`, nil},
+		{"whois and port times do not count", `"whois":{"count":1,"data":[{"confirmed_time":"2024-05-01 00:00:00"}]},` +
+			`"port":{"count":1,"data":[{"open_port_no":22,"confirmed_time":"2024-05-01 00:00:00"}]}`, nil},
+		{"ids not an object", `"ids":[1,2]`, nil},
+	} {
+		res, err := decodeReport([]byte(`{"status":200,"score":{"inbound":"Dangerous","outbound":"Safe"},` + tt.body + `}`))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if !reflect.DeepEqual(res.LastSeen, tt.want) {
+			t.Errorf("%s: LastSeen %v, want %v", tt.name, res.LastSeen, tt.want)
 		}
 	}
 }

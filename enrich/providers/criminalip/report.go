@@ -282,7 +282,13 @@ type whoisRow struct {
 }
 
 type categoryRow struct {
-	Type flexString `json:"type"`
+	Type          flexString `json:"type"`
+	ConfirmedTime flexString `json:"confirmed_time"`
+}
+
+// idsRow is an IDS (Snort) detection: only its time is read.
+type idsRow struct {
+	ConfirmedTime flexString `json:"confirmed_time"`
 }
 
 type portRow struct {
@@ -307,6 +313,7 @@ type report struct {
 	ProtectedIP   section[json.RawMessage] `json:"protected_ip"`
 	Whois         section[whoisRow]        `json:"whois"`
 	IPCategory    section[categoryRow]     `json:"ip_category"`
+	IDS           section[idsRow]          `json:"ids"`
 	Port          section[portRow]         `json:"port"`
 	Vulnerability section[vulnRow]         `json:"vulnerability"`
 }
@@ -445,6 +452,10 @@ func categoryTag(t string) string {
 //     ip_category rows add tags but do not change the verdict;
 //   - benign: everything else (Safe/Low, or no levels at all, with only neutral tags such as
 //     vpn, hosting, cloud, mobile).
+//
+// LastSeen, the evidence's date (old evidence decays in the fused score), is the newest
+// confirmed_time of the ip_category and ids rows ("YYYY-MM-DD HH:MM:SS", a date, or RFC 3339;
+// no zone: UTC) that is sane: from 2000 on and at most a day in the future. None: nil.
 func normalise(r *report) *enrich.Result {
 	in, out := r.Score.Inbound, r.Score.Outbound
 	res := &enrich.Result{
@@ -527,8 +538,33 @@ func normalise(r *report) *enrich.Result {
 	default:
 		res.Verdict = enrich.VerdictBenign
 	}
+	res.LastSeen = lastConfirmed(r)
 	res.Detail = detail(res, protected)
 	return res
+}
+
+// lastConfirmed is the newest sane confirmed_time of the report's ip_category and ids rows.
+func lastConfirmed(r *report) *time.Time {
+	var newest time.Time
+	seen := func(s flexString) {
+		if s == "" {
+			return
+		}
+		t := parseTime(string(s))
+		if t.Year() >= 2000 && !t.After(time.Now().Add(24*time.Hour)) && t.After(newest) {
+			newest = t
+		}
+	}
+	for _, c := range r.IPCategory.Data {
+		seen(c.ConfirmedTime)
+	}
+	for _, d := range r.IDS.Data {
+		seen(d.ConfirmedTime)
+	}
+	if newest.IsZero() {
+		return nil
+	}
+	return &newest
 }
 
 // detail is the one-line summary, e.g.

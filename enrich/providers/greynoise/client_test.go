@@ -26,6 +26,15 @@ const testKey = "gn-TEST-k3y-0123456789abcdef"
 
 var fixedNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// day is UTC midnight of a YYYY-MM-DD date, for Results' LastSeen.
+func day(s string) *time.Time {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		panic(err)
+	}
+	return &t
+}
+
 func fixture(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
@@ -157,11 +166,11 @@ func TestLookup(t *testing.T) {
 		{name: "RIOT", ip: "8.8.8.8", want: &enrich.Result{Verdict: enrich.VerdictBenign,
 			Service: "Google Public DNS", Detail: `GreyNoise: RIOT known business service "Google Public DNS"`}},
 		{name: "noise malicious", ip: "203.0.113.10", want: &enrich.Result{Verdict: enrich.VerdictMalicious, Score: 80, Tags: []string{"scanner"},
-			Detail: "GreyNoise: scanning the internet, classification malicious, last seen 2024-05-01"}},
+			Detail: "GreyNoise: scanning the internet, classification malicious, last seen 2024-05-01", LastSeen: day("2024-05-01")}},
 		{name: "noise benign actor", ip: "71.6.135.131", want: &enrich.Result{Verdict: enrich.VerdictBenign, Tags: []string{"scanner"}, Service: "Shodan.io",
-			Detail: `GreyNoise: scanning the internet, classification benign, actor "Shodan.io", last seen 2024-04-30`}},
+			Detail: `GreyNoise: scanning the internet, classification benign, actor "Shodan.io", last seen 2024-04-30`, LastSeen: day("2024-04-30")}},
 		{name: "noise unknown", ip: "198.51.100.7", want: &enrich.Result{Verdict: enrich.VerdictSuspicious, Score: 40, Tags: []string{"scanner"},
-			Detail: "GreyNoise: scanning the internet, classification unknown, last seen 2024-04-29"}},
+			Detail: "GreyNoise: scanning the internet, classification unknown, last seen 2024-04-29", LastSeen: day("2024-04-29")}},
 		{name: "neither noise nor RIOT", ip: "198.51.100.8", want: &enrich.Result{Verdict: event.VerdictUnrated,
 			Detail: "GreyNoise: not seen scanning, not in RIOT, classification unknown"}},
 		{name: "odd types", ip: "203.0.113.11", want: &enrich.Result{Verdict: event.VerdictUnrated,
@@ -313,6 +322,42 @@ func TestNewRejects(t *testing.T) {
 	} {
 		if _, err := New(cfg, nil); err == nil {
 			t.Errorf("%s: New accepted it", name)
+		}
+	}
+}
+
+// TestDecodeLastSeen: last_seen is the evidence's date of a noise or malicious answer when it
+// is a readable, sane date; RIOT and quiet answers, and absent or garbage dates, have none.
+func TestDecodeLastSeen(t *testing.T) {
+	tomorrow := time.Now().UTC().Add(24 * time.Hour).Format(time.DateOnly)
+	nextWeek := time.Now().UTC().Add(7 * 24 * time.Hour).Format(time.DateOnly)
+	for _, tt := range []struct {
+		body string
+		want *time.Time
+	}{
+		{`{"noise":true,"riot":false,"classification":"malicious","last_seen":"2024-05-01"}`, day("2024-05-01")},
+		{`{"noise":true,"riot":false,"classification":"unknown","last_seen":" 2024-04-29 "}`, day("2024-04-29")},
+		{`{"noise":true,"riot":false,"classification":"benign","name":"Shodan.io","last_seen":"2024-04-30"}`, day("2024-04-30")},
+		{`{"noise":false,"riot":false,"classification":"malicious","last_seen":"2024-05-01"}`, day("2024-05-01")},
+		{`{"noise":true,"classification":"malicious","last_seen":"2024-05-01T13:14:15Z"}`, func() *time.Time { t := time.Date(2024, 5, 1, 13, 14, 15, 0, time.UTC); return &t }()},
+		{`{"noise":true,"classification":"malicious","last_seen":"` + tomorrow + `"}`, day(tomorrow)},
+		{`{"noise":false,"riot":true,"classification":"benign","name":"Google Public DNS","last_seen":"2024-05-01"}`, nil},
+		{`{"noise":false,"riot":false,"classification":"unknown","last_seen":"2024-05-01"}`, nil},
+		{`{"noise":true,"classification":"malicious"}`, nil},
+		{`{"noise":true,"classification":"malicious","last_seen":null}`, nil},
+		{`{"noise":true,"classification":"malicious","last_seen":""}`, nil},
+		{`{"noise":true,"classification":"malicious","last_seen":"2024-13-01"}`, nil},
+		{`{"noise":true,"classification":"malicious","last_seen":"last week"}`, nil},
+		{`{"noise":true,"classification":"malicious","last_seen":20240501}`, nil},
+		{`{"noise":true,"classification":"malicious","last_seen":"1999-12-31"}`, nil},
+		{`{"noise":true,"classification":"malicious","last_seen":"` + nextWeek + `"}`, nil},
+	} {
+		res, err := decodeCommunity([]byte(tt.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.body, err)
+		}
+		if !reflect.DeepEqual(res.LastSeen, tt.want) {
+			t.Errorf("%s: LastSeen %v, want %v", tt.body, res.LastSeen, tt.want)
 		}
 	}
 }

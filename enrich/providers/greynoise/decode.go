@@ -100,6 +100,11 @@ func decodeBody(body []byte) (*community, error) {
 //   - otherwise (neither scanning nor in RIOT): unrated, score 0.
 //
 // Tags: noise true gives "scanner". Classification is compared without regard to case.
+//
+// LastSeen, the evidence's date (old sightings decay in the fused score), is last_seen
+// ("YYYY-MM-DD", UTC midnight; a full timestamp is read too) for a noise or malicious answer
+// when it is a sane date: from 2000 on and at most a day in the future. RIOT and quiet answers
+// have none.
 func decodeCommunity(body []byte) (*enrich.Result, error) {
 	c, err := decodeBody(body)
 	if err != nil {
@@ -119,6 +124,10 @@ func normalise(c *community) *enrich.Result {
 	if noise {
 		res.Tags = []string{"scanner"}
 	}
+	seen := parseLastSeen(c.LastSeen)
+	if noise || class == "malicious" {
+		res.LastSeen = seen
+	}
 	switch {
 	case riot:
 		res.Verdict, res.Service = enrich.VerdictBenign, or(name, defaultRIOTService)
@@ -133,13 +142,35 @@ func normalise(c *community) *enrich.Result {
 	default:
 		res.Verdict = event.VerdictUnrated
 	}
-	res.Detail = activity(noise, or(class, "unknown"), name, c.LastSeen)
+	res.Detail = activity(noise, or(class, "unknown"), name, seen)
 	return res
+}
+
+// lastSeenLayouts are the spellings of last_seen read: Community's date, and timestamps.
+var lastSeenLayouts = []string{time.DateOnly, time.RFC3339Nano, "2006-01-02T15:04:05.999999999", time.DateTime}
+
+// parseLastSeen reads last_seen (no zone: UTC); nil when it is absent, unreadable or not sane
+// (before 2000, or more than a day in the future).
+func parseLastSeen(s string) *time.Time {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil
+	}
+	for _, l := range lastSeenLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			t = t.UTC()
+			if t.Year() < 2000 || t.After(time.Now().Add(24*time.Hour)) {
+				return nil
+			}
+			return &t
+		}
+	}
+	return nil
 }
 
 // activity is the detail of a non-RIOT answer, e.g.
 // `GreyNoise: scanning the internet, classification benign, actor "Shodan.io", last seen 2024-05-01`.
-func activity(noise bool, class, name, lastSeen string) string {
+func activity(noise bool, class, name string, lastSeen *time.Time) string {
 	var b strings.Builder
 	b.WriteString("GreyNoise: ")
 	if noise {
@@ -152,8 +183,8 @@ func activity(noise bool, class, name, lastSeen string) string {
 		fmt.Fprintf(&b, ", actor %q", name)
 	}
 	// Only a real date is repeated: the field is free text to the decoder.
-	if d, err := time.Parse(time.DateOnly, strings.TrimSpace(lastSeen)); err == nil {
-		b.WriteString(", last seen " + d.Format(time.DateOnly))
+	if lastSeen != nil {
+		b.WriteString(", last seen " + lastSeen.Format(time.DateOnly))
 	}
 	return b.String()
 }

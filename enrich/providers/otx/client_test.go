@@ -160,7 +160,7 @@ func TestLookup(t *testing.T) {
 			Verdict: enrich.VerdictMalicious, Score: 70,
 			Detail:   "OTX: in 4 pulses (Mirai botnet C2, SSH brute force, Gafgyt telnet scanners, +1 more); malware Mirai, Gafgyt; AS64500 EXAMPLE-HOSTING-AS (DE)",
 			ASNumber: 64500, ASOrganization: "EXAMPLE-HOSTING-AS", CountryISO: "DE", City: "Frankfurt am Main",
-			Location: &enrich.Geo{Lat: 50.1109, Lon: 8.6821}}},
+			Location: &enrich.Geo{Lat: 50.1109, Lon: 8.6821}, LastSeen: utc(2024, 5, 1, 10, 11, 12, 0)}},
 		{name: "no pulses, empty base_indicator, null city", ip: "198.51.100.7", want: &enrich.Result{
 			Verdict: event.VerdictUnrated, Detail: "OTX: in no pulses; AS64501 example isp sas (FR)",
 			ASNumber: 64501, ASOrganization: "example isp sas", CountryISO: "FR", Location: &enrich.Geo{Lat: 48.8582, Lon: 2.3387}}},
@@ -308,6 +308,47 @@ func TestProviderIdentity(t *testing.T) {
 	} {
 		if _, err := New(cfg, nil); err == nil {
 			t.Errorf("%s: New accepted it", name)
+		}
+	}
+}
+
+// utc is a time in UTC, for Results' LastSeen.
+func utc(y int, mo time.Month, d, h, mi, sec, ns int) *time.Time {
+	t := time.Date(y, mo, d, h, mi, sec, ns, time.UTC)
+	return &t
+}
+
+// TestDecodeLastSeen: the newest sane pulses[].modified is the evidence's date when the address
+// is in pulses; absent, garbage and insane dates are skipped, and none leaves LastSeen nil.
+func TestDecodeLastSeen(t *testing.T) {
+	nextWeek := time.Now().UTC().Add(7 * 24 * time.Hour).Format("2006-01-02T15:04:05.000000")
+	body := func(count int, modified ...string) string {
+		var pulses []string
+		for i, m := range modified {
+			pulses = append(pulses, fmt.Sprintf(`{"name":"p%d","modified":%s}`, i, m))
+		}
+		return fmt.Sprintf(`{"indicator":"203.0.113.10","pulse_info":{"count":%d,"pulses":[%s]}}`, count, strings.Join(pulses, ","))
+	}
+	for _, tt := range []struct {
+		name string
+		body string
+		want *time.Time
+	}{
+		{"OTX's spelling", body(1, `"2024-05-01T12:34:56.789000"`), utc(2024, 5, 1, 12, 34, 56, 789000000)},
+		{"the newest of several", body(3, `"2024-04-20T00:00:00.000000"`, `"2024-05-01T10:11:12.000000"`, `"2024-03-01T09:00:00"`), utc(2024, 5, 1, 10, 11, 12, 0)},
+		{"RFC 3339 with a zone", body(1, `"2024-05-01T12:00:00+02:00"`), utc(2024, 5, 1, 10, 0, 0, 0)},
+		{"garbage and insane skipped", body(4, `"soon"`, `null`, `"1970-01-01T00:00:00"`, `"2024-02-02T02:02:02.5"`), utc(2024, 2, 2, 2, 2, 2, 500000000)},
+		{"future skipped", body(2, `"`+nextWeek+`"`, `"2024-01-01T00:00:00.000000"`), utc(2024, 1, 1, 0, 0, 0, 0)},
+		{"no modified", body(2, `""`, `17`), nil},
+		{"no pulses", body(0), nil},
+		{"count 0 with a pulse listed", `{"indicator":"x","pulse_info":{"count":0,"pulses":[{"modified":"2024-05-01T12:34:56"}]}}`, nil},
+	} {
+		res, err := decodeGeneral([]byte(tt.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if !reflect.DeepEqual(res.LastSeen, tt.want) {
+			t.Errorf("%s: LastSeen %v, want %v", tt.name, res.LastSeen, tt.want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/enrich/providers/providerhttp"
@@ -59,6 +60,7 @@ type related struct {
 
 type pulse struct {
 	Name            string   `json:"name"`
+	Modified        string   `json:"modified"`
 	MalwareFamilies []family `json:"malware_families"`
 }
 
@@ -133,6 +135,11 @@ func unmarshalLenient(body []byte, v any) error {
 // author and too noisy to fuse. The detail names at most 3 pulses and 3 malware families, e.g.
 // "OTX: in 4 pulses (Mirai botnet C2, SSH brute force, Telnet scanners, +1 more); malware
 // Mirai; AS64496 sim-transit-as (DE)".
+//
+// LastSeen, the evidence's date (old pulses decay in the fused score), is the newest
+// pulses[].modified when p >= 1: OTX's "2024-05-01T12:34:56.789000" without a zone, read as UTC
+// (RFC 3339 and a date alone are read too), from 2000 on and at most a day in the future;
+// unreadable or insane dates are skipped, and no readable one leaves LastSeen nil.
 func decodeGeneral(body []byte) (*enrich.Result, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &malformedError{what: "empty body"}
@@ -172,8 +179,37 @@ func normalise(g *general) *enrich.Result {
 			res.Verdict = enrich.VerdictMalicious
 		}
 	}
+	if p > 0 {
+		res.LastSeen = newestModified(info.Pulses)
+	}
 	res.Detail = detail(res, &info, p, whitelist)
 	return res
+}
+
+// modifiedLayouts are the spellings of a pulse's modified read (no zone: UTC).
+var modifiedLayouts = []string{"2006-01-02T15:04:05.999999999", time.RFC3339Nano, "2006-01-02 15:04:05.999999999", time.DateOnly}
+
+// newestModified is the latest sane modified time of the pulses, nil when none has one.
+func newestModified(pulses []pulse) *time.Time {
+	var newest *time.Time
+	limit := time.Now().Add(24 * time.Hour)
+	for _, pl := range pulses {
+		s := strings.TrimSpace(pl.Modified)
+		if s == "" {
+			continue
+		}
+		for _, l := range modifiedLayouts {
+			t, err := time.Parse(l, s)
+			if err != nil {
+				continue
+			}
+			if t = t.UTC(); t.Year() >= 2000 && !t.After(limit) && (newest == nil || t.After(*newest)) {
+				newest = &t
+			}
+			break
+		}
+	}
+	return newest
 }
 
 // benignValidation is the name of the validation entry that vouches for the address, a

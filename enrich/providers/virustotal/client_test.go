@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,10 +170,10 @@ func TestLookup(t *testing.T) {
 	}{
 		{name: "full answer", ip: "198.51.100.7", want: &enrich.Result{Verdict: enrich.VerdictMalicious, Score: 73,
 			Detail: "VirusTotal: 4/94 engines malicious, 1 suspicious; reputation -12; AS64501 EXAMPLE-NET (NL)",
-			Tags:   []string{"known_scanner", "malware-c2"}, ASNumber: 64501, ASOrganization: "EXAMPLE-NET", CountryISO: "NL"}},
+			Tags:   []string{"known_scanner", "malware-c2"}, ASNumber: 64501, ASOrganization: "EXAMPLE-NET", CountryISO: "NL", LastSeen: unix(1714800000)}},
 		{name: "clean, one suspicious engine", ip: "192.0.2.80", want: &enrich.Result{Verdict: enrich.VerdictBenign, Score: 13,
 			Detail:   "VirusTotal: 0/94 engines malicious, 1 suspicious; reputation 5; AS64502 EXAMPLE-BROADBAND (FR)",
-			ASNumber: 64502, ASOrganization: "EXAMPLE-BROADBAND", CountryISO: "FR"}},
+			ASNumber: 64502, ASOrganization: "EXAMPLE-BROADBAND", CountryISO: "FR", LastSeen: unix(1714800000)}},
 		{name: "two suspicious engines", ip: "203.0.113.9", want: &enrich.Result{Verdict: enrich.VerdictSuspicious, Score: 25,
 			Detail: "VirusTotal: 0/94 engines malicious, 2 suspicious; reputation 0; AS64497 EXAMPLE-CLOUD (US)",
 			Tags:   []string{"self-signed"}, ASNumber: 64497, ASOrganization: "EXAMPLE-CLOUD", CountryISO: "US"}},
@@ -305,6 +306,49 @@ func TestScoreCurve(t *testing.T) {
 		res, err := decode([]byte(body))
 		if err != nil || res.Score != tt.score || res.Verdict != tt.verdict {
 			t.Errorf("m=%d s=%d h=%d: got %+v %v, want %d %s", tt.m, tt.s, tt.h, res, err, tt.score, tt.verdict)
+		}
+	}
+}
+
+// unix is a Unix time in UTC, for Results' LastSeen.
+func unix(sec int64) *time.Time {
+	t := time.Unix(sec, 0).UTC()
+	return &t
+}
+
+// TestDecodeLastSeen: last_analysis_date is the evidence's date when an engine flags the address
+// and the date is sane; otherwise LastSeen is nil.
+func TestDecodeLastSeen(t *testing.T) {
+	nextWeek := strconv.FormatInt(time.Now().Add(7*24*time.Hour).Unix(), 10)
+	soon := time.Now().Add(time.Hour).Unix()
+	const flagged = `"last_analysis_stats":{"malicious":4,"harmless":60}`
+	for _, tt := range []struct {
+		attrs string
+		want  *time.Time
+	}{
+		{flagged + `,"last_analysis_date":1714800000`, unix(1714800000)},
+		{flagged + `,"last_analysis_date":1714800000.7`, unix(1714800000)},
+		{flagged + `,"last_analysis_date":"1714800000"`, unix(1714800000)},
+		{`"last_analysis_stats":{"suspicious":1,"harmless":60},"last_analysis_date":1714800000`, unix(1714800000)},
+		{flagged + `,"last_analysis_date":` + strconv.FormatInt(soon, 10), unix(soon)},
+		{`"last_analysis_stats":{"harmless":60,"undetected":34},"last_analysis_date":1714800000`, nil},
+		{flagged, nil},
+		{flagged + `,"last_analysis_date":null`, nil},
+		{flagged + `,"last_analysis_date":"2024-05-04"`, nil},
+		{flagged + `,"last_analysis_date":{"t":1}`, nil},
+		{flagged + `,"last_analysis_date":0`, nil},
+		{flagged + `,"last_analysis_date":-1714800000`, nil},
+		{flagged + `,"last_analysis_date":946684799`, nil},
+		{flagged + `,"last_analysis_date":1714800000000`, nil},
+		{flagged + `,"last_analysis_date":1e400`, nil},
+		{flagged + `,"last_analysis_date":` + nextWeek, nil},
+	} {
+		res, err := decode([]byte(`{"data":{"attributes":{` + tt.attrs + `}}}`))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.attrs, err)
+		}
+		if !reflect.DeepEqual(res.LastSeen, tt.want) {
+			t.Errorf("%s: LastSeen %v, want %v", tt.attrs, res.LastSeen, tt.want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/enrich/providers/providerhttp"
@@ -31,12 +32,40 @@ type attributes struct {
 	Country    string   `json:"country"`
 	Reputation *float64 `json:"reputation"`
 	Tags       []string `json:"tags"`
-	Stats      struct {
+	// LastAnalysisDate is the Unix time of the analysis the stats are from.
+	LastAnalysisDate epoch `json:"last_analysis_date"`
+	Stats            struct {
 		Harmless   float64 `json:"harmless"`
 		Malicious  float64 `json:"malicious"`
 		Suspicious float64 `json:"suspicious"`
 		Undetected float64 `json:"undetected"`
 	} `json:"last_analysis_stats"`
+}
+
+// epoch is a Unix time in seconds, sent as a number (or, leniently, a numeric string); anything
+// else is zero, never an error.
+type epoch float64
+
+func (e *epoch) UnmarshalJSON(b []byte) error {
+	*e = 0
+	b = bytes.TrimSpace(b)
+	if len(b) > 1 && b[0] == '"' && b[len(b)-1] == '"' {
+		b = bytes.TrimSpace(b[1 : len(b)-1])
+	}
+	if f, err := strconv.ParseFloat(string(b), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+		*e = epoch(f)
+	}
+	return nil
+}
+
+// at is e as a time, nil unless it is sane: from 2000 on and at most a day in the future.
+func (e epoch) at() *time.Time {
+	lo, hi := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(24*time.Hour)
+	if float64(e) < float64(lo.Unix()) || float64(e) > float64(hi.Unix()) {
+		return nil
+	}
+	t := time.Unix(int64(e), 0).UTC()
+	return &t
 }
 
 // malformedError says why a 2xx body is not an answer; the client turns it into a transient
@@ -79,7 +108,10 @@ func malformed(hc *providerhttp.Client, err error) error {
 //     total == 0 unrated (no engine has looked at it; Score 0); else benign;
 //   - ASNumber = asn when within 1..2^32-1, ASOrganization = as_owner (cleaned, 256 runes),
 //     CountryISO = country upper-cased (dropped unless two letters);
-//   - Tags = tags through providerhttp.Tag, sorted, deduplicated, at most 16.
+//   - Tags = tags through providerhttp.Tag, sorted, deduplicated, at most 16;
+//   - LastSeen, the evidence's date (old detections decay in the fused score), is
+//     last_analysis_date (Unix seconds, whole) when an engine flags the address (m + s >= 1)
+//     and the date is sane: from 2000 on and at most a day in the future; nil otherwise.
 //
 // Detail, one line, absent parts left out (", N suspicious" when N is 0, the reputation when
 // VirusTotal sends none, the network when it is unknown):
@@ -138,6 +170,9 @@ func normalise(a *attributes) *enrich.Result {
 		res.Verdict = enrich.VerdictBenign
 	}
 	res.Tags = tags(a.Tags)
+	if e.m+e.s > 0 {
+		res.LastSeen = a.LastAnalysisDate.at()
+	}
 	res.Detail = detail(res, e, a.Reputation)
 	return res
 }
