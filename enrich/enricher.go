@@ -165,8 +165,12 @@ func (e *Enricher) runStage(ctx context.Context, st Stage, ev *event.Scored, fac
 			asked = append(asked, s)
 		}
 	}
+	h := Hint{Source: ev.Source}
+	if facts != nil {
+		h.Score, h.Voters = facts.Score, facts.Voters
+	}
 	if len(asked) == 1 {
-		outcomes[asked[0].Lookuper.Name()] = asked[0].Lookuper.Lookup(ctx, ev.Indicator)
+		outcomes[asked[0].Lookuper.Name()] = asked[0].Lookuper.LookupFor(ctx, ev.Indicator, h)
 		return
 	}
 	results := make([]*event.ProviderOutcome, len(asked))
@@ -175,7 +179,7 @@ func (e *Enricher) runStage(ctx context.Context, st Stage, ev *event.Scored, fac
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = s.Lookuper.Lookup(ctx, ev.Indicator)
+			results[i] = s.Lookuper.LookupFor(ctx, ev.Indicator, h)
 		}()
 	}
 	wg.Wait()

@@ -2,10 +2,13 @@ package enrich
 
 import (
 	"context"
+
 	"errors"
 	"net"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/sony/gobreaker/v2"
 
@@ -209,12 +212,45 @@ func (l *Lookuper) Snapshot(now time.Time) health.Snapshot {
 	return s
 }
 
+// QuotaReporter is implemented by providers that can say how many credits are left (Criminal
+// IP's POST /v1/user/me); the ledger reconciles with it every reconcileEvery.
+type QuotaReporter interface {
+	QuotaLeft(ctx context.Context) (int64, error)
+}
+
+// reconcileEvery is how often a provider's own count of credits corrects the ledger.
+const reconcileEvery = 5 * time.Minute
+
+// reconcileQuota takes the provider's count of credits left as the truth, when it reports one
+// and a quota is configured (what the credits are counted against).
+func (l *Lookuper) reconcileQuota(ctx context.Context) {
+	qr, ok := l.o.Provider.(QuotaReporter)
+	if !ok || l.chain.Quota == nil {
+		return
+	}
+	ledger := l.chain.Quota.Ledger()
+	now := l.o.Now()
+	if limit := ledger.Limit(); limit <= 0 || now.Sub(time.Unix(0, l.reconciled.Load())) < reconcileEvery {
+		return
+	}
+	l.reconciled.Store(now.UnixNano())
+	left, err := qr.QuotaLeft(ctx)
+	if err != nil {
+		l.log.Debug("provider's quota report unavailable", zap.Error(err))
+		return
+	}
+	if err := ledger.Correct(ctx, &QuotaReport{Limit: ledger.Limit(), Remaining: left}); err == nil {
+		l.chain.recordQuota(l.o.Metrics, l.name, max(ledger.Limit()-left, 0))
+	}
+}
+
 // refreshQuota reads the period's usage from the shared ledger, so that the snapshot counts the
 // other replicas' lookups too. A failed read keeps the last usage seen.
 func (l *Lookuper) refreshQuota(ctx context.Context) {
 	if l.chain.Quota == nil {
 		return
 	}
+	l.reconcileQuota(ctx)
 	if used, err := l.chain.Quota.Ledger().Used(ctx); err == nil {
 		l.chain.health.seeQuota(l.o.Now(), used)
 	}

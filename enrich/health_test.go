@@ -418,3 +418,30 @@ func cleanPrefix(rdb redis.UniversalClient, prefix string) {
 		_ = rdb.Del(ctx, iter.Val()).Err()
 	}
 }
+
+// reportingProvider reports its own count of credits left.
+type reportingProvider struct {
+	fakeProvider
+	left int64
+}
+
+func (p *reportingProvider) QuotaLeft(context.Context) (int64, error) { return p.left, nil }
+
+// TestLedgerReconcilesWithTheProvidersCount: a provider that says how many credits are left
+// (Criminal IP's user/me) corrects the shared ledger, at most every few minutes.
+func TestLedgerReconcilesWithTheProvidersCount(t *testing.T) {
+	r := newRig(t)
+	p := &reportingProvider{fakeProvider: fakeProvider{name: providerName(t)}, left: 640}
+	pol := testPolicy()
+	pol.Quota = 1000
+	l := r.lookuper(t, p, pol, "a")
+	l.refreshQuota(context.Background())
+	if used, _ := l.chain.Quota.Ledger().Used(context.Background()); used != 360 {
+		t.Fatalf("ledger %d, want the provider's 1000 - 640", used)
+	}
+	p.left = 100
+	l.refreshQuota(context.Background()) // too soon: not asked again
+	if used, _ := l.chain.Quota.Ledger().Used(context.Background()); used != 360 {
+		t.Errorf("ledger %d: reconciled again within %s", used, reconcileEvery)
+	}
+}

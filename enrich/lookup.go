@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,7 +96,8 @@ type Lookuper struct {
 	closed   bool
 	running  sync.WaitGroup // flights in progress
 
-	hot hotCounts // sightings of answers near their expiry (refresh.go)
+	hot        hotCounts    // sightings of answers near their expiry (refresh.go)
+	reconciled atomic.Int64 // when the provider's own quota count last corrected the ledger (unix ns)
 }
 
 // NewLookuper builds a Lookuper; the provider's Policy must be validated.

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/enrich/providers"
@@ -173,12 +174,16 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 		Parking: parking, Enricher: enr, Lookupers: e.lookupers, Metrics: metrics, Log: log.Named("retrier"), Owner: owner,
 		Publisher: revisions,
 	})
+	refresher := enrich.NewRefresher(enrich.RefresherOptions{Lookupers: e.lookupers, Redis: rdb, Keys: keys, Log: log.Named("refresh"), Metrics: metrics,
+		Changed: enr.RefreshChanges(revisions, log.Named("refresh"))})
 	e.loops = append(e.loops, func(ctx context.Context) error {
-		defer func() { _ = revisions.w.Close() }() // after the last revision: Run waits for its lookups
-		return retrier.Run(ctx)
+		// Both write revisions or changes: the writer closes after the last of them.
+		defer func() { _ = revisions.w.Close() }()
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return retrier.Run(gctx) })
+		g.Go(func() error { return refresher.Run(gctx) })
+		return g.Wait()
 	})
-	refresher := enrich.NewRefresher(enrich.RefresherOptions{Lookupers: e.lookupers, Redis: rdb, Keys: keys, Log: log.Named("refresh"), Metrics: metrics})
-	e.loops = append(e.loops, refresher.Run)
 	// Each provider's health, as this replica sees it, for the prioritised view.
 	store := health.NewStore(rdb, cfg.Redis.KeyPrefix)
 	lookupers := e.lookupers
@@ -193,6 +198,10 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 type revisionWriter struct {
 	w              *kafka.Writer
 	topic, changes string
+}
+
+func (r *revisionWriter) PublishChanges(ctx context.Context, changes []*event.Change) error {
+	return r.PublishRevisions(ctx, nil, changes)
 }
 
 func (r *revisionWriter) PublishRevisions(ctx context.Context, evs []*event.Scored, changes []*event.Change) error {

@@ -21,3 +21,13 @@ func (c *Client) CheckAccount(ctx context.Context) (string, error) {
 	}
 	return s, nil
 }
+
+// QuotaLeft implements enrich.QuotaReporter: the search credits POST /v1/user/me reports
+// (max_search), which the quota ledger takes as what is left.
+func (c *Client) QuotaLeft(ctx context.Context) (int64, error) {
+	a, err := c.Account(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return a.MaxSearch, nil
+}

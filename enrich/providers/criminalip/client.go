@@ -39,7 +39,10 @@ type Client struct {
 	now  func() time.Time
 }
 
-var _ enrich.Provider = (*Client)(nil)
+var (
+	_ enrich.Provider      = (*Client)(nil)
+	_ enrich.QuotaReporter = (*Client)(nil)
+)
 
 // New builds a client. cfg must have been Resolved and carry a key. httpClient may be nil (a
 // client with cfg.AttemptTimeout, or 30s, as its timeout); redirects are refused unless
