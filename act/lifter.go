@@ -85,30 +85,7 @@ func (l *Lifter) liftDue(ctx context.Context) {
 }
 
 func (l *Lifter) lift(ctx context.Context, b ActiveBlock) {
-	rec := &Record{Kind: sinks.KindBlock, Playbook: b.Playbook, Step: b.Step, Sink: b.Sink, Target: b.Target, Key: b.Key, Ref: b.Ref}
-	s, ok := l.Sinks[b.Sink]
-	a := &sinks.Action{Key: b.Key, Playbook: b.Playbook, Step: b.Step, Kind: sinks.KindBlock, Target: b.Target, Until: b.Until}
-	switch u, undoable := s.(sinks.Undoer); {
-	case !ok:
-		rec.Outcome, rec.Error = OutcomeLiftFailed, "sink "+b.Sink+" is no longer configured; lift it by hand"
-	case !undoable:
-		rec.Outcome, rec.Detail = OutcomeLifted, "expired (the sink lets blocks lapse by themselves)"
-	default:
-		if err := u.Undo(ctx, a, b.Ref); err != nil {
-			// The ledger keeps the block leased to this lift: it is handed out again (to any
-			// replica) once the lease ends, liftRetry from when it was popped.
-			rec.Outcome, rec.Error = OutcomeLiftFailed, err.Error()
-		} else {
-			rec.Outcome, rec.Detail = OutcomeLifted, "block expired and was lifted"
-		}
-	}
-	if rec.Outcome == OutcomeLifted || !ok {
-		// Lifted, or never liftable here (retrying an unconfigured sink forever helps nobody).
-		if err := l.Ledger.Lifted(context.WithoutCancel(ctx), b); err != nil {
-			l.Log.Warn("could not remove a finished lift from the ledger; the block is handed out again in "+liftRetry.String(),
-				zap.String("sink", b.Sink), zap.String("target", b.Target), zap.Error(err))
-		}
-	}
+	rec := liftBlock(ctx, l.Ledger, l.Sinks, l.Log, b, "block expired and was lifted")
 	l.emit(ctx, rec)
 	if rec.Outcome != OutcomeLifted {
 		return
@@ -119,20 +96,54 @@ func (l *Lifter) lift(ctx context.Context, b ActiveBlock) {
 		return
 	}
 	for _, p := range pages {
-		r := &Record{Kind: sinks.KindAlert, Playbook: p.Playbook, Step: p.Step, Sink: p.Sink, Target: b.Target, Key: p.Key, Ref: p.Ref}
-		u, ok := l.Sinks[p.Sink].(sinks.Undoer)
-		switch {
-		case !ok:
-			r.Outcome, r.Error = OutcomeLiftFailed, "sink "+p.Sink+" cannot resolve"
-		default:
-			if err := u.Undo(ctx, &sinks.Action{Key: p.Key, Playbook: p.Playbook, Step: p.Step, Kind: sinks.KindAlert, Target: b.Target}, p.Ref); err != nil {
-				r.Outcome, r.Error = OutcomeLiftFailed, err.Error()
-			} else {
-				r.Outcome, r.Detail = OutcomeResolved, "resolved: the block was lifted"
-			}
-		}
-		l.emit(ctx, r)
+		l.emit(ctx, resolvePage(ctx, l.Sinks, b.Target, p, "resolved: the block was lifted"))
 	}
+}
+
+// liftBlock lifts b, leased from the ledger (PopDue, LeaseNow), through its sink and forgets it
+// in the ledger once lifted; the record says how it went, with detail when it was lifted.
+func liftBlock(ctx context.Context, ledger *Ledger, configured map[string]sinks.Sink, log *zap.Logger, b ActiveBlock, detail string) *Record {
+	rec := &Record{Kind: sinks.KindBlock, Playbook: b.Playbook, Step: b.Step, Sink: b.Sink, Target: b.Target, Key: b.Key, Ref: b.Ref}
+	s, ok := configured[b.Sink]
+	a := &sinks.Action{Key: b.Key, Playbook: b.Playbook, Step: b.Step, Kind: sinks.KindBlock, Target: b.Target, Until: b.Until}
+	switch u, undoable := s.(sinks.Undoer); {
+	case !ok:
+		rec.Outcome, rec.Error = OutcomeLiftFailed, "sink "+b.Sink+" is no longer configured; lift it by hand"
+	case !undoable:
+		rec.Outcome, rec.Detail = OutcomeLifted, "expired (the sink lets blocks lapse by themselves)"
+	default:
+		if err := u.Undo(ctx, a, b.Ref); err != nil {
+			// The ledger keeps the block leased to this lift: it is handed out again (to any
+			// replica) once the lease ends, liftRetry from when it was leased.
+			rec.Outcome, rec.Error = OutcomeLiftFailed, err.Error()
+		} else {
+			rec.Outcome, rec.Detail = OutcomeLifted, detail
+		}
+	}
+	if rec.Outcome == OutcomeLifted || !ok {
+		// Lifted, or never liftable here (retrying an unconfigured sink forever helps nobody).
+		if err := ledger.Lifted(context.WithoutCancel(ctx), b); err != nil {
+			log.Warn("could not remove a finished lift from the ledger; the block is handed out again in "+liftRetry.String(),
+				zap.String("sink", b.Sink), zap.String("target", b.Target), zap.Error(err))
+		}
+	}
+	return rec
+}
+
+// resolvePage resolves page p on target through its sink; detail says why.
+func resolvePage(ctx context.Context, configured map[string]sinks.Sink, target string, p Pending, detail string) *Record {
+	r := &Record{Kind: sinks.KindAlert, Playbook: p.Playbook, Step: p.Step, Sink: p.Sink, Target: target, Key: p.Key, Ref: p.Ref}
+	u, ok := configured[p.Sink].(sinks.Undoer)
+	if !ok {
+		r.Outcome, r.Error = OutcomeLiftFailed, "sink "+p.Sink+" cannot resolve"
+		return r
+	}
+	if err := u.Undo(ctx, &sinks.Action{Key: p.Key, Playbook: p.Playbook, Step: p.Step, Kind: sinks.KindAlert, Target: target}, p.Ref); err != nil {
+		r.Outcome, r.Error = OutcomeLiftFailed, err.Error()
+	} else {
+		r.Outcome, r.Detail = OutcomeResolved, detail
+	}
+	return r
 }
 
 func (l *Lifter) emit(ctx context.Context, r *Record) {

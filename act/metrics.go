@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "threatpipe_act_action_seconds",
 			Help: "Time to settle one step, sink calls and retries included.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"sink"}),
 		Unreadable: prometheus.NewCounter(prometheus.CounterOpts{Name: "threatpipe_act_unreadable_total",
-			Help: "Scored-topic messages that were not scored events (dead-lettered)."}),
+			Help: "Scored-topic messages that were not scored events, and changes-topic messages that were not change records (dead-lettered)."}),
 		Trips: prometheus.NewCounter(prometheus.CounterOpts{Name: "threatpipe_act_rate_cap_trips_total",
 			Help: "Times the block rate cap tripped blocking to alert-only."}),
 		KillSwitch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "threatpipe_act_kill_switch",

@@ -55,6 +55,12 @@ type Env struct {
 	Fields map[string]any `expr:"fields"`
 	// Lists are the playbook file's named lists.
 	Lists map[string][]string `expr:"lists"`
+	// Escalated is true when the event comes with a verdict change that escalated the indicator
+	// to critical (the changes topic); PreviousSeverity and PreviousScore are its verdict before.
+	// They are false, "" and 0 for ordinary scored events.
+	Escalated        bool   `expr:"escalated"`
+	PreviousSeverity string `expr:"previous_severity"`
+	PreviousScore    int    `expr:"previous_score"`
 }
 
 // NewEnv builds the condition environment of a scored event.
@@ -338,7 +344,19 @@ type Decision struct {
 // Decide returns the steps of kind that ev triggers, in playbook order. A condition that fails
 // at run time (a nil map, say) is an error naming it; the other playbooks still decide.
 func (s *Set) Decide(ev *event.Scored, kind sinks.Kind) ([]Decision, error) {
+	return s.DecideEnv(NewEnv(ev, s.Lists), kind)
+}
+
+// EscalationEnv is the condition environment of ev, whose verdict a change escalated from
+// previous: escalated is true and previous_severity and previous_score are set.
+func (s *Set) EscalationEnv(ev *event.Scored, previous event.Rating) *Env {
 	env := NewEnv(ev, s.Lists)
+	env.Escalated, env.PreviousSeverity, env.PreviousScore = true, string(previous.Severity), previous.Score
+	return env
+}
+
+// DecideEnv is Decide over an environment already built.
+func (s *Set) DecideEnv(env *Env, kind sinks.Kind) ([]Decision, error) {
 	var out []Decision
 	var errs []error
 	for _, pb := range s.Playbooks {

@@ -57,4 +57,17 @@ type Record struct {
 	Severity event.Severity `json:"severity,omitempty"`
 	// Worker is the consumer group (or process role) that wrote the record.
 	Worker string `json:"worker"`
+	// Change is the verdict change the record acted on (the changes consumer's records only).
+	Change *ChangeNote `json:"change,omitempty"`
+}
+
+// ChangeNote names a verdict change (event.Change) in the records of what it caused.
+type ChangeNote struct {
+	// ID is the change's ledger key: event_id#revision (plus @at for refreshes).
+	ID        string `json:"id"`
+	Direction string `json:"direction"`
+	Cause     string `json:"cause,omitempty"`
+	// From and To are the verdicts before and after, as "<severity> <score>" ("critical 92").
+	From string `json:"from"`
+	To   string `json:"to"`
 }

@@ -81,20 +81,27 @@ func (w *Worker) Handle(ctx context.Context, msg kafka.Message) ([]kafka.Message
 		w.metrics.Unreadable.Inc()
 		return []kafka.Message{w.deadLetter(msg, "malformed_scored_event", reason, nil)}, nil
 	}
-	decisions, condErr := w.set.Decide(&ev, w.o.Kind)
+	return w.act(ctx, msg, &ev, NewEnv(&ev, w.set.Lists), nil)
+}
+
+// act performs the steps of the worker's kind that ev triggers under env; note, when set, is
+// the verdict change its records act on.
+func (w *Worker) act(ctx context.Context, msg kafka.Message, ev *event.Scored, env *Env, note *ChangeNote) ([]kafka.Message, error) {
+	decisions, condErr := w.set.DecideEnv(env, w.o.Kind)
 	var outs []kafka.Message
 	if condErr != nil {
 		// A condition that fails on this event is a playbook bug: audited and logged, and the
 		// playbooks that did decide still act.
 		w.log.Warn("playbook condition failed", zap.String("indicator", ev.Indicator.Value), zap.Error(condErr))
-		outs = append(outs, w.record(&Record{Outcome: OutcomeBadCondition, Target: ev.Indicator.Value, Error: condErr.Error()}, &ev))
+		outs = append(outs, w.record(&Record{Outcome: OutcomeBadCondition, Target: ev.Indicator.Value, Error: condErr.Error(), Change: note}, ev))
 	}
 	for _, d := range decisions {
-		rec, failed, err := w.perform(ctx, &ev, d)
+		rec, failed, err := w.perform(ctx, ev, d)
 		if err != nil {
 			return nil, err // ctx ended: redelivered whole
 		}
-		outs = append(outs, w.record(rec, &ev))
+		rec.Change = note
+		outs = append(outs, w.record(rec, ev))
 		if failed {
 			outs = append(outs, w.deadLetter(msg, "action_failed", rec.Error, rec))
 		}
@@ -466,26 +473,6 @@ func (w *Worker) record(r *Record, ev *event.Scored) kafka.Message {
 	r.EventID, r.Score, r.Severity = ev.EventID, ev.Score, ev.Severity
 	raw, _ := json.Marshal(r)
 	return kafka.Message{Topic: w.o.ResultsTopic, Key: []byte(r.Target), Value: raw}
-}
-
-// Dead-letter headers naming the failed action, besides pipeline's x-threatpipe-* ones.
-const (
-	HeaderWorker   = "x-threatpipe-worker"
-	HeaderPlaybook = "x-threatpipe-playbook"
-	HeaderStep     = "x-threatpipe-step"
-	HeaderSink     = "x-threatpipe-sink"
-)
-
-func (w *Worker) deadLetter(msg kafka.Message, class, reason string, rec *Record) kafka.Message {
-	dl := pipeline.DeadLetter(msg, w.o.DLQTopic, class, reason, w.now())
-	dl.Headers = append(dl.Headers, kafka.Header{Key: HeaderWorker, Value: []byte(w.o.Name)})
-	if rec != nil {
-		dl.Headers = append(dl.Headers,
-			kafka.Header{Key: HeaderPlaybook, Value: []byte(rec.Playbook)},
-			kafka.Header{Key: HeaderStep, Value: []byte(rec.Step)},
-			kafka.Header{Key: HeaderSink, Value: []byte(rec.Sink)})
-	}
-	return dl
 }
 
 // findSettle is how long after an action began a sink's search is trusted to show it.

@@ -31,8 +31,10 @@ func runAct(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "act", `Runs the playbooks in THREATPIPE_ACT_PLAYBOOKS (docs/playbooks.md) on the scored events of
 THREATPIPE_KAFKA_OUTPUT_TOPIC: blocks at the firewall, alerts and tickets through the configured
 sinks. Each action kind in THREATPIPE_ACT_KINDS runs as its own consumer group, so a slow ticket
-API never delays a block. A Redis ledger makes every action happen at most once per target and
-window across redelivery, crashes and replicas; expired blocks are lifted. Every decision is
+API never delays a block; the kind "changes" consumes THREATPIPE_KAFKA_CHANGES_TOPIC, lifting the
+blocks of indicators whose verdict turned benign and escalating those that turned critical. A
+Redis ledger makes every action happen at most once per target and window across redelivery,
+crashes and replicas; expired blocks are lifted. Every decision is
 published to THREATPIPE_ACT_RESULTS_TOPIC; failed actions go to THREATPIPE_ACT_DLQ_TOPIC.
 Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP_ADDR.`)
 	validate := fs.Bool("validate", false, "check the configuration, the sinks and the playbooks, print a summary and exit")
@@ -94,7 +96,11 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	a := &cfg.Act
 	k := &cfg.Kafka
 	if k.CreateTopics {
-		if err := ensureTopics(ctx, clients, k.OutputTopic, a.ResultsTopic, a.DLQTopic); err != nil {
+		topics := []string{k.OutputTopic, a.ResultsTopic, a.DLQTopic}
+		if slices.Contains(a.Kinds, changesKind) {
+			topics = append(topics, k.ChangesTopic)
+		}
+		if err := ensureTopics(ctx, clients, topics...); err != nil {
 			return err
 		}
 	}
@@ -125,36 +131,55 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	}
 	var runs []kindRun
 	var kinds []string
-	for _, kind := range a.Kinds {
-		if !set.Uses(sinks.Kind(kind)) {
-			log.Info("no playbook step of this kind; not consuming for it", zap.String("kind", kind))
-			continue
-		}
-		group := a.GroupPrefix + "-" + kind
-		rcfg := clients.ReaderConfig(k.OutputTopic)
-		rcfg.GroupID = group
+	// run consumes topic as the consumer group <prefix>-<kind> through handler, publishing its
+	// audit records before it commits.
+	run := func(kind, topic string, handler pipeline.Handler) error {
+		rcfg := clients.ReaderConfig(topic)
+		rcfg.GroupID = a.GroupPrefix + "-" + kind
 		if err := rcfg.Validate(); err != nil {
 			return fmt.Errorf("kafka reader: %w", err)
 		}
 		reader := kafka.NewReader(rcfg)
 		opts := pipeline.Options{
-			InputTopic: k.OutputTopic, OutputTopic: a.ResultsTopic, DLQTopic: a.DLQTopic,
+			InputTopic: topic, OutputTopic: a.ResultsTopic, DLQTopic: a.DLQTopic,
 			Workers: a.Workers, MaxInFlight: a.MaxInFlight, MaxEventBytes: cfg.Pipeline.MaxEventBytes,
 			MaxIndicators: cfg.Pipeline.MaxIndicators, CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
 		}
-		worker := act.NewWorker(act.WorkerOptions{
-			Kind: sinks.Kind(kind), Name: group, ResultsTopic: a.ResultsTopic, DLQTopic: a.DLQTopic,
-			ViewURL: a.ViewURL, Guardrails: guard, Alert: alert,
-		}, set, ledger, am, log.With(zap.String("kind", kind)))
 		engine := pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
-			worker, pm, log.With(zap.String("kind", kind)))
+			handler, pm, log.With(zap.String("kind", kind)))
 		runs = append(runs, kindRun{engine, reader})
 		kinds = append(kinds, kind)
+		return nil
+	}
+	for _, kind := range a.Kinds {
+		var handler pipeline.Handler
+		switch {
+		case kind == changesKind:
+			handler = act.NewChangeHandler(act.ChangeOptions{
+				Name: a.GroupPrefix + "-" + kind, ResultsTopic: a.ResultsTopic, DLQTopic: a.DLQTopic,
+				ViewURL: a.ViewURL, Guardrails: guard, Alert: alert, Sinks: configured,
+			}, set, ledger, am, log.With(zap.String("kind", kind)))
+		case !set.Uses(sinks.Kind(kind)):
+			log.Info("no playbook step of this kind; not consuming for it", zap.String("kind", kind))
+			continue
+		default:
+			handler = act.NewWorker(act.WorkerOptions{
+				Kind: sinks.Kind(kind), Name: a.GroupPrefix + "-" + kind, ResultsTopic: a.ResultsTopic, DLQTopic: a.DLQTopic,
+				ViewURL: a.ViewURL, Guardrails: guard, Alert: alert,
+			}, set, ledger, am, log.With(zap.String("kind", kind)))
+		}
+		topic := k.OutputTopic
+		if kind == changesKind {
+			topic = k.ChangesTopic
+		}
+		if err := run(kind, topic, handler); err != nil {
+			return err
+		}
 	}
 	if len(runs) == 0 {
 		return fmt.Errorf("%sACT_KINDS: none of %v is used by a playbook step", config.Prefix, a.Kinds)
 	}
-	log.Info("playbook workers starting", zap.Strings("kinds", kinds), zap.String("scored", k.OutputTopic),
+	log.Info("playbook workers starting", zap.Strings("kinds", kinds), zap.String("scored", k.OutputTopic), zap.String("changes", k.ChangesTopic),
 		zap.String("results", a.ResultsTopic), zap.String("dlq", a.DLQTopic), zap.String("http", srv.Addr()),
 		zap.Int("playbooks", len(set.Playbooks)), zap.Strings("sinks", sinkNames(configured)), zap.String("owner", ledger.Owner()))
 
@@ -231,13 +256,17 @@ func printPlaybooks(env *environment, set *act.Set, configured map[string]sinks.
 	fmt.Fprintln(env.stdout, "playbooks OK")
 }
 
-// sinksUsed are the sinks that the playbook steps of the given kinds act through: the
-// integrations this process reports the health of.
+// changesKind in THREATPIPE_ACT_KINDS runs the consumer of verdict changes.
+const changesKind = "changes"
+
+// sinksUsed are the sinks that the playbook steps of the given kinds act through (every step's,
+// with the changes consumer): the integrations this process reports the health of.
 func sinksUsed(set *act.Set, kinds []string) map[string]sinks.Sink {
 	used := map[string]sinks.Sink{}
+	all := slices.Contains(kinds, changesKind)
 	for _, pb := range set.Playbooks {
 		for _, st := range pb.Steps {
-			if slices.Contains(kinds, string(st.Kind)) {
+			if all || slices.Contains(kinds, string(st.Kind)) {
 				used[st.Sink.Name()] = st.Sink
 			}
 		}

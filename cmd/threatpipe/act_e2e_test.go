@@ -213,7 +213,7 @@ playbooks:
 
 	prefix := pipelinetest.Name(t, "act")
 	env := actEnv(brokers, redisAddr, prefix, scored, results, dlq, alerts, playbooks, srv.URL,
-		"THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=1000")
+		"THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=1000", "THREATPIPE_KAFKA_CHANGES_TOPIC="+pipelinetest.Topic(t, brokers, "changes", 1))
 	if nftOK {
 		env = append(env, "THREATPIPE_SINK_NFTABLES_ENABLED=true", "THREATPIPE_SINK_NFTABLES_NETNS="+netns,
 			"THREATPIPE_SINK_NFTABLES_TABLE=tpe2e")
@@ -481,7 +481,7 @@ playbooks:
 
 	prefix := pipelinetest.Name(t, "act")
 	env := actEnv(brokers, redisAddr, prefix, scored, results, dlq, alerts, playbooks, srv.URL,
-		fmt.Sprintf("THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=%d", capPerMinute))
+		fmt.Sprintf("THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=%d", capPerMinute), "THREATPIPE_KAFKA_CHANGES_TOPIC="+pipelinetest.Topic(t, brokers, "changes", 1))
 	httpAddr := freeAddr(t)
 	worker := startCommand(t, "act", append(env, "THREATPIPE_HTTP_ADDR="+httpAddr), httpAddr)
 	groups := []string{prefix + "-block", prefix + "-alert", prefix + "-ticket"}
