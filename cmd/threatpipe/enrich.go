@@ -52,6 +52,15 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		return err
 	}
 	k := &cfg.Kafka
+	rdb := redisx.New(&cfg.Redis)
+	defer func() { _ = rdb.Close() }()
+
+	// The configuration first (rules, providers, lists): a mistake there is named before anything
+	// is asked of the brokers.
+	enr, err := buildEnrichment(cfg, env.environ, rdb, clients, reg, log)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 	if k.CreateTopics {
 		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic, k.OpsTopic, k.ChangesTopic); err != nil {
 			return err
@@ -59,13 +68,6 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	} else if err := requireTopics(ctx, clients, map[string]string{"KAFKA_OUTPUT_TOPIC": k.OutputTopic,
 		"KAFKA_DLQ_TOPIC": k.DLQTopic, "KAFKA_CHANGES_TOPIC": k.ChangesTopic}); err != nil {
 		return err
-	}
-	rdb := redisx.New(&cfg.Redis)
-	defer func() { _ = rdb.Close() }()
-
-	enr, err := buildEnrichment(cfg, env.environ, rdb, clients, reg, log)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
 	}
 
 	srv, err := telemetry.NewServer(cfg.HTTPAddr, reg, log)
