@@ -67,7 +67,7 @@ type ListFile struct {
 
 // Lists builds three lists over the addresses, each in a real format:
 //
-//   - sim-drop (block, Spamhaus DROP text): the /24 of a third of the hostile addresses;
+//   - sim-drop (block, Spamhaus DROP text): the /28 of a tenth of the hostile addresses;
 //   - sim-tor-exits (tag, the Tor Project's bulk exit list): every address Criminal IP flags is_tor;
 //   - sim-benign-services (benign, a MISP warninglist): every service-class address.
 func Lists(ips []string) []ListFile {
@@ -78,8 +78,8 @@ func Lists(ips []string) []ListFile {
 			continue
 		}
 		switch {
-		case t.Class == ClassHostile && t.Chance("lists:drop", 1.0/3):
-			p, _ := netip.MustParseAddr(t.IP).Prefix(24)
+		case t.Class == ClassHostile && t.Chance("lists:drop", 0.1):
+			p, _ := netip.MustParseAddr(t.IP).Prefix(28)
 			if netip.MustParseAddr(t.IP).Is6() {
 				p, _ = netip.MustParseAddr(t.IP).Prefix(64)
 			}
