@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -133,10 +134,9 @@ func TestE2ERulesSpendOnlyWhereTheyMust(t *testing.T) {
 	s, url := simulator(t, sim.Options{})
 	ips := publicIPs(300)
 	var blocked, open []string
-	drop := string(sim.Lists(ips)[0].Data)
+	drop := dropPrefixes(t, sim.Lists(ips)[0].Data)
 	for _, ip := range ips {
-		p := strings.Join(strings.Split(ip, ".")[:3], ".") + ".0/24 "
-		if strings.Contains(drop, p) {
+		if listed(drop, ip) {
 			blocked = append(blocked, ip)
 		} else if t2, _ := sim.TruthOf(ip); t2.Class != sim.ClassService {
 			open = append(open, ip)
@@ -219,4 +219,32 @@ func envValue(env []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// dropPrefixes reads the networks of a Spamhaus DROP text ("prefix ; SBL id" per line).
+func dropPrefixes(t *testing.T, data []byte) []netip.Prefix {
+	t.Helper()
+	var out []netip.Prefix
+	for _, line := range strings.Split(string(data), "\n") {
+		field, _, _ := strings.Cut(line, ";")
+		if field = strings.TrimSpace(field); field == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(field)
+		if err != nil {
+			t.Fatalf("simulated DROP list: %v", err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func listed(prefixes []netip.Prefix, ip string) bool {
+	a := netip.MustParseAddr(ip)
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
