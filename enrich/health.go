@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"context"
+	"slices"
 
 	"errors"
 	"net"
@@ -142,6 +143,7 @@ type providerState struct {
 	breaker      gobreaker.State
 	recent       health.RecentCounts
 	quotaWarning bool // usage past QUOTA_WARN_RATIO
+	fileError    bool // a local file failed to reload
 }
 
 // providerStatus derives a provider's status; the first rule that holds wins:
@@ -151,7 +153,8 @@ type providerState struct {
 //   - failing: the circuit breaker is open, or the latest health.FailingRun requests within
 //     health.RecentWindow all failed;
 //   - degraded: a request failed within the window, the breaker is half-open (probing after an
-//     outage), or the quota is past its warning ratio;
+//     outage), the quota is past its warning ratio, or a local file's new version failed to
+//     load (the previous one is still in use);
 //   - ok otherwise, including a provider that has not been asked anything yet.
 func providerStatus(s providerState) string {
 	switch {
@@ -163,7 +166,7 @@ func providerStatus(s providerState) string {
 		return health.StatusFailing
 	}
 	status := s.recent.Status()
-	if status == health.StatusOK && (s.breaker == gobreaker.StateHalfOpen || s.quotaWarning) {
+	if status == health.StatusOK && (s.breaker == gobreaker.StateHalfOpen || s.quotaWarning || s.fileError) {
 		status = health.StatusDegraded
 	}
 	return status
@@ -207,9 +210,20 @@ func (l *Lookuper) Snapshot(now time.Time) health.Snapshot {
 	if !s.LastErrorAt.IsZero() {
 		s.LastErrorAt = s.LastErrorAt.UTC()
 	}
+	if fr, ok := l.o.Provider.(FileReporter); ok {
+		s.Files = fr.Files()
+		state.fileError = slices.ContainsFunc(s.Files, func(f health.File) bool { return f.LastError != "" })
+	}
 	state.quotaWarning = s.QuotaWarning()
 	s.Status = providerStatus(state)
 	return s
+}
+
+// FileReporter is implemented by offline sources that read local files (lists, GeoIP
+// databases): the files, as last loaded, go into the provider's health snapshot, and a file
+// whose changed version could not be loaded makes the provider degraded.
+type FileReporter interface {
+	Files() []health.File
 }
 
 // QuotaReporter is implemented by providers that can say how many credits are left (Criminal

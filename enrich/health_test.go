@@ -33,6 +33,7 @@ func TestProviderStatusRules(t *testing.T) {
 		{"a recent error", providerState{recent: someFailed}, health.StatusDegraded},
 		{"quota past the warning ratio", providerState{recent: fine, quotaWarning: true}, health.StatusDegraded},
 		{"breaker half-open, probing", providerState{breaker: gobreaker.StateHalfOpen, recent: fine}, health.StatusDegraded},
+		{"a local file failed to reload", providerState{recent: fine, fileError: true}, health.StatusDegraded},
 		{"latest calls all failed", providerState{recent: failing}, health.StatusFailing},
 		{"breaker open", providerState{breaker: gobreaker.StateOpen, recent: fine}, health.StatusFailing},
 		{"breaker open beats a quota warning", providerState{breaker: gobreaker.StateOpen, quotaWarning: true}, health.StatusFailing},
@@ -183,6 +184,31 @@ func TestSnapshotOfAHealthyProvider(t *testing.T) {
 		if _, ok := back[k]; ok {
 			t.Errorf("%s present without an error: %s", k, raw)
 		}
+	}
+}
+
+// fileSource is an offline source reporting its files.
+type fileSource struct {
+	fakeProvider
+	files []health.File
+}
+
+func (p *fileSource) Files() []health.File { return p.files }
+
+var _ FileReporter = (*fileSource)(nil)
+
+func TestSnapshotCarriesTheFilesOfAnOfflineSource(t *testing.T) {
+	r := newRig(t)
+	p := &fileSource{fakeProvider: fakeProvider{name: providerName(t)},
+		files: []health.File{{Name: "drop", Kind: "block", Path: "/lists/drop.txt", Entries: 1200, LoadedAt: time.Now()}}}
+	l := r.lookuper(t, p, testPolicy(), "a")
+	s := l.Snapshot(time.Now())
+	if s.Status != health.StatusOK || len(s.Files) != 1 || s.Files[0].Entries != 1200 {
+		t.Fatalf("snapshot %s %+v", s.Status, s.Files)
+	}
+	p.files = append(p.files, health.File{Name: "tor", Path: "/lists/tor.txt", LastError: `lists: list "tor": line 2 is longer than 64 bytes`})
+	if s := l.Snapshot(time.Now()); s.Status != health.StatusDegraded || len(s.Files) != 2 {
+		t.Fatalf("with a file that failed to reload: %s %+v", s.Status, s.Files)
 	}
 }
 

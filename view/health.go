@@ -28,9 +28,12 @@ type Integration struct {
 	Timeouts int64            `json:"timeouts"`
 	Calls    map[string]int64 `json:"calls"`
 	// LastError is the latest error any replica saw.
-	LastError   string            `json:"last_error,omitempty"`
-	LastErrorAt time.Time         `json:"last_error_at,omitzero"`
-	Replicas    []health.Snapshot `json:"replicas"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Files are an offline source's local files as the freshest report has them (every
+	// replica reads its own copy; they differ only while a new version is rolled out).
+	Files    []health.File     `json:"files,omitempty"`
+	Replicas []health.Snapshot `json:"replicas"`
 }
 
 // statusRank orders health statuses from best; unknown ones count as degraded.
@@ -73,7 +76,7 @@ func guardrailFlag(key string) bool {
 // providers first, then sinks, each by name.
 func Aggregate(snaps []health.Snapshot) []Integration {
 	byKey := map[[2]string]*Integration{}
-	quotaAt := map[[2]string]time.Time{}
+	quotaAt, filesAt := map[[2]string]time.Time{}, map[[2]string]time.Time{}
 	var order [][2]string
 	for _, sn := range snaps {
 		k := [2]string{sn.Component, sn.Name}
@@ -92,6 +95,9 @@ func Aggregate(snaps []health.Snapshot) []Integration {
 		if sn.QuotaLimit > 0 && (in.QuotaLimit <= 0 || sn.At.After(quotaAt[k])) {
 			quotaAt[k] = sn.At
 			in.QuotaUsed, in.QuotaLimit, in.QuotaReset, in.QuotaWarning = sn.QuotaUsed, sn.QuotaLimit, sn.QuotaReset, sn.QuotaWarning()
+		}
+		if len(sn.Files) > 0 && (in.Files == nil || sn.At.After(filesAt[k])) {
+			filesAt[k], in.Files = sn.At, sn.Files
 		}
 		in.Errors += sn.Errors
 		in.Timeouts += sn.Timeouts

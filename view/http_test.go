@@ -287,6 +287,44 @@ func TestAPIStats(t *testing.T) {
 	}
 }
 
+func TestHealthPageShowsTheFilesOfOfflineSources(t *testing.T) {
+	srv, s, _ := testServer(t)
+	hs := health.NewStore(s.rdb, s.prefix)
+	now := time.Now()
+	older := []health.File{{Name: "drop", Kind: "block", Path: "/lists/drop.txt", Entries: 10, LoadedAt: now.Add(-time.Hour)}}
+	newer := []health.File{
+		{Name: "drop", Kind: "block", Path: "/lists/drop.txt", Format: "spamhaus", Entries: 1234, Skipped: 2, LoadedAt: now.Add(-2 * time.Minute),
+			LastError: `lists: list "drop" (/lists/drop.txt): line 7 is longer than 64 bytes`},
+		{Name: "THREATPIPE_GEOIP_ASN_DB", Kind: "asn", Path: "/geoip/ASN.mmdb", Format: "GeoLite2-ASN", LoadedAt: now, BuiltAt: now.Add(-100 * time.Hour)},
+	}
+	for _, sn := range []health.Snapshot{
+		{Component: health.ComponentProvider, Name: "lists", Owner: "enrich-a-1", Role: "enrich", At: now.Add(-3 * time.Second), Status: "ok", Files: older},
+		{Component: health.ComponentProvider, Name: "lists", Owner: "enrich-b-2", Role: "enrich", At: now, Status: "degraded", Files: newer},
+	} {
+		if err := hs.Put(context.Background(), sn, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, body := get(t, srv.URL+"/health")
+	for _, want := range []string{"file <strong>drop</strong>", "1234 entries", "2 skipped", "reload failed", "line 7 is longer than 64 bytes",
+		"/geoip/ASN.mmdb · asn · GeoLite2-ASN", "built 4d ago"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("health page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "10 entries") {
+		t.Error("the older replica's files are shown instead of the freshest")
+	}
+	_, body = get(t, srv.URL+"/api/v1/health")
+	var rep HealthReport
+	if err := json.Unmarshal([]byte(body), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if in := rep.Integrations[0]; len(in.Files) != 2 || in.Files[0].Entries != 1234 || in.Files[1].BuiltAt.IsZero() {
+		t.Errorf("files in the JSON: %+v", in.Files)
+	}
+}
+
 func TestHealthPageWarnsPastQuotaThreshold(t *testing.T) {
 	srv, s, _ := testServer(t)
 	hs := health.NewStore(s.rdb, s.prefix)

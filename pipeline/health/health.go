@@ -66,6 +66,28 @@ type Snapshot struct {
 	// LastError is the latest failure's text (see ErrorText: truncated, URLs cut to their host).
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Files are the local files an offline source reads (block lists, GeoIP databases), as
+	// this replica last loaded them.
+	Files []File `json:"files,omitempty"`
+}
+
+// File is one local file an offline source reads and reloads when it changes.
+type File struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind,omitempty"` // block, benign, tag for lists; city, asn for GeoIP
+	Path   string `json:"path"`
+	Format string `json:"format,omitempty"` // the format read, or the database type
+	// Entries are the distinct addresses and CIDRs a list holds; Skipped the lines or
+	// entries that were neither. Zero for databases.
+	Entries int `json:"entries"`
+	Skipped int `json:"skipped"`
+	// BuiltAt is when the vendor built the file, where it says (MaxMind metadata): a stale
+	// database is worth seeing.
+	BuiltAt  time.Time `json:"built_at,omitzero"`
+	LoadedAt time.Time `json:"loaded_at"`
+	// LastError is why the file's current version could not be loaded (the previous version
+	// is still in use); empty once a version loads.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // QuotaWarning reports whether the quota is past its warning ratio (0.8 unless set).

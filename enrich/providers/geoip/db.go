@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
+	"github.com/threatpipe/threatpipe/pipeline/health"
 	"go.uber.org/zap"
 )
 
@@ -31,6 +32,14 @@ func (k kind) String() string {
 		return "ASN"
 	}
 	return "City or Country"
+}
+
+// label is the kind as the health view names it.
+func (k kind) label() string {
+	if k == kindASN {
+		return "asn"
+	}
+	return "city"
 }
 
 func (k kind) accepts(dbType string) bool {
@@ -124,19 +133,35 @@ type db struct {
 	log *zap.Logger
 	cur atomic.Pointer[maxminddb.Reader] // nil once closed
 
-	mu     sync.Mutex // serialises polls and Close
+	mu     sync.Mutex // serialises polls and Close; guards seen, stats and closed
 	seen   stamp      // the version last tried, loaded or not: a failure is logged once per change
+	stats  health.File
 	closed bool
 }
 
-func openDB(f file, log *zap.Logger) (*db, error) {
+func openDB(f file, log *zap.Logger, now func() time.Time) (*db, error) {
 	r, st, err := load(f.path, f.kind)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.env, err)
 	}
-	d := &db{file: f, log: log.With(zap.String("variable", f.env), zap.String("path", f.path)), seen: st}
-	d.cur.Store(r)
+	d := &db{file: f, log: log.With(zap.String("variable", f.env), zap.String("path", f.path)), seen: st,
+		stats: health.File{Name: f.env, Kind: f.kind.label(), Path: f.path}}
+	d.install(r, now())
 	return d, nil
+}
+
+// install publishes a loaded reader. d.mu is held, or d is not shared yet.
+func (d *db) install(r *maxminddb.Reader, at time.Time) {
+	d.cur.Store(r)
+	d.stats.Format, d.stats.BuiltAt = r.Metadata.DatabaseType, r.Metadata.BuildTime().UTC()
+	d.stats.LoadedAt, d.stats.LastError = at, ""
+}
+
+// snapshot describes the database for the health view.
+func (d *db) snapshot() health.File {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
 }
 
 // lookup decodes addr's record into v and reports whether the database has it.
@@ -160,7 +185,7 @@ func (d *db) lookup(addr netip.Addr, v any) (bool, error) {
 
 // poll reloads the file if its modification time or size changed since the version last
 // tried. A version that fails to load keeps the loaded one and is logged once.
-func (d *db) poll() {
+func (d *db) poll(now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -172,18 +197,20 @@ func (d *db) poll() {
 	}
 	d.seen = st
 	if err != nil {
+		d.stats.LastError = err.Error()
 		d.log.Warn("cannot read the GeoIP database; keeping the loaded version", zap.Error(err))
 		return
 	}
 	r, loaded, err := load(d.path, d.kind)
 	if err != nil {
+		d.stats.LastError = err.Error()
 		d.log.Warn("cannot load the changed GeoIP database; keeping the loaded version", zap.Error(err))
 		return
 	}
 	// Remember the version read, not the one stat saw: if the file changed in between, the
 	// next poll sees the difference and reads it again.
 	d.seen = loaded
-	d.cur.Store(r)
+	d.install(r, now)
 	d.log.Info("GeoIP database reloaded", zap.String("database_type", r.Metadata.DatabaseType),
 		zap.Time("built", r.Metadata.BuildTime()))
 }

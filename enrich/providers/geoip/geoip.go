@@ -17,6 +17,7 @@ import (
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/enrich/providers/providerhttp"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/health"
 )
 
 // Name is the source's stable identifier.
@@ -27,9 +28,13 @@ const Name = "geoip"
 type Provider struct {
 	city, asn *db // nil when not configured
 	interval  time.Duration
+	now       func() time.Time
 }
 
-var _ enrich.Provider = (*Provider)(nil)
+var (
+	_ enrich.Provider     = (*Provider)(nil)
+	_ enrich.FileReporter = (*Provider)(nil)
+)
 
 // New opens the databases cfg names. cfg must have been Resolved; log may be nil. Errors name
 // the variable.
@@ -41,12 +46,12 @@ func New(cfg *Config, log *zap.Logger) (*Provider, error) {
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("provider", Name))
-	p := &Provider{interval: cfg.ReloadInterval}
+	p := &Provider{interval: cfg.ReloadInterval, now: time.Now}
 	if p.interval <= 0 {
 		p.interval = time.Minute
 	}
 	for _, f := range cfg.files() {
-		d, err := openDB(f, log)
+		d, err := openDB(f, log, p.now)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -82,11 +87,28 @@ func (p *Provider) Run(ctx context.Context) error {
 }
 
 func (p *Provider) poll() {
+	for _, d := range p.dbs() {
+		d.poll(p.now())
+	}
+}
+
+func (p *Provider) dbs() []*db {
+	var out []*db
 	for _, d := range []*db{p.city, p.asn} {
 		if d != nil {
-			d.poll()
+			out = append(out, d)
 		}
 	}
+	return out
+}
+
+// Files implements enrich.FileReporter: the databases, as last loaded.
+func (p *Provider) Files() []health.File {
+	var out []health.File
+	for _, d := range p.dbs() {
+		out = append(out, d.snapshot())
+	}
+	return out
 }
 
 // Close releases the databases; lookups after it fail with KindUnavailable.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/threatpipe/threatpipe/pipeline/health"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -75,6 +77,13 @@ func TestReloadFailureKeepsOldAndLogsOnce(t *testing.T) {
 	if n := logs.FilterMessage("cannot load the changed GeoIP database; keeping the loaded version").Len(); n != 1 {
 		t.Fatalf("%d failure messages, want 1: %v", n, logs.All())
 	}
+	asn := fileNamed(t, p, EnvPrefix+"ASN_DB")
+	if !strings.Contains(asn.LastError, "is not a MaxMind database") || asn.Format != "GeoLite2-ASN" || asn.Kind != "asn" {
+		t.Fatalf("health after a failed reload: %+v", asn)
+	}
+	if city := fileNamed(t, p, EnvPrefix+"CITY_DB"); city.LastError != "" || city.Kind != "city" || city.LoadedAt.IsZero() {
+		t.Fatalf("the city database's health: %+v", city)
+	}
 	// The wrong type is a failure too.
 	install(t, cfg.ASNDB, cityDB(t), timeAfter(2))
 	p.poll()
@@ -96,6 +105,20 @@ func TestReloadFailureKeepsOldAndLogsOnce(t *testing.T) {
 	if res := lookup(t, p, "192.0.2.1"); res.ASOrganization != "FIXED-NET" {
 		t.Fatalf("%+v", res)
 	}
+	if asn := fileNamed(t, p, EnvPrefix+"ASN_DB"); asn.LastError != "" || asn.BuiltAt.IsZero() {
+		t.Fatalf("health after a good reload: %+v", asn)
+	}
+}
+
+func fileNamed(t *testing.T, p *Provider, name string) health.File {
+	t.Helper()
+	for _, f := range p.Files() {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no file %s in %+v", name, p.Files())
+	return health.File{}
 }
 
 func TestLookupsRaceReload(t *testing.T) {

@@ -9,23 +9,9 @@ import (
 
 	"github.com/gaissmai/bart"
 	"go.uber.org/zap"
-)
 
-// ListStats describes one list for the health view.
-type ListStats struct {
-	Name   string `json:"name"`
-	Kind   string `json:"kind"`
-	Path   string `json:"path"`
-	Format string `json:"format"` // the format read: "auto" shows what was detected
-	// Entries are the distinct addresses and CIDRs loaded; Skipped the lines or entries that
-	// were neither, in the loaded version.
-	Entries  int       `json:"entries"`
-	Skipped  int       `json:"skipped"`
-	LoadedAt time.Time `json:"loaded_at"`
-	// LastError is why the file's current version could not be loaded (the previous version
-	// is still in use); empty once a version loads.
-	LastError string `json:"last_error,omitempty"`
-}
+	"github.com/threatpipe/threatpipe/pipeline/health"
+)
 
 // stamp identifies a version of a file. The zero stamp means "missing".
 type stamp struct {
@@ -48,13 +34,13 @@ type list struct {
 
 	mu    sync.Mutex // serialises polls; guards seen and stats
 	seen  stamp      // the version last tried, loaded or not: a failure is logged once per change
-	stats ListStats
+	stats health.File
 }
 
 func newList(d Def, lim limits, log *zap.Logger, now func() time.Time) *list {
 	return &list{def: d, lim: lim, now: now,
 		log:   log.With(zap.String("list", d.Name), zap.String("path", d.Path)),
-		stats: ListStats{Name: d.Name, Kind: d.Kind, Path: d.Path, Format: d.Format}}
+		stats: health.File{Name: d.Name, Kind: d.Kind, Path: d.Path, Format: d.Format}}
 }
 
 // errorf names the list and its file.
@@ -135,7 +121,7 @@ func (l *list) poll() {
 	l.log.Info("list reloaded", zap.Int("entries", p.table.Size()), zap.Int("skipped", p.skipped), zap.String("format", p.format))
 }
 
-func (l *list) snapshot() ListStats {
+func (l *list) snapshot() health.File {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.stats

@@ -18,6 +18,7 @@ import (
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/enrich/providers/providerhttp"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/health"
 )
 
 // Name is the source's stable identifier.
@@ -77,7 +78,7 @@ func (d Def) normalise() (Def, error) {
 type Options struct {
 	ReloadInterval time.Duration    // how often files are checked for changes; default 30s
 	Log            *zap.Logger      // default: none
-	Now            func() time.Time // default time.Now; stamps ListStats.LoadedAt
+	Now            func() time.Time // default time.Now; stamps the LoadedAt of Files
 }
 
 // Source looks addresses up in every list. It is safe for concurrent use, including lookups
@@ -87,7 +88,10 @@ type Source struct {
 	interval time.Duration
 }
 
-var _ enrich.Provider = (*Source)(nil)
+var (
+	_ enrich.Provider     = (*Source)(nil)
+	_ enrich.FileReporter = (*Source)(nil)
+)
 
 // New validates defs and loads every file. Errors name the list (and its file).
 func New(defs []Def, opts Options) (*Source, error) {
@@ -131,9 +135,9 @@ func (s *Source) Name() string { return Name }
 // Cost implements enrich.Provider: local files.
 func (s *Source) Cost() enrich.Cost { return enrich.CostOffline }
 
-// Stats describes every list, in definition order.
-func (s *Source) Stats() []ListStats {
-	out := make([]ListStats, len(s.lists))
+// Files implements enrich.FileReporter: every list, in definition order, as last loaded.
+func (s *Source) Files() []health.File {
+	out := make([]health.File, len(s.lists))
 	for i, l := range s.lists {
 		out[i] = l.snapshot()
 	}

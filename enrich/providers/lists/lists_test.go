@@ -13,6 +13,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/enrich"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/health"
 )
 
 var epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -172,18 +173,18 @@ func TestLookupErrors(t *testing.T) {
 
 func TestNoLists(t *testing.T) {
 	s := newTestSource(t)
-	if res := lookup(t, s, "192.0.2.1"); res.Verdict != event.VerdictNotFound || len(s.Stats()) != 0 {
+	if res := lookup(t, s, "192.0.2.1"); res.Verdict != event.VerdictNotFound || len(s.Files()) != 0 {
 		t.Fatalf("%+v", res)
 	}
 }
 
 func TestStats(t *testing.T) {
 	s := standard(t)
-	got := s.Stats()
+	got := s.Files()
 	if len(got) != 6 {
 		t.Fatalf("%d stats", len(got))
 	}
-	want := ListStats{Name: "spamhaus-drop", Kind: "block", Path: fixture("drop.txt"), Format: FormatSpamhaus,
+	want := health.File{Name: "spamhaus-drop", Kind: "block", Path: fixture("drop.txt"), Format: FormatSpamhaus,
 		Entries: 4, Skipped: 1, LoadedAt: epoch}
 	if got[0] != want {
 		t.Fatalf("stats %+v\nwant %+v", got[0], want)

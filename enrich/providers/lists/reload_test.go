@@ -46,7 +46,7 @@ func TestReloadOnChange(t *testing.T) {
 	if lookup(t, s, "192.0.2.1").Verdict != event.VerdictNotFound || lookup(t, s, "198.51.100.1").Verdict != event.VerdictMalicious {
 		t.Fatal("the new version was not swapped in")
 	}
-	st := s.Stats()[0]
+	st := s.Files()[0]
 	if st.Entries != 1 || st.Skipped != 1 || !st.LoadedAt.Equal(epoch.Add(time.Hour)) || st.LastError != "" {
 		t.Fatalf("%+v", st)
 	}
@@ -71,7 +71,7 @@ func TestReloadFailureKeepsOld(t *testing.T) {
 	s.poll()
 	s.poll()
 	still("long line")
-	if st := s.Stats()[0]; !strings.Contains(st.LastError, "line 2 is longer than 64 bytes") || st.Entries != 1 || !st.LoadedAt.Equal(epoch) {
+	if st := s.Files()[0]; !strings.Contains(st.LastError, "line 2 is longer than 64 bytes") || st.Entries != 1 || !st.LoadedAt.Equal(epoch) {
 		t.Fatalf("%+v", st)
 	}
 	if failures() != 1 {
@@ -81,7 +81,7 @@ func TestReloadFailureKeepsOld(t *testing.T) {
 	writeList(t, path, strings.Repeat("192.0.2.1\n", 200), epoch.Add(2*time.Minute))
 	s.poll()
 	still("large file")
-	if st := s.Stats()[0]; !strings.Contains(st.LastError, "larger than 1024 bytes") || !strings.Contains(st.LastError, `list "drop"`) {
+	if st := s.Files()[0]; !strings.Contains(st.LastError, "larger than 1024 bytes") || !strings.Contains(st.LastError, `list "drop"`) {
 		t.Fatalf("%+v", st)
 	}
 
@@ -97,7 +97,7 @@ func TestReloadFailureKeepsOld(t *testing.T) {
 
 	writeList(t, path, "203.0.113.0/24\n", epoch.Add(3*time.Minute))
 	s.poll()
-	if st := s.Stats()[0]; st.LastError != "" || lookup(t, s, "203.0.113.1").Verdict != event.VerdictMalicious {
+	if st := s.Files()[0]; st.LastError != "" || lookup(t, s, "203.0.113.1").Verdict != event.VerdictMalicious {
 		t.Fatalf("fixed file not loaded: %+v", st)
 	}
 }
@@ -116,7 +116,7 @@ func TestLookupsRaceReload(t *testing.T) {
 					errs <- fmt.Errorf("%+v %v", res, err)
 					return
 				}
-				_ = s.Stats()
+				_ = s.Files()
 			}
 		})
 	}
