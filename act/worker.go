@@ -440,7 +440,7 @@ func (w *Worker) trip(ctx context.Context, dry bool, count int64) {
 // retry runs a ledger operation until it succeeds or ctx ends: without the ledger no action is
 // safe, so the event waits (and is not committed) rather than act twice or not at all.
 func (w *Worker) retry(ctx context.Context, op func() error) error {
-	delay := 100 * time.Millisecond
+	wait := pipeline.DependencyBackOff()
 	for {
 		err := op()
 		if err == nil {
@@ -449,9 +449,9 @@ func (w *Worker) retry(ctx context.Context, op func() error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, ErrBusy) {
-			delay = 200 * time.Millisecond // another live worker is acting: poll until it is done
-		} else {
+		delay := busyPoll // another live worker is acting: poll until it is done
+		if !errors.Is(err, ErrBusy) {
+			delay = wait.NextBackOff()
 			w.log.Warn("ledger unavailable; waiting", zap.Error(err), zap.Duration("retry_in", delay))
 		}
 		t := time.NewTimer(delay)
@@ -461,9 +461,11 @@ func (w *Worker) retry(ctx context.Context, op func() error) error {
 			t.Stop()
 			return ctx.Err()
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }
+
+// busyPoll is how often a worker looks again at an indicator another worker is acting on.
+const busyPoll = 200 * time.Millisecond
 
 func (w *Worker) record(r *Record, ev *event.Scored) kafka.Message {
 	r.SchemaVersion, r.At, r.Kind, r.Worker = RecordSchemaVersion, w.now().UTC(), w.o.Kind, w.o.Name

@@ -94,10 +94,14 @@ type Options struct {
 	InputTopic, OutputTopic, DLQTopic string
 	Workers                           int
 	MaxInFlight                       int
-	MaxEventBytes                     int
-	MaxIndicators                     int
-	CommitInterval                    time.Duration
-	ShutdownTimeout                   time.Duration
+	// MaxInFlightBytes bounds the bytes held by in-flight events, inputs and outputs together:
+	// fetching pauses while they exceed it. The message count alone does not bound memory
+	// when events are large. Zero means no byte bound.
+	MaxInFlightBytes int64
+	MaxEventBytes    int
+	MaxIndicators    int
+	CommitInterval   time.Duration
+	ShutdownTimeout  time.Duration
 }
 
 // Engine runs one consumer's pipeline. Create it with New and call Run once.
@@ -112,6 +116,8 @@ type Engine struct {
 	now     func() time.Time
 
 	slots    chan struct{} // one per in-flight input message: the backpressure bound
+	bytes    atomic.Int64  // held by in-flight jobs, inputs and outputs (Options.MaxInFlightBytes)
+	freed    chan struct{} // signalled when bytes fall, to wake a fetch waiting for room
 	inFlight sync.WaitGroup
 	retries  chan []kafka.Message
 	outbox   chan []kafka.Message // scored events and dead letters of finished jobs, to publishLoop
@@ -131,6 +137,7 @@ func New(opts Options, source Source, newPub NewPublisher, h Handler, m *telemet
 		tracker: commit.NewTracker(),
 		metrics: m, log: log, now: time.Now,
 		slots:   make(chan struct{}, opts.MaxInFlight),
+		freed:   make(chan struct{}, 1),
 		retries: make(chan []kafka.Message, 64),
 		outbox:  make(chan []kafka.Message, opts.MaxInFlight),
 		stopped: make(chan struct{}),
@@ -150,6 +157,7 @@ type job struct {
 	part      *commit.Partition
 	pending   atomic.Int32 // outputs not yet acknowledged
 	published time.Time
+	charged   atomic.Int64 // bytes counted against Options.MaxInFlightBytes
 }
 
 // Run consumes until ctx is cancelled, then drains: it stops fetching, lets in-flight events
@@ -223,36 +231,98 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 func (e *Engine) fetch(ctx context.Context, jobs chan<- *job) error {
+	wait := DependencyBackOff()
+	failing := false
 	for {
-		select {
-		case e.slots <- struct{}{}:
-		case <-ctx.Done():
+		if !e.acquire(ctx) {
 			return nil
 		}
 		msg, err := e.source.FetchMessage(ctx)
 		if err != nil {
 			<-e.slots
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case fatalFetch(err):
+				return fmt.Errorf("fetch from %s: %w", e.opts.InputTopic, err)
+			}
+			// The broker restarting, a leader moving, the network: the reader reconnects and
+			// rejoins the group by itself, so wait and fetch again. Readiness reports the
+			// broker meanwhile.
+			if !failing {
+				failing = true
+				e.log.Warn("cannot fetch; retrying until the brokers answer", zap.String("topic", e.opts.InputTopic), zap.Error(err))
+			}
+			e.metrics.FetchErrors.Inc()
+			if !sleep(wait.NextBackOff(), ctx.Done()) {
 				return nil
 			}
-			return fmt.Errorf("fetch from %s: %w", e.opts.InputTopic, err)
+			continue
 		}
+		if failing {
+			failing = false
+			e.log.Info("fetching again", zap.String("topic", e.opts.InputTopic))
+		}
+		wait.Reset()
 		e.consumed.Inc()
 		e.metrics.InFlight.Inc()
 		j := &job{msg: msg, part: e.tracker.Add(commit.TopicPartition{Topic: msg.Topic, Partition: msg.Partition}, msg.Offset)}
+		e.charge(j, messageBytes(msg))
 		e.inFlight.Add(1)
 		select {
 		case jobs <- j:
 		case <-ctx.Done():
 			// Fetched but never started: it stays uncommitted in the tracker and is redelivered.
-			e.release()
+			e.release(j)
 			return nil
 		}
 	}
 }
 
-// release frees a job's slot without marking it done.
-func (e *Engine) release() {
+// acquire waits for a slot and for the in-flight bytes to fall under their bound; it reports
+// false when ctx ended first.
+func (e *Engine) acquire(ctx context.Context) bool {
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	for e.opts.MaxInFlightBytes > 0 && e.bytes.Load() >= e.opts.MaxInFlightBytes {
+		select {
+		case <-e.freed:
+		case <-ctx.Done():
+			<-e.slots
+			return false
+		}
+	}
+	return true
+}
+
+// charge counts n more bytes held by j. It never blocks: a job that grows past the bound
+// (its outputs) only pauses the next fetch, so jobs in flight can always finish.
+func (e *Engine) charge(j *job, n int64) {
+	j.charged.Add(n)
+	e.metrics.InFlightBytes.Set(float64(e.bytes.Add(n)))
+}
+
+// messageBytes approximates what a message holds in memory.
+func messageBytes(m kafka.Message) int64 {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
+}
+
+// release frees a job's slot and bytes without marking it done.
+func (e *Engine) release(j *job) {
+	if n := j.charged.Swap(0); n != 0 {
+		e.metrics.InFlightBytes.Set(float64(e.bytes.Add(-n)))
+		select {
+		case e.freed <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
 	<-e.slots
 	e.metrics.InFlight.Dec()
 	e.inFlight.Done()
@@ -262,7 +332,7 @@ func (e *Engine) handle(ctx context.Context, j *job) {
 	outs, err := e.handler.Handle(ctx, j.msg)
 	if err != nil {
 		// Hard stop: leave the message uncommitted so it is redelivered whole.
-		e.release()
+		e.release(j)
 		return
 	}
 	if len(outs) == 0 {
@@ -275,16 +345,19 @@ func (e *Engine) handle(ctx context.Context, j *job) {
 // publish hands a job's outputs to the publisher; completed() finishes the job once all are
 // acknowledged.
 func (e *Engine) publish(ctx context.Context, j *job, outs []kafka.Message) {
+	var size int64
 	for i := range outs {
 		outs[i].WriterData = j
+		size += messageBytes(outs[i])
 	}
+	e.charge(j, size)
 	j.pending.Store(int32(len(outs)))
 	j.published = e.now()
 	select {
 	case e.outbox <- outs:
 	case <-ctx.Done():
 		// Hard stop: the job stays uncommitted and is redelivered.
-		e.release()
+		e.release(j)
 	}
 }
 
@@ -330,7 +403,7 @@ func (e *Engine) finish(j *job) {
 		e.log.Error("offset completed twice or never tracked", zap.String("topic", j.msg.Topic),
 			zap.Int("partition", j.msg.Partition), zap.Int64("offset", j.msg.Offset))
 	}
-	e.release()
+	e.release(j)
 }
 
 // completed is the publisher's completion callback, called from its goroutines.
@@ -365,17 +438,14 @@ func (e *Engine) completed(msgs []kafka.Message, err error) {
 // acknowledged or ctx ends. Retrying a whole failed batch can publish a message twice; that is
 // within at-least-once, and consumers key on event_id.
 func (e *Engine) retryLoop(ctx context.Context) {
-	delay := 100 * time.Millisecond
+	wait := DependencyBackOff()
 	for {
 		select {
 		case msgs := <-e.retries:
 			for {
-				select {
-				case <-time.After(delay):
-				case <-ctx.Done():
+				if !sleep(wait.NextBackOff(), ctx.Done()) {
 					return
 				}
-				delay = min(delay*2, 5*time.Second)
 				// A broker outage fails many batches at once: retry everything that failed
 				// meanwhile in one go, so the backoff is per wave and not per batch.
 			gather:
@@ -397,7 +467,7 @@ func (e *Engine) retryLoop(ctx context.Context) {
 				msgs = shrinkIfTooLarge(msgs, err)
 			}
 		case <-time.After(30 * time.Second):
-			delay = 100 * time.Millisecond // quiet for a while: the next failure starts small again
+			wait.Reset() // quiet for a while: the next failure starts small again
 		case <-ctx.Done():
 			return
 		}

@@ -25,6 +25,7 @@ import (
 // does (the committed offset is the message offset + 1, highest wins).
 type fakeSource struct {
 	msgs    chan kafka.Message
+	errs    chan error // returned by fetches before any message, one each
 	fetched atomic.Int64
 
 	mu        sync.Mutex
@@ -32,7 +33,7 @@ type fakeSource struct {
 }
 
 func newFakeSource(msgs []kafka.Message) *fakeSource {
-	s := &fakeSource{msgs: make(chan kafka.Message, len(msgs)), committed: map[int]int64{}}
+	s := &fakeSource{msgs: make(chan kafka.Message, len(msgs)), errs: make(chan error, 16), committed: map[int]int64{}}
 	for _, m := range msgs {
 		s.msgs <- m
 	}
@@ -40,6 +41,11 @@ func newFakeSource(msgs []kafka.Message) *fakeSource {
 }
 
 func (s *fakeSource) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	select {
+	case err := <-s.errs:
+		return kafka.Message{}, err
+	default:
+	}
 	select {
 	case m := <-s.msgs:
 		s.fetched.Add(1)
@@ -166,7 +172,12 @@ func defaultOptions() Options {
 
 func start(t *testing.T, opts Options, msgs []kafka.Message, proc Processor, pub *fakePublisher) *harness {
 	t.Helper()
-	h := &harness{source: newFakeSource(msgs), pub: pub, result: make(chan error, 1)}
+	return startSource(t, opts, newFakeSource(msgs), proc, pub)
+}
+
+func startSource(t *testing.T, opts Options, src *fakeSource, proc Processor, pub *fakePublisher) *harness {
+	t.Helper()
+	h := &harness{source: src, pub: pub, result: make(chan error, 1)}
 	h.metrics = telemetry.NewPipelineMetrics(prometheus.NewRegistry())
 	h.engine = New(opts, h.source, func(done func([]kafka.Message, error)) Publisher {
 		pub.done = done

@@ -195,10 +195,11 @@ func located(msg kafka.Message, err error) []zap.Field {
 		zap.Int64("offset", msg.Offset), zap.Error(err)}
 }
 
-// retry runs a store update until it succeeds or ctx ends, backing off from 100 ms to 5 s:
-// skipping an update would lose a sighting, so the message waits (uncommitted) for Redis.
+// retry runs a store update until it succeeds or ctx ends, backing off from 100 ms to 5 s with
+// jitter (pipeline.DependencyBackOff): skipping an update would lose a sighting, so the message
+// waits (uncommitted) for Redis.
 func retry(ctx context.Context, m *Metrics, log *zap.Logger, op func() (Applied, error)) (Applied, error) {
-	delay := 100 * time.Millisecond
+	wait := pipeline.DependencyBackOff()
 	for attempt := 1; ; attempt++ {
 		applied, err := op()
 		if err == nil {
@@ -208,6 +209,7 @@ func retry(ctx context.Context, m *Metrics, log *zap.Logger, op func() (Applied,
 			return "", ctx.Err()
 		}
 		m.StoreErrors.Inc()
+		delay := wait.NextBackOff()
 		log.Warn("view update failed; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", delay), zap.Error(err))
 		t := time.NewTimer(delay)
 		select {
@@ -216,7 +218,6 @@ func retry(ctx context.Context, m *Metrics, log *zap.Logger, op func() (Applied,
 			t.Stop()
 			return "", ctx.Err()
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }
 

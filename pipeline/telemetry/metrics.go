@@ -25,6 +25,8 @@ type PipelineMetrics struct {
 	Indicators     *prometheus.CounterVec
 	ProcessErrors  prometheus.Counter
 	InFlight       prometheus.Gauge
+	InFlightBytes  prometheus.Gauge
+	FetchErrors    prometheus.Counter
 	StageSeconds   *prometheus.HistogramVec
 	CommitLag      *prometheus.GaugeVec
 	InFlightByPart *prometheus.GaugeVec
@@ -65,6 +67,12 @@ func NewPipelineMetrics(reg prometheus.Registerer) *PipelineMetrics {
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "threatpipe_in_flight_events", Help: "Input messages fetched whose outputs are not all acknowledged yet.",
 		}),
+		InFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "threatpipe_in_flight_bytes", Help: "Bytes held by in-flight events, inputs and outputs (bounded by THREATPIPE_PIPELINE_MAX_IN_FLIGHT_BYTES).",
+		}),
+		FetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "threatpipe_fetch_errors_total", Help: "Failed fetches from the input topic (the brokers unreachable, a rebalance); each is retried with backoff.",
+		}),
 		StageSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "threatpipe_stage_duration_seconds", Help: "Latency per stage; end_to_end is from the event's observed_at to acknowledgement.",
 			Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -89,6 +97,6 @@ func NewPipelineMetrics(reg prometheus.Registerer) *PipelineMetrics {
 		}),
 	}
 	reg.MustRegister(m.Consumed, m.Produced, m.DeadLettered, m.Gated, m.Indicators, m.ProcessErrors, m.InFlight,
-		m.StageSeconds, m.CommitLag, m.InFlightByPart, m.ConsumerLag, m.Commits, m.CommitErrors, m.PublishRetries)
+		m.InFlightBytes, m.FetchErrors, m.StageSeconds, m.CommitLag, m.InFlightByPart, m.ConsumerLag, m.Commits, m.CommitErrors, m.PublishRetries)
 	return m
 }
