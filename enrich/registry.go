@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/caarlos0/env/v10"
 	"go.uber.org/zap"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
@@ -86,8 +85,8 @@ func Register[C any, PC interface {
 				environ = withDefaults
 			}
 			cfg := new(C)
-			if err := env.ParseWithOptions(cfg, env.Options{Prefix: prefix, Environment: environ}); err != nil {
-				return nil, nil, false, fmt.Errorf("%s: %w", name, config.ExplainParseError(err, vars()))
+			if err := config.Parse(cfg, prefix, environ); err != nil {
+				return nil, nil, false, fmt.Errorf("%s: %w", name, err)
 			}
 			pc := PC(cfg)
 			if err := pc.Resolve(); err != nil {

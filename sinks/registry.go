@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/caarlos0/env/v10"
 	"go.uber.org/zap"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
@@ -71,8 +70,8 @@ func Register[C any, PC interface {
 		vars:   func() []config.Var { return config.VarsOf(prefix, reflect.TypeFor[C]()) },
 		load: func(environ map[string]string, deps Deps, resolveOnly bool) (Sink, bool, error) {
 			cfg := new(C)
-			if err := env.ParseWithOptions(cfg, env.Options{Prefix: prefix, Environment: environ}); err != nil {
-				return nil, false, fmt.Errorf("sink %s: %w", name, config.ExplainParseError(err, config.VarsOf(prefix, reflect.TypeFor[C]())))
+			if err := config.Parse(cfg, prefix, environ); err != nil {
+				return nil, false, fmt.Errorf("sink %s: %w", name, err)
 			}
 			pc := PC(cfg)
 			if err := pc.Resolve(); err != nil {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v10"
-
 	"github.com/threatpipe/threatpipe/pipeline/config"
 )
 
@@ -42,8 +40,8 @@ func LoadConfig(environ []string) (*Config, error) {
 		}
 	}
 	var c Config
-	if err := env.ParseWithOptions(&c, env.Options{Prefix: ConfigPrefix, Environment: vars}); err != nil {
-		return nil, config.ExplainParseError(err, Vars())
+	if err := config.Parse(&c, ConfigPrefix, vars); err != nil {
+		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

@@ -13,13 +13,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/caarlos0/env/v10"
 
 	"github.com/threatpipe/threatpipe/pipeline/gate"
 )
@@ -164,8 +161,8 @@ func Load(environ []string) (*Config, error) {
 		}
 	}
 	var c Config
-	if err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: vars}); err != nil {
-		return nil, ExplainParseError(err, Vars())
+	if err := Parse(&c, Prefix, vars); err != nil {
+		return nil, err
 	}
 	if err := c.resolveSecrets(); err != nil {
 		return nil, err
@@ -266,8 +263,11 @@ func (c *Config) Validate() error {
 	default:
 		add("KAFKA_SASL_MECHANISM", "%q is not one of none, plain, scram-sha-256, scram-sha-512", k.SASLMechanism)
 	}
-	if (k.TLSCertFile == "") != (k.TLSKeyFile == "") {
-		add("KAFKA_TLS_CERT_FILE", "and THREATPIPE_KAFKA_TLS_KEY_FILE must be set together")
+	switch {
+	case k.TLSCertFile != "" && k.TLSKeyFile == "":
+		add("KAFKA_TLS_CERT_FILE", "is set without THREATPIPE_KAFKA_TLS_KEY_FILE: set both together")
+	case k.TLSCertFile == "" && k.TLSKeyFile != "":
+		add("KAFKA_TLS_KEY_FILE", "is set without THREATPIPE_KAFKA_TLS_CERT_FILE: set both together")
 	}
 	if k.TLSEnabled {
 		if _, err := k.TLSConfig(); err != nil {
@@ -393,89 +393,6 @@ func (k *Kafka) TLSConfig() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
-}
-
-// Var describes one environment variable, for documentation.
-type Var struct {
-	Name        string
-	Default     string
-	Description string
-	Secret      bool
-	field       string
-}
-
-// Vars lists every variable of Config in declaration order.
-func Vars() []Var {
-	return VarsOf(Prefix, reflect.TypeOf(Config{}))
-}
-
-// VarsOf lists the variables of any env-tagged struct type under prefix (provider configs use
-// it for their own documentation).
-func VarsOf(prefix string, t reflect.Type) []Var {
-	var out []Var
-	walk(t, prefix, &out)
-	return out
-}
-
-func walk(t reflect.Type, prefix string, out *[]Var) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if p, ok := f.Tag.Lookup("envPrefix"); ok {
-			walk(f.Type, prefix+p, out)
-			continue
-		}
-		if f.Anonymous && f.Tag.Get("env") == "" {
-			walk(f.Type, prefix, out)
-			continue
-		}
-		key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		if key == "" {
-			continue
-		}
-		*out = append(*out, Var{
-			Name: prefix + key, Default: f.Tag.Get("envDefault"), Description: f.Tag.Get("desc"),
-			Secret: f.Tag.Get("secret") == "true", field: f.Name,
-		})
-	}
-}
-
-// ExplainParseError rewrites caarlos0/env errors, which name Go fields, to name the variables
-// of vars (from VarsOf for the parsed type).
-func ExplainParseError(err error, vars []Var) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	byField := make(map[string]string)
-	for _, v := range vars {
-		byField[v.field] = v.Name
-	}
-	var errs []error
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		var fe env.LoadFileContentError
-		switch {
-		case errors.As(e, &pe):
-			errs = append(errs, fmt.Errorf("%s: invalid value: %v", byField[pe.Name], unwrapAll(pe.Err)))
-		case errors.As(e, &fe):
-			errs = append(errs, fmt.Errorf("%s: cannot read %q: %v", fe.Key, fe.Filename, unwrapAll(fe.Err)))
-		default:
-			errs = append(errs, e)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// unwrapAll drops strconv's noisy wrapping ("strconv.ParseInt: parsing "x": invalid syntax").
-func unwrapAll(err error) error {
-	var ne *strconv.NumError
-	if errors.As(err, &ne) {
-		return fmt.Errorf("%q is not a valid number", ne.Num)
-	}
-	return err
 }
 
 // Own parses THREATPIPE_GATE_OWN_CIDRS.
