@@ -8,10 +8,11 @@ SERVICES := scripts/services.sh
 # Real services for tests: the ones scripts/services.sh starts (or reuses when already up).
 TEST_ENV := THREATPIPE_TEST_KAFKA_BROKERS=127.0.0.1:$${THREATPIPE_KAFKA_PORT:-9092} \
 	THREATPIPE_TEST_REDIS_ADDR=127.0.0.1:$${THREATPIPE_REDIS_PORT:-6379} \
-	THREATPIPE_TEST_REQUIRE_SERVICES=1 THREATPIPE_TEST_ARTIFACTS=$(ARTIFACTS) \
+	THREATPIPE_TEST_REQUIRE_SERVICES=1 THREATPIPE_TEST_REQUIRE_SECURE_SERVICES=1 THREATPIPE_TEST_ARTIFACTS=$(ARTIFACTS) \
 	THREATPIPE_TEST_REQUIRE_BROWSER=$$(command -v chromium >/dev/null && echo 1)
 
-.PHONY: all build run run-local test test-unit bench fuzz lint services-up services-down services-status clean
+.PHONY: all build run run-local test test-unit bench fuzz lint services-up services-down services-status \
+	services-secure-up services-secure-down services-secure-status clean
 
 all: build
 
@@ -24,11 +25,12 @@ run: build ## the whole pipeline on embedded Kafka, Redis and providers, with de
 run-local: build services-up ## the simulator and the enricher on the real local Kafka and Redis (scripts/services.sh)
 	scripts/run-local.sh
 
-test: services-up ## every test: unit, fuzz seed corpora, and integration on real Kafka and Redis
+# The secured pair's addresses, CA and credentials reach the tests as THREATPIPE_TEST_SECURE_*.
+test: services-up services-secure-up ## every test: unit, fuzz seed corpora, and integration on real Kafka and Redis (plain and secured)
 	@scripts/install-nft.sh
 	@scripts/install-chromium.sh
 	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
-	$(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m ./...
+	eval "$$($(SERVICES) env-secure --test)" && $(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m ./...
 	@if ls $(ARTIFACTS)/*.txt >/dev/null 2>&1; then echo "--- test reports ($(ARTIFACTS))"; cat $(ARTIFACTS)/*.txt; fi
 
 test-unit: ## fast tests only: no Kafka or Redis needed (integration tests skip)
@@ -61,6 +63,15 @@ services-down: ## stop the services this project started
 
 services-status:
 	$(SERVICES) status
+
+services-secure-up: ## start the secured Kafka (SASL_SSL, SCRAM-SHA-512) and Redis (TLS, ACL user) beside the plain ones
+	$(SERVICES) up-secure
+
+services-secure-down: ## stop the secured pair and remove its certificates, passwords and data
+	$(SERVICES) down-secure
+
+services-secure-status:
+	$(SERVICES) status-secure
 
 clean:
 	rm -rf bin $(ARTIFACTS)

@@ -6,6 +6,9 @@
 #   scripts/services.sh status         show what is running
 #   scripts/services.sh env            print export lines: eval "$(scripts/services.sh env)"
 #   scripts/services.sh kafka-restart  SIGTERM Kafka and start it again on the same data dir
+#   scripts/services.sh up-secure      also start the SECURED pair on other ports: Kafka with a
+#                                      SASL_SSL (SCRAM-SHA-512) listener, redis-server with TLS + ACL
+#   scripts/services.sh down-secure | status-secure | env-secure [--test]   (see scripts/secure.sh)
 #
 # Kafka has no Debian package and there is no Docker: its jars come from Maven Central via
 # scripts/kafka/pom.xml and are cached outside git in $THREATPIPE_CACHE_DIR/kafka-<version>/libs.
@@ -40,6 +43,11 @@ KAFKA_LOGS="$KAFKA_STATE/logs"
 KAFKA_LOG="$KAFKA_LOGS/kafkaServer.out"
 KAFKA_PID="$KAFKA_STATE/kafka.pid"
 KAFKA_PROPS="$KAFKA_STATE/server.properties"
+# What the secured broker changes (scripts/secure.sh use_secure_kafka): template, extra sed
+# substitutions, extra `StorageTool format` arguments (its SCRAM users).
+KAFKA_TEMPLATE="$KAFKA_CONF_DIR/server.properties"
+KAFKA_RENDER_ARGS=()
+KAFKA_FORMAT_ARGS=()
 REDIS_STATE="$STATE_DIR/redis"
 REDIS_PID="$REDIS_STATE/redis.pid"
 REDIS_LOG="$REDIS_STATE/redis.log"
@@ -151,7 +159,7 @@ render_kafka_props() {
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   sed -e "s|@KAFKA_HOST@|$HOST|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
       -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
-      "$KAFKA_CONF_DIR/server.properties" >"$KAFKA_PROPS"
+      "${KAFKA_RENDER_ARGS[@]}" "$KAFKA_TEMPLATE" >"$KAFKA_PROPS"
 }
 
 # Kafka's Uuid string: 16 random bytes, base64url without padding; must not start with '-'
@@ -170,7 +178,7 @@ format_kafka_storage() {
   cid="$(random_cluster_id)"
   log "formatting kafka storage $KAFKA_DATA (cluster id $cid, --standalone)"
   kafka_tool kafka.tools.StorageTool format --standalone --ignore-formatted \
-    -t "$cid" -c "$KAFKA_PROPS" >"$KAFKA_LOGS/format.out" 2>&1 \
+    -t "$cid" -c "$KAFKA_PROPS" "${KAFKA_FORMAT_ARGS[@]}" >"$KAFKA_LOGS/format.out" 2>&1 \
     || { cat "$KAFKA_LOGS/format.out" >&2; die "kafka storage format failed"; }
   echo "$cid" >"$KAFKA_STATE/cluster.id"
   log "formatted in $(elapsed "$t0")s"
@@ -376,8 +384,11 @@ cmd_kafka_restart() {
   log "kafka-restart done (total $(elapsed "$START_NS")s)"
 }
 
+# shellcheck source=scripts/secure.sh
+source "$SCRIPT_DIR/secure.sh"
+
 usage() {
-  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 case "${1:-}" in
@@ -386,6 +397,10 @@ case "${1:-}" in
   status) cmd_status ;;
   env) cmd_env ;;
   kafka-restart) cmd_kafka_restart ;;
+  up-secure) cmd_up_secure ;;
+  down-secure) cmd_down_secure ;;
+  status-secure) cmd_status_secure ;;
+  env-secure) cmd_env_secure "${2:-}" ;;
   -h | --help | help) usage ;;
   *) usage; exit 2 ;;
 esac

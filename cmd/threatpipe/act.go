@@ -92,6 +92,9 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 		printPlaybooks(env, set, configured)
 		return nil
 	}
+	if err := checkSettings(ctx, clients, rdb, &cfg.Redis); err != nil {
+		return err
+	}
 
 	a := &cfg.Act
 	k := &cfg.Kafka

@@ -48,10 +48,15 @@ var badString = map[string]badValue{
 	"THREATPIPE_KAFKA_TLS_CA_FILE":               {value: missingFile, with: []string{"THREATPIPE_KAFKA_TLS_ENABLED=true"}},
 	"THREATPIPE_KAFKA_TLS_CERT_FILE":             {value: missingFile},
 	"THREATPIPE_KAFKA_TLS_KEY_FILE":              {value: missingFile},
+	"THREATPIPE_KAFKA_TLS_SERVER_NAME":           {value: "kafka.internal"}, // set while TLS is off
 	"THREATPIPE_KAFKA_SASL_MECHANISM":            {value: "nonsense"},
 	"THREATPIPE_KAFKA_SASL_PASSWORD_FILE":        {value: missingFile},
 	"THREATPIPE_REDIS_ADDR":                      {value: "redis"},
 	"THREATPIPE_REDIS_PASSWORD_FILE":             {value: missingFile},
+	"THREATPIPE_REDIS_TLS_CA_FILE":               {value: missingFile, with: []string{"THREATPIPE_REDIS_TLS_ENABLED=true"}},
+	"THREATPIPE_REDIS_TLS_CERT_FILE":             {value: missingFile},
+	"THREATPIPE_REDIS_TLS_KEY_FILE":              {value: missingFile},
+	"THREATPIPE_REDIS_TLS_SERVER_NAME":           {value: "redis.internal"}, // set while TLS is off
 	"THREATPIPE_REDIS_KEY_PREFIX":                {value: "has space"},
 	"THREATPIPE_GATE_OWN_CIDRS":                  {value: "10.0.0.0/33"},
 	"THREATPIPE_GATE_ALLOWLIST_CIDRS":            {value: "example.com"},

@@ -61,6 +61,9 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	if err := checkSettings(ctx, clients, rdb, &cfg.Redis); err != nil {
+		return err
+	}
 	if k.CreateTopics {
 		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic, k.OpsTopic, k.ChangesTopic); err != nil {
 			return err

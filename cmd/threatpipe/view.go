@@ -59,6 +59,9 @@ View settings:
 	}
 	rdb := redisx.New(&cfg.Redis)
 	defer func() { _ = rdb.Close() }()
+	if err := checkSettings(ctx, clients, rdb, &cfg.Redis); err != nil {
+		return err
+	}
 	store := view.NewStore(rdb, cfg.Redis.KeyPrefix, vcfg.StoreOptions())
 
 	srv, err := telemetry.NewServer(cfg.HTTPAddr, reg, log)

@@ -5,14 +5,11 @@
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -81,7 +78,8 @@ type Kafka struct {
 	TLSCAFile            string        `env:"TLS_CA_FILE" desc:"PEM file of CA certificates to trust (default: the system pool)."`
 	TLSCertFile          string        `env:"TLS_CERT_FILE" desc:"PEM client certificate for mutual TLS (with THREATPIPE_KAFKA_TLS_KEY_FILE)."`
 	TLSKeyFile           string        `env:"TLS_KEY_FILE" desc:"PEM client key for mutual TLS."`
-	TLSInsecure          bool          `env:"TLS_INSECURE_SKIP_VERIFY" envDefault:"false" desc:"Skip broker certificate verification (testing only)."`
+	TLSServerName        string        `env:"TLS_SERVER_NAME" desc:"Name the brokers' certificates must carry (default: the host of each broker address); for brokers reached by IP or through a proxy."`
+	TLSInsecure          bool          `env:"TLS_INSECURE_SKIP_VERIFY" envDefault:"false" desc:"INSECURE, for testing only: accept any broker certificate, so anyone on the path can read and alter the traffic and learn the SASL password. Logged as a warning at start."`
 	SASLMechanism        string        `env:"SASL_MECHANISM" envDefault:"none" desc:"SASL mechanism: none, plain, scram-sha-256 or scram-sha-512."`
 	SASLUsername         string        `env:"SASL_USERNAME" desc:"SASL username."`
 	SASLPassword         Secret        `env:"SASL_PASSWORD" desc:"SASL password." secret:"true"`
@@ -98,7 +96,11 @@ type Redis struct {
 	PasswordFromFile Secret        `env:"PASSWORD_FILE,file" desc:"File holding the Redis password (instead of THREATPIPE_REDIS_PASSWORD)." secret:"true"`
 	DB               int           `env:"DB" envDefault:"0" desc:"Database number (single node and Sentinel only)."`
 	KeyPrefix        string        `env:"KEY_PREFIX" envDefault:"tp" desc:"Prefix of every key threatpipe writes, so deployments can share a Redis."`
-	TLSEnabled       bool          `env:"TLS_ENABLED" envDefault:"false" desc:"Connect to Redis over TLS."`
+	TLSEnabled       bool          `env:"TLS_ENABLED" envDefault:"false" desc:"Connect to Redis over TLS (redis-server's tls-port)."`
+	TLSCAFile        string        `env:"TLS_CA_FILE" desc:"PEM file of CA certificates to trust (default: the system pool)."`
+	TLSCertFile      string        `env:"TLS_CERT_FILE" desc:"PEM client certificate, for servers with tls-auth-clients (with THREATPIPE_REDIS_TLS_KEY_FILE)."`
+	TLSKeyFile       string        `env:"TLS_KEY_FILE" desc:"PEM client key."`
+	TLSServerName    string        `env:"TLS_SERVER_NAME" desc:"Name the server certificate must carry (default: the host of each address); one name for every node of a Cluster or Sentinel set."`
 	DialTimeout      time.Duration `env:"DIAL_TIMEOUT" envDefault:"2s" desc:"Timeout of a Redis connection attempt."`
 }
 
@@ -263,17 +265,8 @@ func (c *Config) Validate() error {
 	default:
 		add("KAFKA_SASL_MECHANISM", "%q is not one of none, plain, scram-sha-256, scram-sha-512", k.SASLMechanism)
 	}
-	switch {
-	case k.TLSCertFile != "" && k.TLSKeyFile == "":
-		add("KAFKA_TLS_CERT_FILE", "is set without THREATPIPE_KAFKA_TLS_KEY_FILE: set both together")
-	case k.TLSCertFile == "" && k.TLSKeyFile != "":
-		add("KAFKA_TLS_KEY_FILE", "is set without THREATPIPE_KAFKA_TLS_CERT_FILE: set both together")
-	}
-	if k.TLSEnabled {
-		if _, err := k.TLSConfig(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, k.tlsSettings().validate()...)
+	errs = append(errs, c.Redis.tlsSettings().validate()...)
 	if len(c.Redis.Addrs) == 0 {
 		add("REDIS_ADDR", "must list at least one address")
 	}
@@ -366,33 +359,6 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("port %q is not 1-65535", port)
 	}
 	return nil
-}
-
-// TLSConfig builds the broker TLS configuration, or nil when TLS is off.
-func (k *Kafka) TLSConfig() (*tls.Config, error) {
-	if !k.TLSEnabled {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.TLSInsecure} //nolint:gosec // opt-in, documented as testing only
-	if k.TLSCAFile != "" {
-		pem, err := os.ReadFile(k.TLSCAFile)
-		if err != nil {
-			return nil, fieldError("KAFKA_TLS_CA_FILE", "%v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fieldError("KAFKA_TLS_CA_FILE", "%s holds no PEM certificate", k.TLSCAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if k.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(k.TLSCertFile, k.TLSKeyFile)
-		if err != nil {
-			return nil, fieldError("KAFKA_TLS_CERT_FILE", "%v", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }
 
 // Own parses THREATPIPE_GATE_OWN_CIDRS.

@@ -31,6 +31,12 @@ func New(cfg *config.Kafka, log *zap.Logger) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tlsCfg != nil && tlsCfg.InsecureSkipVerify {
+		log.Warn("INSECURE: broker certificates are not verified (" + config.Prefix + "KAFKA_TLS_INSECURE_SKIP_VERIFY=true); anyone on the path can read and alter the traffic")
+	}
+	if tlsCfg == nil && cfg.SASLMechanism == "plain" {
+		log.Warn("SASL PLAIN without TLS sends the password in clear text: set " + config.Prefix + "KAFKA_TLS_ENABLED=true")
+	}
 	mech, err := mechanism(cfg)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,6 @@
 package pipelinetest
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -21,8 +20,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/threatpipe/threatpipe/pipeline/kafkax/readback"
 )
 
 func need(t testing.TB, envVar, what string) string {
@@ -74,103 +71,42 @@ func Name(t testing.TB, suffix string) string {
 	return fmt.Sprintf("test.%s.%s.%s", base, hex.EncodeToString(b), suffix)
 }
 
-// Topic creates a fresh topic with the given partitions and deletes it when the test ends.
+// Topic creates a fresh topic on the plain broker with the given partitions and deletes it when
+// the test ends.
 func Topic(t testing.TB, brokers []string, suffix string, partitions int) string {
 	t.Helper()
-	name := Name(t, suffix)
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 15 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: name, NumPartitions: partitions, ReplicationFactor: 1,
-	}}})
-	if err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
-	if err := res.Errors[name]; err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
-	// Wait until metadata shows every partition with a leader, so first writes do not race it.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{name}})
-		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) == partitions {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topic %s not ready: %v", name, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{name}})
-	})
-	return name
+	return plain(brokers).Topic(t, suffix, partitions)
 }
 
 // Produce writes msgs to topic synchronously with acks=all.
 func Produce(t testing.TB, brokers []string, topic string, msgs []kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for start := 0; start < len(msgs); start += 1000 {
-		end := min(start+1000, len(msgs))
-		if err := w.WriteMessages(ctx, msgs[start:end]...); err != nil {
-			t.Fatalf("produce to %s: %v", topic, err)
-		}
-	}
+	plain(brokers).Produce(t, topic, msgs)
 }
 
 // Partitions returns the partition ids of topic.
 func Partitions(t testing.TB, brokers []string, topic string) []int {
 	t.Helper()
-	ids, err := readback.Partitions(context.Background(), &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids
+	return plain(brokers).Partitions(t, topic)
 }
 
 // EndOffsets returns each partition's end offset (the offset the next message will get).
 func EndOffsets(t testing.TB, brokers []string, topic string) map[int]int64 {
 	t.Helper()
-	out, err := readback.EndOffsets(context.Background(), &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return plain(brokers).EndOffsets(t, topic)
 }
 
 // Count returns how many messages topic holds (sum of end offsets; topics here are never
 // compacted or truncated).
 func Count(t testing.TB, brokers []string, topic string) int64 {
-	var n int64
-	for _, off := range EndOffsets(t, brokers, topic) {
-		n += off
-	}
-	return n
+	t.Helper()
+	return plain(brokers).Count(t, topic)
 }
 
 // Committed returns group's committed offset per partition of topic (-1 when none).
 func Committed(t testing.TB, brokers []string, group, topic string) map[int]int64 {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	res, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{
-		GroupID: group, Topics: map[string][]int{topic: Partitions(t, brokers, topic)},
-	})
-	if err != nil {
-		t.Fatalf("offset fetch %s/%s: %v", group, topic, err)
-	}
-	out := map[int]int64{}
-	for _, p := range res.Topics[topic] {
-		out[p.Partition] = p.CommittedOffset
-	}
-	return out
+	return plain(brokers).Committed(t, group, topic)
 }
 
 // WaitFor polls cond every 100 ms until it is true or timeout passes.
@@ -189,13 +125,7 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // consumer group, stopping at the end offsets observed when it was called.
 func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := readback.ReadRange(ctx, brokers, topic, nil, EndOffsets(t, brokers, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return plain(brokers).ReadAll(t, topic)
 }
 
 // Header returns the value of a message header, or "".

@@ -4,8 +4,8 @@ package redisx
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
+	"net"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,7 +23,13 @@ func New(cfg *config.Redis) redis.UniversalClient {
 		DialTimeout: cfg.DialTimeout,
 	}
 	if cfg.TLSEnabled {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		tlsCfg, err := cfg.TLSConfig()
+		if err != nil {
+			// config.Load checked the files; if they went away since, fail every command with the
+			// variable's name rather than fall back to plain text.
+			opts.Dialer = func(context.Context, string, string) (net.Conn, error) { return nil, err }
+		}
+		opts.TLSConfig = tlsCfg
 	}
 	return redis.NewUniversalClient(opts)
 }

@@ -59,6 +59,12 @@ func EndOffsets(ctx context.Context, client *kafka.Client, topic string) (map[in
 // (0 where absent) up to the end offsets in to, all partitions at once. Tests and the benchmark
 // harness use it to read back what the pipeline wrote.
 func ReadRange(ctx context.Context, brokers []string, topic string, from, to map[int]int64) ([]kafka.Message, error) {
+	return ReadRangeWith(ctx, nil, brokers, topic, from, to)
+}
+
+// ReadRangeWith is ReadRange through dialer, which carries the brokers' TLS and SASL settings
+// (nil: kafka-go's default, plain text).
+func ReadRangeWith(ctx context.Context, dialer *kafka.Dialer, brokers []string, topic string, from, to map[int]int64) ([]kafka.Message, error) {
 	var (
 		mu   sync.Mutex
 		out  []kafka.Message
@@ -73,7 +79,7 @@ func ReadRange(ctx context.Context, brokers []string, topic string, from, to map
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msgs, err := readPartition(ctx, brokers, topic, p, start, end)
+			msgs, err := readPartition(ctx, dialer, brokers, topic, p, start, end)
 			mu.Lock()
 			defer mu.Unlock()
 			out = append(out, msgs...)
@@ -86,8 +92,8 @@ func ReadRange(ctx context.Context, brokers []string, topic string, from, to map
 	return out, errors.Join(errs...)
 }
 
-func readPartition(ctx context.Context, brokers []string, topic string, p int, start, end int64) ([]kafka.Message, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
+func readPartition(ctx context.Context, dialer *kafka.Dialer, brokers []string, topic string, p int, start, end int64) ([]kafka.Message, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: dialer, Topic: topic, Partition: p,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(start); err != nil {
