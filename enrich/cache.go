@@ -185,8 +185,9 @@ func (c *Cache) Get(ctx context.Context, key string) (*CacheEntry, error) {
 	}
 }
 
-// Set stores e under key for ttl. Commands that with queues (may be nil) are sent in the same
-// round trip; only the store's own failure is returned.
+// Set stores e under key for ttl, and in the in-process copy whether or not Redis took it.
+// Commands that with queues (may be nil) are sent in the same round trip; only the store's own
+// failure is returned.
 func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Duration, with func(redis.Pipeliner)) error {
 	e.ExpiresAt = e.StoredAt.Add(ttl)
 	raw, err := json.Marshal(e)
@@ -199,10 +200,12 @@ func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Dur
 		with(pipe)
 	}
 	_, _ = pipe.Exec(ctx)
+	// Kept in process even when Redis did not take it: during a Redis outage the local copy is
+	// all that spares the next events for the address another paid lookup.
+	c.remember(key, e)
 	if err := set.Err(); err != nil {
 		return fmt.Errorf("cache set: %w", err)
 	}
-	c.remember(key, e)
 	return nil
 }
 

@@ -2,8 +2,11 @@ package enrich
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
@@ -61,5 +64,42 @@ func TestRedisHitsFillTheLocalCopy(t *testing.T) {
 	}
 	if e, _ := writer.Get(ctx, key); e != nil {
 		t.Fatal("with the local copy disabled, a deleted entry is a miss")
+	}
+}
+
+// TestAnswersStayInProcessWhileRedisIsDown: an answer Redis did not take is still kept in the
+// in-process copy, so that during a Redis outage the next events for the address are hits rather
+// than more paid lookups (docs/reliability.md).
+func TestAnswersStayInProcessWhileRedisIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	_ = ln.Close() // nothing listens there any more: every command fails at once
+	rdb := redis.NewClient(&redis.Options{Addr: down, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		local     LocalCacheOptions
+		wantLocal bool
+	}{
+		{"with the in-process copy", LocalCacheOptions{Size: 10, TTL: time.Minute}, true},
+		{"without it", LocalCacheOptions{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCache(rdb, tc.local)
+			runCache(t, c)
+			key := testKeys.Cache("outage", "default", "9.9.9.9")
+			err := c.Set(ctx, key, &CacheEntry{Result: &event.Intel{Verdict: event.VerdictBenign}, StoredAt: time.Now()}, time.Hour, nil)
+			if err == nil {
+				t.Fatal("Set with Redis down must report that Redis did not take the answer")
+			}
+			e, _ := c.Get(ctx, key)
+			if got := e != nil; got != tc.wantLocal {
+				t.Fatalf("answer found %v, want %v", got, tc.wantLocal)
+			}
+		})
 	}
 }

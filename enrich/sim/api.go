@@ -43,6 +43,15 @@ type Options struct {
 	InvalidKeyMode bool
 	// Force429For answers HTTP 429 to everything for this long from New (or Configure).
 	Force429For time.Duration
+	// GarbageRate is the fraction (0-1) of authenticated lookups answered HTTP 200 with a body
+	// that is not the provider's JSON (a truncated report, an HTML page, binary noise).
+	GarbageRate float64
+	// ResetRate is the fraction (0-1) of authenticated lookups whose connection is reset (TCP
+	// RST) without an answer.
+	ResetRate float64
+	// StallFor holds every request for this long from New (or Configure): each is answered
+	// when the stall ends, or never if its client gives up first.
+	StallFor time.Duration
 	// Seed seeds the error and jitter sequences.
 	Seed uint64
 	// MaxTrackedIPs bounds the per-IP counters (default DefaultMaxTrackedIPs); calls for
@@ -68,6 +77,9 @@ type Stats struct {
 	DistinctIPs    int   `json:"distinct_ips"`   // IPs with at least one lookup
 	MaxCallsPerIP  int64 `json:"max_calls_per_ip"`
 	UntrackedCalls int64 `json:"untracked_calls"` // lookups not counted per IP (over MaxTrackedIPs)
+	Garbage        int64 `json:"garbage"`         // HTTP 200 bodies that are not JSON (GarbageRate)
+	Resets         int64 `json:"resets"`          // connections reset unanswered (ResetRate)
+	Stalled        int64 `json:"stalled"`         // requests held by a stall (StallFor)
 }
 
 // API is one provider's simulated API: a Dialect driven by the engine below, with its own
@@ -84,6 +96,7 @@ type API struct {
 	tokens        float64
 	tokensAt      time.Time
 	force429Until time.Time
+	stallUntil    time.Time
 	quotaDay      string
 	stats         Stats
 	perIP         map[string]int64
@@ -101,6 +114,8 @@ func NewAPI(d Dialect, opts Options) *API {
 	}
 	opts.ErrorRate = min(max(opts.ErrorRate, 0), 1)
 	opts.FailFirst = min(max(opts.FailFirst, 0), 1)
+	opts.GarbageRate = min(max(opts.GarbageRate, 0), 1)
+	opts.ResetRate = min(max(opts.ResetRate, 0), 1)
 	opts.RateLimit = max(opts.RateLimit, 0)
 	opts.DailyQuota = max(opts.DailyQuota, 0)
 	opts.Latency, opts.Jitter = max(opts.Latency, 0), max(opts.Jitter, 0)
@@ -110,6 +125,9 @@ func NewAPI(d Dialect, opts Options) *API {
 	s.resetUsage()
 	if opts.Force429For > 0 {
 		s.force429Until = s.now().Add(opts.Force429For)
+	}
+	if opts.StallFor > 0 {
+		s.stallUntil = s.now().Add(opts.StallFor)
 	}
 	return s
 }
@@ -173,13 +191,15 @@ func (s *API) Calls(ip string) int64 {
 	return s.perIP[c]
 }
 
-// Options returns the current knobs; Force429For is the time left of a forced-429 window.
+// Options returns the current knobs; Force429For and StallFor are the time left of their
+// windows.
 func (s *API) Options() Options {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.opts
 	o.ValidKeys = append([]string(nil), s.opts.ValidKeys...)
 	o.Force429For = max(s.force429Until.Sub(s.now()), 0)
+	o.StallFor = max(s.stallUntil.Sub(s.now()), 0)
 	return o
 }
 
@@ -197,6 +217,10 @@ type Patch struct {
 	Force429For *Duration `json:"force_429_for,omitempty"`
 	// Seed restarts the error and jitter sequences from a new seed.
 	Seed *uint64 `json:"seed,omitempty"`
+	// Fault modes (faults.go): StallFor starts a stall of this length from now; 0 ends one.
+	GarbageRate *float64  `json:"garbage_rate,omitempty"`
+	ResetRate   *float64  `json:"reset_rate,omitempty"`
+	StallFor    *Duration `json:"stall_for,omitempty"`
 }
 
 // Duration is a time.Duration that reads JSON strings ("150ms", "2s") or numbers of
@@ -256,6 +280,7 @@ func (s *API) Configure(p Patch) error {
 	if p.Force429For != nil {
 		check(*p.Force429For >= 0, "force_429_for must not be negative")
 	}
+	errs = append(errs, checkFaults(p)...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -293,6 +318,7 @@ func (s *API) Configure(p Patch) error {
 		s.opts.Seed = *p.Seed
 		s.reseed()
 	}
+	s.applyFaults(p)
 	return nil
 }
 
@@ -342,7 +368,9 @@ func (s *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.delay(r) {
 		return
 	}
-	s.dialect.Write(w, s.decide(r, route))
+	if o := s.decide(r, route); !s.writeFault(w, o) {
+		s.dialect.Write(w, o)
+	}
 }
 
 func (s *API) count(f func(*Stats)) {
@@ -351,7 +379,8 @@ func (s *API) count(f func(*Stats)) {
 	s.mu.Unlock()
 }
 
-// delay applies Latency and Jitter; false when the client went away meanwhile.
+// delay applies Latency and Jitter, or a stall when longer; false when the client went away
+// meanwhile.
 func (s *API) delay(r *http.Request) bool {
 	s.mu.Lock()
 	s.stats.Total++
@@ -359,6 +388,7 @@ func (s *API) delay(r *http.Request) bool {
 	if s.opts.Jitter > 0 {
 		d += time.Duration(s.jitterRNG.Int64N(int64(s.opts.Jitter) + 1))
 	}
+	d = max(d, s.stall(s.now()))
 	s.mu.Unlock()
 	if d <= 0 {
 		return true
@@ -452,6 +482,12 @@ func (s *API) decide(r *http.Request, route Route) *Outcome {
 	case s.opts.ErrorRate > 0 && s.errRNG.Float64() < s.opts.ErrorRate:
 		o.Kind = OutServerError
 		s.stats.Errors++
+	case s.draw(s.opts.ResetRate):
+		o.Kind = OutReset
+		s.stats.Resets++
+	case s.draw(s.opts.GarbageRate):
+		o.Kind = OutGarbage
+		s.stats.Garbage++
 	case s.opts.DailyQuota > 0 && s.stats.QuotaUsed >= s.opts.DailyQuota:
 		o.Kind = OutQuotaExceeded
 		s.stats.QuotaExceeded++
@@ -524,6 +560,9 @@ type configView struct {
 	InvalidKeyMode bool     `json:"invalid_key_mode"`
 	Force429For    Duration `json:"force_429_for"`
 	Seed           uint64   `json:"seed"`
+	GarbageRate    float64  `json:"garbage_rate"`
+	ResetRate      float64  `json:"reset_rate"`
+	StallFor       Duration `json:"stall_for"`
 }
 
 func (s *API) view() configView {
@@ -532,7 +571,8 @@ func (s *API) view() configView {
 	if keys == nil {
 		keys = []string{}
 	}
-	return configView{Duration(o.Latency), Duration(o.Jitter), o.ErrorRate, o.FailFirst, o.RateLimit, o.DailyQuota, keys, o.InvalidKeyMode, Duration(o.Force429For), o.Seed}
+	return configView{Duration(o.Latency), Duration(o.Jitter), o.ErrorRate, o.FailFirst, o.RateLimit, o.DailyQuota, keys, o.InvalidKeyMode,
+		Duration(o.Force429For), o.Seed, o.GarbageRate, o.ResetRate, Duration(o.StallFor)}
 }
 
 // admin serves the admin API: GET stats, GET calls?ip=, POST reset, GET or POST config (a JSON

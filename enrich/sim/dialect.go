@@ -59,6 +59,8 @@ const (
 	OutServerError                      // 500, from ErrorRate
 	OutQuotaExceeded                    // the period's quota is spent
 	OutBadRequest                       // the ip is not an address
+	OutReset                            // connection reset unanswered (ResetRate; the engine writes it)
+	OutGarbage                          // a 200 body that is not JSON (GarbageRate; the engine writes it)
 )
 
 // Outcome is everything a dialect needs to render an answer.

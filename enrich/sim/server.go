@@ -12,16 +12,17 @@
 // speaking the provider's Dialect. The engine's checks run in this order for every request:
 //
 //   - unknown path: 404; wrong method: 405 (each in the provider's error shape);
-//   - latency (Latency plus a uniform 0..Jitter);
+//   - latency (Latency plus a uniform 0..Jitter), or a StallFor window's end when later;
 //   - Force429For window: 429 with Retry-After = seconds left;
 //   - missing or unknown key, or InvalidKeyMode (keyed providers only): rejected;
 //   - RateLimit (token bucket, burst = ceil(rate)): 429 with Retry-After in whole seconds;
 //   - account checks answer here;
 //   - lookups: ErrorRate: 500, drawn from a math/rand/v2 PCG seeded with Seed, so a given
-//     sequence of requests fails the same way every run; DailyQuota spent: the provider's
-//     quota answer; an ip that is not an address: the provider's bad-request answer; an
-//     address the provider does not know: its not-found answer; otherwise its data. Both of the
-//     last two spend one unit of quota.
+//     sequence of requests fails the same way every run; ResetRate (same sequence): the
+//     connection reset unanswered; GarbageRate (same sequence): HTTP 200 with a body that is
+//     not JSON; DailyQuota spent: the provider's quota answer; an ip that is not an address:
+//     the provider's bad-request answer; an address the provider does not know: its not-found
+//     answer; otherwise its data. Both of the last two spend one unit of quota.
 //
 // The admin API of each provider is under /_sim/<name>/ (stats, calls?ip=, reset, config);
 // /_sim/ alone addresses Criminal IP, and GET /_sim/providers lists every provider's counters.
