@@ -481,7 +481,7 @@ func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, w
 	}
 	entry := &CacheEntry{Fields: l.extract(res), Result: res, StoredAt: l.o.Now().UTC()}
 	if err := l.o.Cache.Set(ctx, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
-		l.log.Warn("answer not cached; the next event pays again", zap.Error(err))
+		l.log.Warn("answer not stored in Redis; only this replica keeps it, in process", zap.Error(err))
 	}
 	return l.answer(entry, nil)
 }
