@@ -14,12 +14,14 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{GroupID: "threatpipe-view", Retention: 168 * time.Hour, History: 100, Refresh: 5 * time.Second, DedupEvents: 1000,
-		ScanLimit: 10000, SweepInterval: time.Minute, HealthMaxAge: 15 * time.Second, Workers: 32, MaxInFlight: 1024}
+		ScanLimit: 10000, SweepInterval: time.Minute, HealthMaxAge: 15 * time.Second, Workers: 32, MaxInFlight: 1024,
+		MaxIndicators: DefaultMaxIndicators, Gated: GatedCount}
 	if *c != want {
 		t.Errorf("defaults %+v, want %+v", *c, want)
 	}
 	o := c.StoreOptions()
-	if o.Retention != want.Retention || o.History != 100 || o.ScanLimit != 10000 || o.DedupEvents != 1000 || o.HealthMaxAge != health.ReportTTL {
+	if o.Retention != want.Retention || o.History != 100 || o.ScanLimit != 10000 || o.DedupEvents != 1000 || o.HealthMaxAge != health.ReportTTL ||
+		o.MaxIndicators != 50000 || o.Gated != GatedCount {
 		t.Errorf("store options %+v", o)
 	}
 	for _, v := range Vars() {
@@ -27,7 +29,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 			t.Errorf("variable %+v lacks a prefix, default or description", v)
 		}
 	}
-	if len(Vars()) != 10 {
+	if len(Vars()) != 12 {
 		t.Errorf("%d variables", len(Vars()))
 	}
 }
@@ -46,6 +48,9 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		"THREATPIPE_VIEW_HEALTH_MAX_AGE=0s": "THREATPIPE_VIEW_HEALTH_MAX_AGE",
 		"THREATPIPE_VIEW_WORKERS=0":         "THREATPIPE_VIEW_WORKERS",
 		"THREATPIPE_VIEW_MAX_IN_FLIGHT=1":   "THREATPIPE_VIEW_MAX_IN_FLIGHT",
+		"THREATPIPE_VIEW_MAX_INDICATORS=10": "THREATPIPE_VIEW_MAX_INDICATORS",
+		"THREATPIPE_VIEW_MAX_INDICATORS=x":  "THREATPIPE_VIEW_MAX_INDICATORS",
+		"THREATPIPE_VIEW_GATED=drop":        "THREATPIPE_VIEW_GATED",
 	} {
 		_, err := LoadConfig([]string{env})
 		if err == nil || !strings.Contains(err.Error(), name) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -36,13 +37,14 @@ type Metrics struct {
 	Indicators  prometheus.Gauge
 	Swept       prometheus.Counter
 	SweepErrors prometheus.Counter
+	Evicted     prometheus.Counter
 }
 
 // NewMetrics registers the view's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "threatpipe_view_messages_total",
-			Help: "Messages the view read, by input (scored, results) and outcome (applied, duplicate, expired, unreadable)."},
+			Help: "Messages the view read, by input (scored, results) and outcome (applied, duplicate, expired, gated, unreadable)."},
 			[]string{"input", "outcome"}),
 		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "threatpipe_view_store_errors_total",
 			Help: "Failed Redis updates; the message is retried until it is applied or the process stops (it stays uncommitted)."}),
@@ -52,8 +54,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Indicators removed from the view after THREATPIPE_VIEW_RETENTION without a sighting."}),
 		SweepErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "threatpipe_view_sweep_errors_total",
 			Help: "Sweeps that failed (retried at the next interval)."}),
+		Evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "threatpipe_view_evicted_total",
+			Help: "Indicators evicted, lowest-ranked first, to keep the view within THREATPIPE_VIEW_MAX_INDICATORS."}),
 	}
-	reg.MustRegister(m.Messages, m.StoreErrors, m.Indicators, m.Swept, m.SweepErrors)
+	reg.MustRegister(m.Messages, m.StoreErrors, m.Indicators, m.Swept, m.SweepErrors, m.Evicted)
 	return m
 }
 
@@ -165,11 +169,25 @@ func (h *ScoredHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 		h.log.Warn("skipping an unreadable message on the scored topic", located(msg, err)...)
 		return nil, nil
 	}
-	applied, err := retry(ctx, h.m, h.log, func() (Applied, error) { return h.store.ApplyScored(ctx, ev) })
+	var created bool
+	applied, err := retry(ctx, h.m, h.log, func() (applied Applied, err error) {
+		applied, created, err = h.store.applyScoredEvent(ctx, ev)
+		return applied, err
+	})
 	if err != nil {
 		return nil, err
 	}
 	h.m.Messages.WithLabelValues(InputScored, string(applied)).Inc()
+	if created {
+		// The event is applied whatever happens here; the sweeper evicts what this round left.
+		// Two per new indicator: one for itself, one to catch up with what concurrent workers
+		// added; the sweeper evicts whatever is left.
+		n, err := h.store.EnforceCap(ctx, 2)
+		h.m.Evicted.Add(float64(n))
+		if err != nil && ctx.Err() == nil {
+			h.log.Warn("evicting indicators over THREATPIPE_VIEW_MAX_INDICATORS failed; the sweeper retries", zap.Error(err))
+		}
+	}
 	return nil, nil
 }
 
@@ -233,8 +251,9 @@ func (noPublisher) WriteMessages(context.Context, ...kafka.Message) error {
 
 func (noPublisher) Close() error { return nil }
 
-// RunSweeper sweeps expired indicators every interval until ctx ends, keeping the indicators
-// gauge current. A failed sweep is counted and logged, and retried at the next interval.
+// RunSweeper sweeps expired indicators and evicts those over the cap (EnforceCap) every interval
+// until ctx ends, keeping the indicators gauge current. A failed sweep is counted and logged, and
+// retried at the next interval.
 func RunSweeper(ctx context.Context, s *Store, interval time.Duration, m *Metrics, log *zap.Logger) error {
 	log = orNop(log)
 	t := time.NewTicker(interval)
@@ -247,6 +266,15 @@ func RunSweeper(ctx context.Context, s *Store, interval time.Duration, m *Metric
 			log.Warn("view sweep failed; retrying next interval", zap.Error(err))
 		} else if n > 0 {
 			log.Info("expired indicators removed from the view", zap.Int("removed", n))
+		}
+		evicted, err := s.EnforceCap(ctx, math.MaxInt)
+		m.Evicted.Add(float64(evicted))
+		if err != nil && ctx.Err() == nil {
+			m.SweepErrors.Inc()
+			log.Warn("evicting indicators over THREATPIPE_VIEW_MAX_INDICATORS failed; retrying next interval", zap.Error(err))
+		} else if evicted > 0 {
+			log.Info("lowest-ranked indicators evicted to keep the view within THREATPIPE_VIEW_MAX_INDICATORS",
+				zap.Int("evicted", evicted), zap.Int("max_indicators", s.opts.MaxIndicators))
 		}
 		if c, err := s.Count(ctx); err == nil {
 			m.Indicators.Set(float64(c))

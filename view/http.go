@@ -71,8 +71,9 @@ type UIOptions struct {
 //	     range of the selected severities); "truncated" says more may match below.
 //	GET /api/v1/indicators/{ip}   one indicator: the row fields plus "latest" (the latest scored
 //	                              event), "history" and "actions" (audit records), newest first
-//	GET /api/v1/stats             chart data: score_distribution, minutes (events and cache
-//	                              outcomes for the last 60 minutes), quota per provider
+//	GET /api/v1/stats             chart data: score_distribution, minutes (events, gated events
+//	                              and cache outcomes for the last 60 minutes), quota per
+//	                              provider, gated events of the last 24 hours by gate reason
 //	GET /api/v1/health            {"integrations": [...], "generated_at": t}: each provider and
 //	                              sink aggregated across replicas, with the replicas' snapshots
 //
@@ -329,6 +330,12 @@ type indexPage struct {
 	QuotaChart   template.HTML
 	Quotas       []Quota
 	EventsLastHr int64
+	// Gated and GatedTotal are the gated events counted, not listed, in the last 24 hours;
+	// AtCap says the ranking is full (THREATPIPE_VIEW_MAX_INDICATORS), so the lowest-ranked go.
+	Gated      []GatedReasonCount
+	GatedTotal int64
+	AtCap      bool
+	MaxInd     int
 }
 
 type windowOption struct {
@@ -361,7 +368,11 @@ func (u *UI) serveIndex(w http.ResponseWriter, r *http.Request) {
 	d := indexPage{
 		Filter: f, Page: page,
 		RefreshMS: u.opts.Refresh.Milliseconds(), RefreshSec: int64(max(u.opts.Refresh/time.Second, 1)),
-		Quotas: st.Quotas,
+		Quotas: st.Quotas, Gated: st.Gated, MaxInd: st.MaxIndicators,
+		AtCap: st.Indicators >= int64(st.MaxIndicators),
+	}
+	for _, g := range st.Gated {
+		d.GatedTotal += g.Count
 	}
 	if len(page.Rows) > 0 {
 		d.First, d.Last = f.Offset+1, f.Offset+len(page.Rows)

@@ -27,6 +27,12 @@
 //
 // Retention: an indicator's keys expire THREATPIPE_VIEW_RETENTION after its last sighting, and
 // Sweep removes indicators past it from the two indexes.
+//
+// Bounds (store_caps.go): the ranking holds at most THREATPIPE_VIEW_MAX_INDICATORS indicators
+// (EnforceCap evicts the lowest-ranked: lowest score, then oldest sighting); each indicator's
+// lists and sets are capped (History, DedupEvents); and gated events (private, own and allowlisted
+// addresses, never looked up) are only counted by default, in <prefix>:view:m:<minute> and in
+// per-hour counts by gate reason, <prefix>:view:g:<hour> (25 hours), not stored as indicators.
 package view
 
 import (
@@ -65,6 +71,10 @@ type StoreOptions struct {
 	DedupEvents  int
 	ScanLimit    int
 	HealthMaxAge time.Duration
+	// MaxIndicators caps the ranking (EnforceCap); Gated says whether gated events are counted
+	// only (GatedCount) or stored as indicators (GatedStore).
+	MaxIndicators int
+	Gated         string
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
 }
@@ -97,6 +107,12 @@ func NewStore(rdb redis.UniversalClient, prefix string, o StoreOptions) *Store {
 	if o.HealthMaxAge <= 0 {
 		o.HealthMaxAge = health.ReportTTL
 	}
+	if o.MaxIndicators <= 0 {
+		o.MaxIndicators = DefaultMaxIndicators
+	}
+	if o.Gated != GatedStore {
+		o.Gated = GatedCount
+	}
 	return &Store{rdb: rdb, prefix: prefix, opts: o, health: health.NewStore(rdb, prefix)}
 }
 
@@ -107,6 +123,7 @@ func (s *Store) indicatorKey(ip string) string { return s.base() + "i:{" + ip + 
 func (s *Store) minuteKey(minute int64) string {
 	return s.base() + "m:" + strconv.FormatInt(minute, 10)
 }
+func (s *Store) gatedKey(hour int64) string { return s.base() + "g:" + strconv.FormatInt(hour, 10) }
 
 // indicatorKeys are one indicator's keys: hash, history, actions, seen ids, action outcome
 // counts.
@@ -198,4 +215,5 @@ const (
 	AppliedNew       Applied = "applied"
 	AppliedDuplicate Applied = "duplicate" // seen before (redelivery): nothing counted again
 	AppliedExpired   Applied = "expired"   // observed longer ago than the retention: skipped
+	AppliedGated     Applied = "gated"     // a gated event, counted by gate reason, not stored
 )

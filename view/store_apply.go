@@ -21,13 +21,25 @@ import (
 // ApplyScored folds one scored event into its indicator's state. ev must carry a canonical
 // indicator value (DecodeScored ensures it). A redelivered event (same event id for the same
 // indicator, within the last DedupEvents) changes nothing; an event observed longer ago than the
-// retention is skipped.
+// retention is skipped; a gated event is only counted unless Gated is GatedStore (countGated).
+// The cap on indicators is not enforced here: see EnforceCap.
 func (s *Store) ApplyScored(ctx context.Context, ev *event.Scored) (Applied, error) {
+	applied, _, err := s.applyScoredEvent(ctx, ev)
+	return applied, err
+}
+
+// applyScoredEvent is ApplyScored, also saying whether the event created its indicator (and so
+// grew the ranking).
+func (s *Store) applyScoredEvent(ctx context.Context, ev *event.Scored) (Applied, bool, error) {
 	now := s.opts.Now()
 	ip := ev.Indicator.Value
 	at := sightingTime(ev, now)
 	if now.Sub(at) >= s.opts.Retention {
-		return AppliedExpired, nil
+		return AppliedExpired, false, nil
+	}
+	if ev.Gate != nil && s.opts.Gated == GatedCount {
+		applied, err := s.countGated(ctx, ev, now)
+		return applied, false, err
 	}
 	score := clampScore(ev.Score)
 	// The severity follows from the score; a producer's own severity may disagree with it, and
@@ -38,7 +50,7 @@ func (s *Store) ApplyScored(ctx context.Context, ev *event.Scored) (Applied, err
 	latest := latestCopy(ev)
 	evJSON, err := json.Marshal(latest)
 	if err != nil {
-		return "", fmt.Errorf("view: encode event %s: %w", ev.EventID, err)
+		return "", false, fmt.Errorf("view: encode event %s: %w", ev.EventID, err)
 	}
 	histJSON, _ := json.Marshal(HistoryEntry{At: at, Score: score, Severity: sev, EventID: ev.EventID, Revision: ev.Revision, Source: ev.Source})
 	d := describe(ev)
@@ -61,20 +73,20 @@ func (s *Store) ApplyScored(ctx context.Context, ev *event.Scored) (Applied, err
 		d.isp, d.country, d.city, asn, d.asOrg, min(max(ev.Confidence, 0), 100), agreeJSON(ev.ValidatedBy), revision,
 	).Slice()
 	if err != nil {
-		return "", fmt.Errorf("view: apply %s: %w", ip, err)
+		return "", false, fmt.Errorf("view: apply %s: %w", ip, err)
 	}
-	fresh, curScore, curLast := scriptResult(res)
+	fresh, curScore, curLast, created := scriptResult(res)
 	var counters func(redis.Pipeliner)
 	if fresh {
 		counters = s.countEvent(ctx, ev, now)
 	}
 	if err := s.reconcile(ctx, ip, curScore, curLast, counters); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if !fresh {
-		return AppliedDuplicate, nil
+		return AppliedDuplicate, false, nil
 	}
-	return AppliedNew, nil
+	return AppliedNew, created, nil
 }
 
 // ApplyRecord adds an audit record to the actions of its target. digest identifies the record
@@ -115,14 +127,18 @@ func RecordDigest(value []byte) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-func scriptResult(res []any) (fresh bool, score, last string) {
-	if len(res) != 3 {
-		return false, "", ""
+func scriptResult(res []any) (fresh bool, score, last string, created bool) {
+	if len(res) < 3 {
+		return false, "", "", false
 	}
 	n, _ := res[0].(int64)
 	score, _ = res[1].(string)
 	last, _ = res[2].(string)
-	return n == 1, score, last
+	if len(res) > 3 {
+		c, _ := res[3].(int64)
+		created = c == 1
+	}
+	return n == 1, score, last, created
 }
 
 // rankOf is the ranking value of a score and a last-seen time in unix ms.

@@ -20,7 +20,8 @@ end
 `
 
 // applyScored updates one indicator from a scored event; see the package comment for the keys.
-// It returns {1 (new) or 0 (duplicate), score, last_seen} after the update.
+// It returns {1 (new) or 0 (duplicate), score, last_seen, 1 when the update created the
+// indicator} after the update.
 var applyScored = redis.NewScript(seenLua + `
 local h, hist, acts, seen, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id = ARGV[1]
@@ -30,6 +31,7 @@ if redis.call('ZSCORE', seen, id) then
   local v = redis.call('HMGET', h, 'score', 'last_seen')
   return {0, v[1], v[2]}
 end
+local created = redis.call('EXISTS', h) == 0
 redis.call('ZADD', seen, nextSeen(seen), id)
 trimSeen(seen, seenCap)
 local last = tonumber(redis.call('HGET', h, 'last_seen') or '-1')
@@ -59,7 +61,7 @@ for _, k in ipairs({acts, seen, counts}) do
   if t ~= -2 and t < ttl then redis.call('PEXPIRE', k, ttl) end
 end
 local v = redis.call('HMGET', h, 'score', 'last_seen')
-return {1, v[1], v[2]}
+return {1, v[1], v[2], created and 1 or 0}
 `)
 
 // applyRecord counts an audit record by outcome and, when listed, adds it to an indicator's

@@ -21,10 +21,12 @@ type Bucket struct {
 // and the providers' parts of them by cache outcome. A part is a hit when served from the shared
 // cache, joined when it got another worker's in-flight answer, and a lookup when it was looked up
 // for this event (failures included); parts not asked (quota exhausted, provider disabled) are
-// not counted. HitRate is hits over all three, nil when there were none.
+// not counted. HitRate is hits over all three, nil when there were none. Gated counts the events
+// among Events that were gated and, with THREATPIPE_VIEW_GATED=count, only counted.
 type Minute struct {
 	Start   time.Time `json:"start"`
 	Events  int64     `json:"events"`
+	Gated   int64     `json:"gated"`
 	Hits    int64     `json:"cache_hits"`
 	Joined  int64     `json:"cache_joined"`
 	Lookups int64     `json:"lookups"`
@@ -49,13 +51,18 @@ type Stats struct {
 	// Minutes: the last 60 minutes, oldest first, the current (partial) minute last.
 	Minutes []Minute `json:"minutes"`
 	Quotas  []Quota  `json:"quota"`
+	// Gated: gated events counted (THREATPIPE_VIEW_GATED=count) in the last 24 hours, by gate
+	// reason, most first.
+	Gated []GatedReasonCount `json:"gated_last_24h"`
+	// MaxIndicators is the cap on Indicators (THREATPIPE_VIEW_MAX_INDICATORS).
+	MaxIndicators int `json:"max_indicators"`
 }
 
 // Stats reads the chart data: the score distribution from the ranking, per-minute event and
 // cache counters, and quotas from the integration health snapshots.
 func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	now := s.opts.Now()
-	st := &Stats{GeneratedAt: now.UTC(), Scores: make([]Bucket, 10), Minutes: make([]Minute, 60)}
+	st := &Stats{GeneratedAt: now.UTC(), Scores: make([]Bucket, 10), Minutes: make([]Minute, 60), MaxIndicators: s.opts.MaxIndicators}
 	pipe := s.rdb.Pipeline()
 	card := pipe.ZCard(ctx, s.rankKey())
 	counts := make([]*redis.IntCmd, 10)
@@ -73,7 +80,7 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	for i := range 60 {
 		m := current - 59 + int64(i)
 		st.Minutes[i].Start = time.Unix(m*60, 0).UTC()
-		minutes[i] = pipe.HMGet(ctx, s.minuteKey(m), "events", "hits", "joined", "lookups")
+		minutes[i] = pipe.HMGet(ctx, s.minuteKey(m), "events", "hits", "joined", "lookups", "gated")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("view: stats: %w", err)
@@ -85,12 +92,17 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	for i, c := range minutes {
 		v := c.Val()
 		m := &st.Minutes[i]
-		m.Events, m.Hits, m.Joined, m.Lookups = num(v, 0), num(v, 1), num(v, 2), num(v, 3)
+		m.Events, m.Hits, m.Joined, m.Lookups, m.Gated = num(v, 0), num(v, 1), num(v, 2), num(v, 3), num(v, 4)
 		if all := m.Hits + m.Joined + m.Lookups; all > 0 {
 			r := float64(m.Hits) / float64(all)
 			m.HitRate = &r
 		}
 	}
+	gated, err := s.gatedLastDay(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	st.Gated = gated
 	snaps, err := s.Health(ctx)
 	if err != nil {
 		return nil, err

@@ -34,17 +34,10 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			if err != nil {
 				return removed, fmt.Errorf("view: sweep %s: %w", ip, err)
 			}
-			score, last := "", ""
-			if gone == 0 {
-				vals, err := s.rdb.HMGet(ctx, s.indicatorKey(ip), fScore, fLastSeen).Result()
-				if err != nil {
-					return removed, fmt.Errorf("view: sweep %s: %w", ip, err)
-				}
-				score, last = str(vals[0]), str(vals[1])
-			} else {
+			if gone == 1 {
 				removed++
 			}
-			if err := s.reconcile(ctx, ip, score, last, nil); err != nil {
+			if err := s.settle(ctx, ip, gone == 1); err != nil {
 				return removed, err
 			}
 		}
