@@ -10,8 +10,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/redisx"
+	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 )
 
 // command is one subcommand. run gets the arguments after the command name; it returns
@@ -46,9 +55,54 @@ func commands() map[string]command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, &environment{environ: os.Environ(), stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	env := &environment{environ: os.Environ(), stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	undo := routeLibraryLogs(env, os.Args[1:])
+	code := run(ctx, env, os.Args[1:])
+	undo()
 	stop()
 	os.Exit(code)
+}
+
+// routeLibraryLogs sends what libraries log on their own (go-redis's pool and Sentinel lines,
+// the standard library's log package) through zap, so a service's stderr is JSON lines only.
+// Both hooks are process-global, hence set here, once, and never by a library. `top` reports
+// Redis errors itself and discards go-redis's lines; other commands keep the defaults.
+func routeLibraryLogs(env *environment, args []string) (undo func()) {
+	if len(args) == 0 {
+		return func() {}
+	}
+	switch args[0] {
+	case "top":
+		redisx.NewLogger(zap.NewNop(), time.Minute).Install()
+		return func() {}
+	case "enrich", "act", "view":
+	default:
+		return func() {}
+	}
+	log, err := telemetry.NewLogger(lookupEnv(env.environ, config.Prefix+"LOG_LEVEL", "info"), lookupEnv(env.environ, config.Prefix+"LOG_FORMAT", "json"))
+	if err != nil { // the role reports the bad variable when it loads its configuration
+		if log, err = telemetry.NewLogger("info", "json"); err != nil {
+			return func() {}
+		}
+	}
+	log = log.With(zap.String("role", args[0]))
+	redisx.NewLogger(log, 30*time.Second).Install()
+	restore := zap.RedirectStdLog(log.Named("stdlog"))
+	return func() { restore(); _ = log.Sync() }
+}
+
+// lookupEnv is environ's value of name (the last one, as config.Load reads it), or def when it
+// is unset or empty.
+func lookupEnv(environ []string, name, def string) string {
+	for _, kv := range slices.Backward(environ) {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			if v == "" {
+				return def
+			}
+			return v
+		}
+	}
+	return def
 }
 
 func run(ctx context.Context, env *environment, args []string) int {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/threatpipe/threatpipe/enrich/sim"
+	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 )
 
 func runSim(ctx context.Context, env *environment, args []string) error {
@@ -59,7 +60,8 @@ GET /_sim/providers lists every provider's counters.`)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := telemetry.NewHTTPServer(handler)
+	srv.WriteTimeout = 0 // answers are delayed on purpose (--latency, stalls set through /_sim/)
 	base := "http://" + advertised(ln.Addr())
 	fmt.Fprintf(env.stderr, "threatpipe sim: provider simulators listening on %s (admin API under %s/_sim/<name>/)\n", base, base)
 	for _, name := range handler.Providers() {

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/redisx"
@@ -61,6 +64,9 @@ interrupted.`)
 	}
 	rdb := redisx.New(&cfg.Redis)
 	defer func() { _ = rdb.Close() }()
+	if err := reachRedis(ctx, rdb, &cfg.Redis); err != nil {
+		return err
+	}
 	store := view.NewStore(rdb, cfg.Redis.KeyPrefix, vcfg.StoreOptions())
 
 	if !*watch {
@@ -89,6 +95,24 @@ interrupted.`)
 			return nil
 		case <-time.After(*interval):
 		}
+	}
+}
+
+// reachRedis fails fast, with one error naming the variable, when Redis cannot be reached: a
+// terminal command has no outage to ride out.
+func reachRedis(ctx context.Context, rdb redis.UniversalClient, cfg *config.Redis) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+time.Second)
+	defer cancel()
+	err := rdb.Ping(ctx).Err()
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%sREDIS_ADDR: cannot reach Redis at %s, where the view keeps its state: %w",
+			config.Prefix, strings.Join(cfg.Addrs, ","), err)
+	default:
+		return fmt.Errorf("Redis at %s: %w", strings.Join(cfg.Addrs, ","), err)
 	}
 }
 

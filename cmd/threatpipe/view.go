@@ -52,14 +52,18 @@ View settings:
 		return err
 	}
 	k, a := &cfg.Kafka, &cfg.Act
+	rdb := redisx.New(&cfg.Redis)
+	defer func() { _ = rdb.Close() }()
+	if err := checkSettings(ctx, clients, rdb, &cfg.Redis); err != nil {
+		return err
+	}
+	// Before the readers start: kafka-go's consumer group would create a missing topic (with the
+	// broker's default partitions) where the broker allows it, or wait on it silently.
 	if k.CreateTopics {
 		if err := ensureTopics(ctx, clients, k.OutputTopic, a.ResultsTopic); err != nil {
 			return err
 		}
-	}
-	rdb := redisx.New(&cfg.Redis)
-	defer func() { _ = rdb.Close() }()
-	if err := checkSettings(ctx, clients, rdb, &cfg.Redis); err != nil {
+	} else if err := requireTopics(ctx, clients, map[string]string{"KAFKA_OUTPUT_TOPIC": k.OutputTopic, "ACT_RESULTS_TOPIC": a.ResultsTopic}); err != nil {
 		return err
 	}
 	store := view.NewStore(rdb, cfg.Redis.KeyPrefix, vcfg.StoreOptions())
@@ -68,7 +72,7 @@ View settings:
 	if err != nil {
 		return fmt.Errorf("%sHTTP_ADDR: %w", config.Prefix, err)
 	}
-	srv.AddCheck("kafka", func(ctx context.Context) error { return clients.Ping(ctx, k.OutputTopic, a.ResultsTopic) })
+	srv.AddCheck("kafka", kafkaCheck(clients, k.OutputTopic, a.ResultsTopic))
 	srv.AddCheck("redis", redisx.Ping(rdb))
 	ui, err := view.NewUI(store, view.UIOptions{Refresh: vcfg.Refresh, Log: log.Named("http")})
 	if err != nil {

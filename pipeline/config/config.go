@@ -49,7 +49,7 @@ type Config struct {
 	Gate     Gate     `envPrefix:"GATE_"`
 	Enrich   Enrich   `envPrefix:"ENRICH_"`
 	Act      Act      `envPrefix:"ACT_"`
-	HTTPAddr string   `env:"HTTP_ADDR" envDefault:":8080" desc:"Listen address of the health, readiness and metrics server (host:port; port 0 picks a free one)."`
+	HTTPAddr string   `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"Listen address of the health, readiness and metrics server, and of the view and the EDL where they run (host:port; port 0 picks a free one). Loopback by default: set 0.0.0.0:8080 (or one interface's address) for Prometheus, probes, firewalls or browsers on other hosts to reach it."`
 	Log      Log      `envPrefix:"LOG_"`
 }
 

@@ -22,7 +22,7 @@ func TestDefaults(t *testing.T) {
 	if c.Kafka.InputTopic != "indicators" || c.Kafka.OutputTopic != "indicators.scored" || c.Kafka.DLQTopic != "indicators.dlq" {
 		t.Errorf("topics %q %q %q", c.Kafka.InputTopic, c.Kafka.OutputTopic, c.Kafka.DLQTopic)
 	}
-	if c.Kafka.CommitInterval != time.Second || c.Pipeline.Workers != 256 || c.HTTPAddr != ":8080" {
+	if c.Kafka.CommitInterval != time.Second || c.Pipeline.Workers != 256 || c.HTTPAddr != "127.0.0.1:8080" {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
 }

@@ -17,8 +17,28 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Check reports whether a dependency is reachable. It must honour ctx.
+// Check reports whether a dependency is reachable. It must honour ctx. /readyz shows a failing
+// check as "unreachable", or as the Status of a StatusError in its chain; the error itself (which
+// may name addresses) goes to the log only.
 type Check func(ctx context.Context) error
+
+// StatusError gives a failing check a more precise public status than "unreachable" ("topic
+// missing", "rejected credentials"). Status must be a few generic words: /readyz is often
+// reachable by more people than the logs.
+type StatusError struct {
+	Status string
+	Err    error
+}
+
+func (e *StatusError) Error() string { return e.Status + ": " + e.Err.Error() }
+
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// Statuses of /readyz besides a StatusError's.
+const (
+	statusOK          = "ok"
+	statusUnreachable = "unreachable"
+)
 
 // Server serves /healthz (the process is alive), /readyz (every dependency answers and the
 // process is not draining) and /metrics. Roles add their own pages with Handle.
@@ -32,6 +52,8 @@ type Server struct {
 	mu       sync.Mutex
 	cachedAt time.Time
 	cached   readiness
+	// last is each check's previous status, so that a change is logged once, not every probe.
+	last map[string]string
 }
 
 type readiness struct {
@@ -48,7 +70,7 @@ func NewServer(addr string, reg *prometheus.Registry, log *zap.Logger) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln, mux: http.NewServeMux(), log: log, checks: make(map[string]Check)}
+	s := &Server{ln: ln, mux: http.NewServeMux(), log: log, checks: make(map[string]Check), last: make(map[string]string)}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -108,20 +130,48 @@ func (s *Server) readiness(ctx context.Context) readiness {
 	_ = g.Wait()
 	res := readiness{Ready: true, Checks: make(map[string]string, len(names))}
 	for i, n := range names {
-		if results[i] != nil {
-			res.Ready = false
-			res.Checks[n] = results[i].Error()
-		} else {
-			res.Checks[n] = "ok"
-		}
+		status := publicStatus(results[i])
+		res.Checks[n] = status
+		res.Ready = res.Ready && status == statusOK
+		s.logChange(n, status, results[i])
 	}
 	s.cached, s.cachedAt = res, time.Now()
 	return res
 }
 
+// publicStatus is what /readyz shows for a check's result: never the error text, which names
+// addresses and internals.
+func publicStatus(err error) string {
+	if err == nil {
+		return statusOK
+	}
+	var se *StatusError
+	if errors.As(err, &se) && se.Status != "" {
+		return se.Status
+	}
+	return statusUnreachable
+}
+
+// logChange logs a check's status when it differs from the previous probe's, with the error.
+// Call with s.mu held.
+func (s *Server) logChange(name, status string, err error) {
+	prev, seen := s.last[name]
+	s.last[name] = status
+	switch {
+	case prev == status || (!seen && status == statusOK):
+	case status == statusOK:
+		s.log.Info("readiness: dependency is back", zap.String("check", name), zap.String("was", prev))
+	default:
+		s.log.Warn("readiness: dependency is down", zap.String("check", name), zap.String("status", status), zap.Error(err))
+	}
+}
+
 // Run serves until ctx is done, then shuts down within a few seconds.
 func (s *Server) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := NewHTTPServer(s.mux)
+	if errLog, err := zap.NewStdLogAt(s.log.Named("http"), zap.WarnLevel); err == nil {
+		srv.ErrorLog = errLog // net/http's own complaints (bad requests, TLS handshakes) as JSON lines
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
 	select {
