@@ -2,8 +2,6 @@ package enrich
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -96,8 +94,9 @@ type Lookuper struct {
 	closed   bool
 	running  sync.WaitGroup // flights in progress
 
-	hot        hotCounts    // sightings of answers near their expiry (refresh.go)
-	reconciled atomic.Int64 // when the provider's own quota count last corrected the ledger (unix ns)
+	hot             hotCounts    // sightings of answers near their expiry (refresh.go)
+	waitingForRedis atomic.Bool  // lookups are waiting for Redis to take the lease (lease.go)
+	reconciled      atomic.Int64 // when the provider's own quota count last corrected the ledger (unix ns)
 }
 
 // NewLookuper builds a Lookuper; the provider's Policy must be validated.
@@ -208,12 +207,7 @@ func (l *Lookuper) lookup(ctx context.Context, ind event.Indicator, h Hint, park
 			return &event.ProviderOutcome{Status: event.StatusFailed, Error: "shutting down"}, nil
 		}
 		defer l.running.Done()
-		fctx, cancel := context.WithTimeout(l.lifetime, l.o.Policy.RetryBudget+l.o.Policy.AttemptTimeout)
-		defer cancel()
-		if held := l.admit(fctx, ind, h); held != nil { // the flight's leader spends the budgets
-			return held, nil
-		}
-		return l.shared(fctx, key, ind, func(e *CacheEntry) bool { return !l.tooOld(e) }), nil
+		return l.coordinated(key, ind, h), nil
 	})
 	select {
 	case r := <-ch:
@@ -352,128 +346,6 @@ func (l *Lookuper) answer(e *CacheEntry, c *event.CacheInfo) *event.ProviderOutc
 	return &event.ProviderOutcome{Status: status, Result: e.Result, Cache: c, Fields: e.Fields}
 }
 
-var (
-	// acquireScript takes the lease (KEYS[1]) and, in the same step, reads the answer (KEYS[2])
-	// that a previous holder may have stored between our cache read and now: {1, answer} when
-	// taken, {0, holder token} when another replica holds it.
-	acquireScript = redis.NewScript(`if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, redis.call('GET', KEYS[2])} end return {0, redis.call('GET', KEYS[1])}`)
-	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
-	renewScript   = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
-)
-
-// shared makes sure one replica looks ind up: it takes the lease and looks up, or waits for the
-// holder's answer. An answer stored meanwhile counts when usable says so (a refresh does not
-// take the answer it is refreshing). A holder that fails leaves its outcome under its lease token
-// for the replicas that waited on it, and nothing for later events: errors are not cached.
-func (l *Lookuper) shared(ctx context.Context, key string, ind event.Indicator, usable func(*CacheEntry) bool) *event.ProviderOutcome {
-	leaseKey := l.o.Keys.Lease(key)
-	var waitingOn string
-	poll := 20 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if out := l.joinResult(ctx, key, waitingOn, usable); out != nil {
-				return out
-			}
-		}
-		token := l.o.Owner + ":" + randomToken()
-		reply, err := acquireScript.Run(ctx, l.o.Redis, []string{leaseKey, key}, token, l.o.LeaseTTL.Milliseconds()).Slice()
-		if ctx.Err() != nil { // out of time, not out of Redis: never look up without the lease then
-			return l.failed(&Error{Provider: l.name, Kind: KindTransient, Message: "out of time before the lease", Err: ctx.Err()})
-		}
-		if err != nil || len(reply) != 2 {
-			// Without Redis there is no cross-replica coordination; in-process single-flight
-			// still holds, and the event must not wait for Redis to come back.
-			l.log.Warn("lease unavailable; looking up without cross-replica single-flight", zap.Error(err))
-			return l.fetch(ctx, key, ind, nil)
-		}
-		value, _ := reply[1].(string)
-		if acquired, _ := reply[0].(int64); acquired == 1 {
-			// The answer may have landed between our cache read and the lease: its holder
-			// stores it before releasing. Reading it under the lease makes the lookup exactly-once.
-			if e := parseEntry([]byte(value)); e != nil && usable(e) {
-				_ = releaseScript.Run(ctx, l.o.Redis, []string{leaseKey}, token).Err()
-				l.savedJoin.Inc()
-				return l.answer(e, &event.CacheInfo{Joined: true})
-			}
-			return l.holdAndFetch(ctx, key, ind, leaseKey, token)
-		}
-		waitingOn = value
-		t := time.NewTimer(poll)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return l.failed(&Error{Provider: l.name, Kind: KindTransient, Message: "timed out waiting for another replica's lookup"})
-		}
-		poll = min(poll*2, 250*time.Millisecond)
-	}
-}
-
-// joinResult reads the answer another replica stored, or its failure under token.
-func (l *Lookuper) joinResult(ctx context.Context, key, token string, usable func(*CacheEntry) bool) *event.ProviderOutcome {
-	pipe := l.o.Redis.Pipeline()
-	cacheCmd := pipe.Get(ctx, key)
-	var failCmd *redis.StringCmd
-	if token != "" {
-		failCmd = pipe.Get(ctx, l.o.Keys.LeaseFailed(token))
-	}
-	_, _ = pipe.Exec(ctx)
-	if rep := decodeEntry(cacheCmd); rep.entry != nil && usable(rep.entry) {
-		l.savedJoin.Inc()
-		return l.answer(rep.entry, &event.CacheInfo{Joined: true})
-	}
-	if failCmd != nil {
-		if raw, err := failCmd.Bytes(); err == nil {
-			var out event.ProviderOutcome
-			if json.Unmarshal(raw, &out) == nil && out.Status != "" {
-				out.Cache = &event.CacheInfo{Joined: true}
-				return &out
-			}
-		}
-	}
-	return nil
-}
-
-func (l *Lookuper) holdAndFetch(ctx context.Context, key string, ind event.Indicator, leaseKey, token string) *event.ProviderOutcome {
-	renewCtx, stopRenew := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		t := time.NewTicker(l.o.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				_ = renewScript.Run(renewCtx, l.o.Redis, []string{leaseKey}, token, l.o.LeaseTTL.Milliseconds()).Err()
-			case <-renewCtx.Done():
-				return
-			}
-		}
-	}()
-	// An answer is stored and the lease released in one round trip; a failure is left under the
-	// token for the replicas waiting on it, in the same round trip as the release.
-	release := func(pipe redis.Pipeliner) {
-		// EVAL, not EVALSHA: a pipeline cannot fall back when a fresh Redis has not cached the
-		// script yet (NOSCRIPT), and the lease would then stay until it lapses.
-		releaseScript.Eval(ctx, pipe, []string{leaseKey}, token)
-	}
-	out := l.fetch(ctx, key, ind, release)
-	stopRenew()
-	<-renewed
-	if out.Status != event.StatusOK && out.Status != event.StatusNotFound {
-		_, _ = l.o.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			if raw, err := json.Marshal(out); err == nil {
-				pipe.Set(ctx, l.o.Keys.LeaseFailed(token), raw, l.o.LeaseTTL+2*time.Second)
-			}
-			release(pipe)
-			return nil
-		})
-	}
-	return out
-}
-
-// fetch asks the provider through its middleware chain and stores a cacheable answer;
-// alongside, in the same round trip, it runs the commands with queues (the lease release), if any.
 func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, with func(redis.Pipeliner)) *event.ProviderOutcome {
 	res, err := l.chain.Lookup(ctx, ind)
 	if err != nil {
@@ -506,10 +378,4 @@ func (l *Lookuper) notify(e OpsEvent) {
 	}
 	e.Provider, e.At = l.name, l.o.Now().UTC()
 	l.o.Ops.Notify(e)
-}
-
-func randomToken() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -375,19 +375,39 @@ func TestTransientErrorsRetryThenFailAndTripTheBreaker(t *testing.T) {
 	}
 }
 
-func TestRedisOutageDegradesToDirectLookups(t *testing.T) {
-	pipelinetest.Redis(t) // the test is about Redis behaviour; run it with the other Redis tests
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+// Without Redis there is no lease, no shared rate and no quota count: a paid lookup waits for
+// Redis rather than risk paying twice, and goes ahead once it is back.
+func TestRedisOutageHoldsLookupsUntilItIsBack(t *testing.T) {
+	proxy := pipelinetest.NewProxy(t, pipelinetest.Redis(t))
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer rdb.Close()
 	r := &rig{rdb: rdb, metrics: NewMetrics(prometheus.NewRegistry()), ops: &recordingOps{}}
-	p := &fakeProvider{name: "outage"}
+	p := &fakeProvider{name: providerName(t)}
 	l := r.lookuper(t, p, testPolicy(), "a")
-	out := l.Lookup(context.Background(), ip("100.100.100.100"))
-	if out.Status != event.StatusOK || p.calls.Load() != 1 {
-		t.Fatalf("with Redis down the event must still be enriched: %+v", out)
+	proxy.Down()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	if out := l.Lookup(ctx, ip("100.100.100.100")); out.Status != event.StatusFailed || p.calls.Load() != 0 {
+		t.Fatalf("with Redis down: %+v after %d calls; want no call and the caller let go", out, p.calls.Load())
 	}
-	if e := testutil.ToFloat64(r.metrics.Cache.WithLabelValues("outage", "error")); e != 1 {
+	if e := testutil.ToFloat64(r.metrics.Cache.WithLabelValues(p.name, "error")); e != 1 {
 		t.Errorf("cache error metric %v", e)
+	}
+	done := make(chan *event.ProviderOutcome, 1)
+	go func() { done <- l.Lookup(context.Background(), ip("100.100.100.100")) }()
+	time.Sleep(500 * time.Millisecond)
+	if n := p.calls.Load(); n != 0 {
+		t.Fatalf("%d calls while Redis was down", n)
+	}
+	proxy.Up()
+	select {
+	case out := <-done:
+		if out.Status != event.StatusOK || p.calls.Load() != 1 {
+			t.Fatalf("once Redis is back: %+v after %d calls, want one call", out, p.calls.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lookup did not resume once Redis was back")
 	}
 }
 

@@ -73,7 +73,10 @@ func (l *Lookuper) Refresh(ctx context.Context, ind event.Indicator) (asked bool
 	}
 	fctx, cancel := context.WithTimeout(ctx, l.o.Policy.RetryBudget+l.o.Policy.AttemptTimeout)
 	defer cancel()
-	out := l.shared(fctx, key, ind, fresh)
+	out, err := l.shared(fctx, key, ind, fresh)
+	if err != nil {
+		return false, before, nil // no lease without Redis: the old answer stands
+	}
 	if out.Cache != nil || (out.Status != event.StatusOK && out.Status != event.StatusNotFound) {
 		return false, before, nil // joined another replica's refresh, or failed: the old answer stands
 	}

@@ -49,6 +49,7 @@ type Retrier struct {
 	o         RetrierOptions
 	lookupers map[string]*Lookuper
 	slots     *semaphore.Weighted
+	failing   map[string]bool // providers whose queue could not be read last round (Run's goroutine only)
 }
 
 // NewRetrier builds a Retrier.
@@ -68,7 +69,7 @@ func NewRetrier(o RetrierOptions) *Retrier {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &Retrier{o: o, lookupers: make(map[string]*Lookuper), slots: semaphore.NewWeighted(o.Concurrency)}
+	r := &Retrier{o: o, lookupers: make(map[string]*Lookuper), slots: semaphore.NewWeighted(o.Concurrency), failing: map[string]bool{}}
 	for _, l := range o.Lookupers {
 		if l.chain.Keys != nil { // offline sources never defer
 			r.lookupers[l.Name()] = l
@@ -106,10 +107,16 @@ func (r *Retrier) Run(ctx context.Context) error {
 func (r *Retrier) round(ctx context.Context, wg *sync.WaitGroup, provider string, l *Lookuper) bool {
 	addrs, err := r.o.Parking.Claim(ctx, provider, r.o.Now(), r.o.Batch, r.o.Lease)
 	if err != nil {
-		if ctx.Err() == nil {
-			r.o.Log.Warn("parked lookups unavailable; trying again", zap.String("provider", provider), zap.Error(err))
+		// Logged when the queue becomes unreadable and when it is back, not every round.
+		if ctx.Err() == nil && !r.failing[provider] {
+			r.failing[provider] = true
+			r.o.Log.Warn("parked lookups unavailable; trying again every round until Redis answers", zap.String("provider", provider), zap.Error(err))
 		}
 		return false
+	}
+	if r.failing[provider] {
+		delete(r.failing, provider)
+		r.o.Log.Info("parked lookups available again", zap.String("provider", provider))
 	}
 	if n, err := r.o.Parking.Pending(ctx, provider); err == nil {
 		r.o.Metrics.ParkedNow.WithLabelValues(provider).Set(float64(n))
