@@ -22,7 +22,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
-	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
 	"github.com/threatpipe/threatpipe/sinks"
 )
@@ -330,7 +330,7 @@ func newRig(t *testing.T, playbooks string) *rig {
 		f:       newFakes(),
 		log:     zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 		guard: Guardrails{
-			NeverBlock:         gate.New([]netip.Prefix{netip.MustParsePrefix("45.155.205.0/24")}, nil),
+			NeverBlock:         neverblock.New([]netip.Prefix{netip.MustParsePrefix("45.155.205.0/24")}, nil),
 			MaxBlocksPerMinute: 1000, TripDuration: time.Minute,
 			MaxBlockDuration: 720 * time.Hour, OffenceMemory: 720 * time.Hour,
 		},

@@ -3,10 +3,12 @@ package act
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 	"github.com/threatpipe/threatpipe/sinks"
 )
 
@@ -23,6 +25,10 @@ type Lifter struct {
 	Worker            string
 	LiftInterval      time.Duration
 	ReconcileInterval time.Duration
+	// NeverBlock, when set, has blocks of never-block targets lifted at each reconcile: blocks
+	// made before the target became never-block (a range added to the list since, or an older
+	// version that missed an embedded IPv4 form).
+	NeverBlock *neverblock.List
 }
 
 // liftRetry is when a block whose lift failed (or whose lifter crashed mid-lift) is tried again:
@@ -49,21 +55,62 @@ func (l *Lifter) Run(ctx context.Context) error {
 	}
 }
 
-// Reconcile makes every stateful block sink match the ledger now.
+// Reconcile lifts the blocks of never-block targets and makes every stateful block sink match
+// the ledger now.
 func (l *Lifter) reconcile(ctx context.Context) {
 	for name, s := range l.Sinks {
-		r, ok := s.(sinks.Reconciler)
-		if !ok || s.Kind() != sinks.KindBlock {
+		if s.Kind() != sinks.KindBlock {
+			continue
+		}
+		r, stateful := s.(sinks.Reconciler)
+		if !stateful && l.NeverBlock == nil {
 			continue
 		}
 		active, err := l.Ledger.Active(ctx, name)
 		if err == nil {
-			err = r.Reconcile(ctx, active)
+			active = l.liftNeverBlock(ctx, name, active)
+			if stateful {
+				err = r.Reconcile(ctx, active)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			l.Log.Warn("reconciling a block sink with the ledger failed; retrying next interval", zap.String("sink", name), zap.Error(err))
 		}
 	}
+}
+
+// liftNeverBlock lifts the blocks of sink whose target is never-block and returns active
+// without them. A block another lifter holds, or whose lease fails, is left out all the same and
+// tried again at the next reconcile.
+func (l *Lifter) liftNeverBlock(ctx context.Context, sink string, active map[string]time.Time) map[string]time.Time {
+	if l.NeverBlock == nil {
+		return active
+	}
+	for target := range active {
+		v, never := l.NeverBlock.CheckTarget(target)
+		if !never {
+			continue
+		}
+		delete(active, target)
+		b, ok, err := l.Ledger.LeaseNow(ctx, ActiveBlock{Sink: sink, Target: target})
+		if err != nil || !ok {
+			continue
+		}
+		l.Log.Warn("lifting the block of a never-block address", zap.String("sink", sink), zap.String("target", target), zap.Stringer("why", v))
+		why := fmt.Sprintf("%s is never blocked (%s)", target, v)
+		if _, undoable := l.Sinks[sink].(sinks.Undoer); !undoable {
+			// Reported once: the ledger forgets it, and the sink lets it lapse at its time.
+			l.emit(ctx, &Record{Kind: sinks.KindBlock, Playbook: b.Playbook, Step: b.Step, Sink: b.Sink, Target: b.Target, Key: b.Key, Ref: b.Ref,
+				Outcome: OutcomeLiftFailed, Error: fmt.Sprintf("%s, but sink %s cannot lift a block before it lapses (at %s): lift it by hand",
+					why, sink, b.Until.UTC().Format(time.RFC3339))})
+			if err := l.Ledger.Lifted(context.WithoutCancel(ctx), b); err != nil {
+				l.Log.Warn("could not remove a block from the ledger", zap.String("sink", sink), zap.String("target", target), zap.Error(err))
+			}
+			continue
+		}
+		l.emit(ctx, liftBlock(ctx, l.Ledger, l.Sinks, l.Log, b, "lifted: "+why))
+	}
+	return active
 }
 
 func (l *Lifter) liftDue(ctx context.Context) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -290,6 +291,72 @@ func TestLifterReconcilesEachBlockSinkWithItsActiveBlocks(t *testing.T) {
 	}
 	if len(pub.all()) != 0 {
 		t.Errorf("reconciling published records: %+v", pub.all())
+	}
+}
+
+// A block of an address that is now never-block (made by an older version that missed the
+// NAT64 form, or before its range was added to the list) is lifted at the next reconcile, on
+// stateful and stateless block sinks alike, and left out of what the sinks reconcile to.
+func TestLifterLiftsBlocksOfNeverBlockAddresses(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, readTestdata(t, "playbooks.yaml"))
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	blocks := []ActiveBlock{
+		{Sink: "edl", Target: "185.220.101.1", Key: "k1", Until: until},
+		{Sink: "edl", Target: "64:ff9b::a00:1", Key: "k2", Playbook: "critical", Step: "block", Until: until},
+		{Sink: "edl", Target: "45.155.205.9", Key: "k3", Until: until},
+		{Sink: "lapse", Target: "2002:a00:1::1", Key: "k4", Until: until},
+	}
+	for _, b := range blocks {
+		if err := r.ledger.AddBlock(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pub published
+	l := r.lifter(r.ledger, &pub)
+	l.LiftInterval = time.Hour
+	l.NeverBlock = r.guard.NeverBlock
+	l.reconcile(ctx)
+
+	if got := r.f.edl.reconcileCalls(); len(got) != 1 || len(got[0]) != 1 || !got[0]["185.220.101.1"].Equal(until) {
+		t.Errorf("edl reconciled with %v, want only 185.220.101.1", got)
+	}
+	undone := map[string]bool{}
+	for _, u := range r.f.edl.undoCalls() {
+		undone[u.Action.Target] = true
+	}
+	if len(undone) != 2 || !undone["64:ff9b::a00:1"] || !undone["45.155.205.9"] {
+		t.Errorf("edl undid %v, want the two never-block addresses", undone)
+	}
+	recs := pub.all()
+	if len(recs) != 3 {
+		t.Fatalf("records %+v, want 3", recs)
+	}
+	for _, rec := range recs {
+		switch {
+		case rec.Sink == "edl" && rec.Outcome == OutcomeLifted && strings.Contains(rec.Detail, "is never blocked ("):
+		case rec.Sink == "lapse" && rec.Outcome == OutcomeLiftFailed &&
+			strings.Contains(rec.Error, "2002:a00:1::1 is never blocked (private 10.0.0.0/8: embeds 10.0.0.1 (6to4)), but sink lapse cannot lift"):
+		default:
+			t.Errorf("record %+v", rec)
+		}
+	}
+	// Reported once: a second reconcile finds nothing to lift.
+	l.reconcile(ctx)
+	if n := len(pub.all()); n != 3 {
+		t.Errorf("%d records after a second reconcile, want still 3", n)
+	}
+	for _, sink := range []string{"edl", "lapse"} {
+		active, err := r.ledger.Active(ctx, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for target := range active {
+			if _, never := r.guard.NeverBlock.CheckTarget(target); never {
+				t.Errorf("%s still holds never-block %s", sink, target)
+			}
+		}
 	}
 }
 

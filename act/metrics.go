@@ -10,6 +10,9 @@ type Metrics struct {
 	Trips      prometheus.Counter
 	KillSwitch prometheus.Gauge
 	Lifts      *prometheus.CounterVec
+	// Signatures counts records checked against THREATPIPE_SIGNING_KEY, by purpose (scored,
+	// change) and result (verified, unsigned_accepted, refused_<reason>).
+	Signatures *prometheus.CounterVec
 	// Health counts the same outcomes per sink for the sinks' health snapshots (HealthReporter).
 	Health *SinkHealth
 }
@@ -29,8 +32,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while the run-time kill switch is on."}),
 		Lifts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "threatpipe_act_lifts_total",
 			Help: "Expired blocks lifted and pages resolved, by sink and outcome."}, []string{"sink", "outcome"}),
+		Signatures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "threatpipe_act_signatures_total",
+			Help: "Scored events and changes checked against THREATPIPE_SIGNING_KEY, by purpose and result; refused_* records were dead-lettered, not acted on."},
+			[]string{"purpose", "result"}),
 		Health: NewSinkHealth(),
 	}
-	reg.MustRegister(m.Actions, m.Seconds, m.Unreadable, m.Trips, m.KillSwitch, m.Lifts)
+	reg.MustRegister(m.Actions, m.Seconds, m.Unreadable, m.Trips, m.KillSwitch, m.Lifts, m.Signatures)
 	return m
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,14 +15,16 @@ import (
 
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
-	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 	"github.com/threatpipe/threatpipe/sinks"
 )
 
 // Guardrails bound what automated response may do.
 type Guardrails struct {
-	// NeverBlock holds the special ranges (private, loopback...) plus own and configured CIDRs.
-	NeverBlock *gate.Gate
+	// NeverBlock holds the special ranges (private, loopback...) plus own and configured CIDRs;
+	// an IPv6 address embedding one of them (64:ff9b::10.0.0.1) is never blocked either. The
+	// block sinks enforce the same list again (sinks.Blockable).
+	NeverBlock *neverblock.List
 	// KillSwitch set in the environment stops every action; the ledger's run-time switch too.
 	KillSwitch         bool
 	MaxBlocksPerMinute int
@@ -122,8 +123,8 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 	}()
 
 	if st.Kind == sinks.KindBlock {
-		if v, never := w.neverBlock(target); never {
-			rec.Outcome, rec.Detail = OutcomeNeverBlock, fmt.Sprintf("%s is in the never-block list (%s %s)", target, v.Reason, v.Prefix)
+		if v, never := w.o.Guardrails.NeverBlock.CheckTarget(target); never {
+			rec.Outcome, rec.Detail = OutcomeNeverBlock, fmt.Sprintf("%s is in the never-block list (%s)", target, v)
 			return rec, false, nil
 		}
 	}
@@ -283,6 +284,15 @@ func (w *Worker) execute(ctx context.Context, rec *Record, a *sinks.Action, pb *
 			if ctx.Err() != nil {
 				return nil, false, ctx.Err() // shutdown mid-call: the claim is taken over after restart
 			}
+			if errors.Is(err, sinks.ErrNeverBlock) {
+				// The sink's own check caught what the worker's let through: the two lists
+				// differ (a sink built without the operator's list?) or the worker's was bypassed.
+				w.log.Error("a block sink refused a never-block address", zap.String("sink", st.Sink.Name()),
+					zap.String("target", a.Target), zap.Error(err))
+				w.release(ctx, pb, st, a.Target, claim)
+				rec.Outcome, rec.Detail = OutcomeNeverBlock, err.Error()
+				return rec, false, nil
+			}
 			rec.Outcome, rec.Error = OutcomeFailed, err.Error()
 			if success != OutcomeCommented {
 				w.release(ctx, pb, st, a.Target, claim)
@@ -396,14 +406,6 @@ func (w *Worker) action(ev *event.Scored, pb *Playbook, st *Step, key string) *s
 		a.ViewURL = strings.TrimRight(w.o.ViewURL, "/") + "/indicators/" + ev.Indicator.Value
 	}
 	return a
-}
-
-func (w *Worker) neverBlock(target string) (gate.Verdict, bool) {
-	addr, err := netip.ParseAddr(target)
-	if err != nil {
-		return gate.Verdict{Reason: "unparseable"}, true // never block what we cannot read
-	}
-	return w.o.Guardrails.NeverBlock.Check(addr.Unmap())
 }
 
 // killSwitch reads the run-time switch at most once a second.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 	"github.com/threatpipe/threatpipe/sinks"
 )
 
@@ -212,9 +215,22 @@ func TestWorkerNeverBlocks(t *testing.T) {
 		{"fe80::1", "link_local"},
 		{"45.155.205.233", "own_range 45.155.205.0/24"},
 		{"not-an-ip", "unparseable"},
+		// IPv6 forms that embed a never-block IPv4 address.
+		{"::ffff:10.1.2.3", "private 10.0.0.0/8"},
+		{"::127.0.0.1", "loopback 127.0.0.0/8: embeds 127.0.0.1 (ipv4_compatible)"},
+		{"::ffff:0:a00:1", "private 10.0.0.0/8: embeds 10.0.0.1 (ipv4_translated)"},
+		{"64:ff9b::a01:203", "private 10.0.0.0/8: embeds 10.1.2.3 (nat64)"},
+		{"64:ff9b::2d9b:cde9", "own_range 45.155.205.0/24: embeds 45.155.205.233 (nat64)"},
+		{"64:ff9b:1::b9dc:6501", "private 64:ff9b:1::/48"},
+		{"2002:c0a8:707::1", "private 192.168.0.0/16: embeds 192.168.7.7 (6to4)"},
+		{"2001:0:4136:e378:8000:63bf:d264:3216", "own_range 45.155.205.0/24: embeds 45.155.205.233 (teredo_client)"},
+		{"2001:0:a00:1:8000:63bf:4623:9afe", "private 10.0.0.0/8: embeds 10.0.0.1 (teredo_server)"},
+		{"2a00:1450:4001::5efe:a00:1", "private 10.0.0.0/8: embeds 10.0.0.1 (isatap)"},
 	} {
-		rec := r.handle(block, scored(fmt.Sprint("e", i), tc.target, 95)).only(t)
-		if rec.Outcome != OutcomeNeverBlock || !strings.Contains(rec.Detail, tc.reason) || rec.Target != tc.target {
+		// The enricher canonicalises addresses (::ffff:10.1.2.3 is 10.1.2.3): so does scored.
+		ev := scored(fmt.Sprint("e", i), tc.target, 95)
+		rec := r.handle(block, ev).only(t)
+		if rec.Outcome != OutcomeNeverBlock || !strings.Contains(rec.Detail, tc.reason) || rec.Target != ev.Indicator.Value {
 			t.Errorf("%s: %+v", tc.target, rec)
 		}
 	}
@@ -225,9 +241,42 @@ func TestWorkerNeverBlocks(t *testing.T) {
 	if rec := r.handle(alert, scored("e-page", "45.155.205.233", 95)).only(t); rec.Outcome != OutcomeDone {
 		t.Errorf("page for an own address: %+v", rec)
 	}
-	// And a public address is blocked.
+	// And a public address is blocked, plain or through NAT64.
 	if rec := r.handle(block, scored("e-pub", attacker, 95)).only(t); rec.Outcome != OutcomeDone {
 		t.Errorf("public address: %+v", rec)
+	}
+	if rec := r.handle(block, scored("e-nat64", "64:ff9b::b9dc:6501", 95)).only(t); rec.Outcome != OutcomeDone {
+		t.Errorf("public address through NAT64: %+v", rec)
+	}
+}
+
+// A block sink that refuses a never-block address the worker's list let through (the lists
+// differ) is audited as refused_never_block, not failed: no dead letter, and the claim is
+// released, so the target is not held as blocked.
+func TestWorkerRecordsASinkNeverBlockRefusal(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, readTestdata(t, "playbooks.yaml"))
+	const target = "185.220.101.77"
+	r.f.edl.do = func(a *sinks.Action) (sinks.Result, error) {
+		if a.Target == target {
+			return sinks.Result{}, &sinks.NeverBlockError{Sink: "edl", Verb: "list", Target: netip.MustParseAddr(target),
+				Verdict: neverblock.Verdict{Verdict: gate.Verdict{Reason: neverblock.ReasonNeverBlockCIDRs, Prefix: netip.MustParsePrefix(target + "/32")}}}
+		}
+		return sinks.Result{Ref: a.Target}, nil
+	}
+	block := r.worker(sinks.KindBlock)
+	for i := range 2 {
+		rec := r.handle(block, scored(fmt.Sprint("refused-", i), target, 95)).only(t)
+		if rec.Outcome != OutcomeNeverBlock || !strings.Contains(rec.Detail, "edl: refusing to list 185.220.101.77: it is never blocked (never_block_cidrs") {
+			t.Errorf("event %d: %+v", i, rec)
+		}
+	}
+	// Released each time: the second event reached the sink again instead of being suppressed.
+	if n := len(r.f.edl.doCalls()); n != 2 {
+		t.Errorf("edl Do called %d times, want 2", n)
+	}
+	if active, err := r.ledger.Active(context.Background(), "edl"); err != nil || len(active) != 0 {
+		t.Errorf("refused blocks held for lifting: %v, %v", active, err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 )
 
 // Deps are what sink constructors may use.
@@ -22,6 +23,9 @@ type Deps struct {
 	// Produce writes one JSON record to a Kafka topic, acknowledged by the broker (acks=all)
 	// before it returns; the Kafka alert sink uses it.
 	Produce func(ctx context.Context, topic, key string, value []byte) error
+	// NeverBlock is the operator's never-block list, which block sinks enforce again (Blockable);
+	// nil: the built-in special-purpose ranges alone.
+	NeverBlock *neverblock.List
 }
 
 // Config is implemented by every sink's configuration struct (through a pointer). Resolve

@@ -1,11 +1,14 @@
 package sinks
 
 import (
+	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 )
 
 func TestSeverityLabel(t *testing.T) {
@@ -102,6 +105,41 @@ func TestBlockTarget(t *testing.T) {
 			}
 		case err != nil || got != tt.want:
 			t.Errorf("BlockTarget(%q) = %v, %v; want %v", tt.target, got, err, tt.want)
+		}
+	}
+}
+
+func TestBlockable(t *testing.T) {
+	never := neverblock.New([]netip.Prefix{netip.MustParsePrefix("45.155.205.0/24")}, nil)
+	for _, tt := range []struct {
+		list    *neverblock.List
+		target  string
+		want    netip.Addr
+		wantErr string
+		never   bool // the error matches ErrNeverBlock
+	}{
+		{list: never, target: "185.220.101.1", want: netip.MustParseAddr("185.220.101.1")},
+		{list: never, target: "::ffff:185.220.101.1", want: netip.MustParseAddr("185.220.101.1")},
+		{list: never, target: "64:ff9b::b9dc:6501", want: netip.MustParseAddr("64:ff9b::b9dc:6501")},
+		{list: never, target: "not-an-ip", wantErr: `edl: target "not-an-ip" is not an IP address`},
+		{list: never, target: "fe80::1%eth0", wantErr: `edl: target "fe80::1%eth0" has an IPv6 zone`},
+		{list: never, target: "10.0.0.1", wantErr: "edl: refusing to list 10.0.0.1: it is never blocked (private 10.0.0.0/8)", never: true},
+		{list: never, target: "::ffff:127.0.0.1", wantErr: "edl: refusing to list 127.0.0.1: it is never blocked (loopback 127.0.0.0/8)", never: true},
+		{list: never, target: "45.155.205.233", wantErr: "edl: refusing to list 45.155.205.233: it is never blocked (own_range 45.155.205.0/24)", never: true},
+		{list: never, target: "64:ff9b::a00:1", wantErr: "edl: refusing to list 64:ff9b::a00:1: it is never blocked (private 10.0.0.0/8: embeds 10.0.0.1 (nat64))", never: true},
+		{list: never, target: "2002:2d9b:cde9::1", wantErr: "embeds 45.155.205.233 (6to4)", never: true},
+		// Without a list, the built-in ranges still hold; the operator's do not.
+		{target: "2002:a00:1::1", wantErr: "embeds 10.0.0.1 (6to4)", never: true},
+		{target: "45.155.205.233", want: netip.MustParseAddr("45.155.205.233")},
+	} {
+		got, err := Blockable(tt.list, "edl", "list", tt.target)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || got.IsValid() || errors.Is(err, ErrNeverBlock) != tt.never {
+				t.Errorf("Blockable(%q) = %v, %v; want error %q (never-block %v)", tt.target, got, err, tt.wantErr, tt.never)
+			}
+		case err != nil || got != tt.want:
+			t.Errorf("Blockable(%q) = %v, %v; want %v", tt.target, got, err, tt.want)
 		}
 	}
 }

@@ -17,10 +17,10 @@ import (
 	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/config"
-	"github.com/threatpipe/threatpipe/pipeline/gate"
 	"github.com/threatpipe/threatpipe/pipeline/health"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
 	"github.com/threatpipe/threatpipe/pipeline/redisx"
+	"github.com/threatpipe/threatpipe/pipeline/sign"
 	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/all"
@@ -78,8 +78,9 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	produce := func(ctx context.Context, topic, key string, value []byte) error {
 		return producer.WriteMessages(ctx, kafka.Message{Topic: topic, Key: []byte(key), Value: value})
 	}
+	never := neverBlockList(cfg)
 	configured, err := sinks.Load(all.Registrations(), env.environ, sinks.Deps{
-		HTTPClient: sinkhttp.NewHTTPClient(), Log: log.Named("sinks"), Mux: srv.Mux(), Produce: produce,
+		HTTPClient: sinkhttp.NewHTTPClient(), Log: log.Named("sinks"), Mux: srv.Mux(), Produce: produce, NeverBlock: never,
 	})
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -107,15 +108,21 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 			return err
 		}
 	}
-	own, _ := cfg.Gate.Own() // validated by config.Load
-	never, _ := gate.ParsePrefixes(a.NeverBlockCIDRs)
 	guard := act.Guardrails{
-		NeverBlock: gate.New(append(own, never...), nil), KillSwitch: a.KillSwitch,
+		NeverBlock: never, KillSwitch: a.KillSwitch,
 		MaxBlocksPerMinute: a.MaxBlocksPerMinute, TripDuration: a.TripDuration,
 		MaxBlockDuration: a.MaxBlockDuration, OffenceMemory: a.OffenceMemory,
 	}
 	if a.KillSwitch {
 		log.Warn("KILL SWITCH ON (THREATPIPE_ACT_KILL_SWITCH): every action is recorded as kill_switch and none is performed")
+	}
+	verify, err := verifier(&cfg.Signing)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if verify == nil {
+		log.Warn("THREATPIPE_SIGNING_KEY is not set: act acts on every record of the scored and changes topics, " +
+			"whoever produced it; sign them (docs/operations.md) or restrict who may write to the topics")
 	}
 	alert := func(ctx context.Context, title string) {
 		value := fmt.Appendf(nil, `{"schema_version":"1","action":"alert","title":%q,"at":%q}`, title, time.Now().UTC().Format(time.RFC3339))
@@ -143,6 +150,14 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 			return fmt.Errorf("kafka reader: %w", err)
 		}
 		reader := kafka.NewReader(rcfg)
+		if verify != nil {
+			purpose := sign.Scored
+			if topic == k.ChangesTopic {
+				purpose = sign.Change
+			}
+			handler = act.NewVerified(handler, act.VerifyOptions{Verifier: verify, Purpose: purpose, Require: a.RequireSignature,
+				Name: rcfg.GroupID, DLQTopic: a.DLQTopic}, am, log.With(zap.String("kind", kind)))
+		}
 		opts := pipeline.Options{
 			InputTopic: topic, OutputTopic: a.ResultsTopic, DLQTopic: a.DLQTopic,
 			Workers: a.Workers, MaxInFlight: a.MaxInFlight, MaxEventBytes: cfg.Pipeline.MaxEventBytes,
@@ -210,7 +225,7 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 			Publish: func(ctx context.Context, key string, value []byte) error {
 				return produce(ctx, a.ResultsTopic, key, value)
 			},
-			LiftInterval: a.LiftInterval, ReconcileInterval: a.ReconcileInterval,
+			LiftInterval: a.LiftInterval, ReconcileInterval: a.ReconcileInterval, NeverBlock: never,
 		}
 		g.Go(func() error { return lifter.Run(gctx) })
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/gate"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
 	"github.com/threatpipe/threatpipe/pipeline/redisx"
+	"github.com/threatpipe/threatpipe/pipeline/sign"
 	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 )
 
@@ -93,7 +94,13 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		MaxEventBytes: cfg.Pipeline.MaxEventBytes, MaxIndicators: cfg.Pipeline.MaxIndicators,
 		CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
 	}
-	engine := pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
+	signs, _ := signer(&cfg.Signing) // validated by config.Load; nil when no key is set
+	if signs != nil {
+		log.Info("signing scored events and changes (THREATPIPE_SIGNING_KEY)", zap.String("kid", signs.KeyID()))
+	}
+	engine := pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher {
+		return sign.NewWriter(clients.Writer(done), signs, signedTopics(k))
+	},
 		pipeline.NewEnrichHandler(opts, enr.proc, gate.New(own, allow), metrics), metrics, log)
 
 	log.Info("enricher starting", zap.Strings("brokers", k.Brokers), zap.String("input", k.InputTopic),

@@ -24,6 +24,7 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/pipeline/health"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
+	"github.com/threatpipe/threatpipe/pipeline/sign"
 )
 
 // enrichment is the processor the enricher runs and the background loops it needs while events
@@ -169,7 +170,9 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 	}
 	e.proc = enr
 	// Parked lookups are finished in the background and their events revised (docs/lifecycle.md).
-	revisions := &revisionWriter{w: clients.Writer(nil), topic: cfg.Kafka.OutputTopic, changes: cfg.Kafka.ChangesTopic}
+	signs, _ := signer(&cfg.Signing) // validated by config.Load
+	revisions := &revisionWriter{w: sign.NewWriter(clients.Writer(nil), signs, signedTopics(&cfg.Kafka)),
+		topic: cfg.Kafka.OutputTopic, changes: cfg.Kafka.ChangesTopic}
 	retrier := enrich.NewRetrier(enrich.RetrierOptions{
 		Parking: parking, Enricher: enr, Lookupers: e.lookupers, Metrics: metrics, Log: log.Named("retrier"), Owner: owner,
 		Publisher: revisions,
@@ -194,9 +197,10 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 }
 
 // revisionWriter publishes revised scored events to the scored topic and verdict changes to the
-// changes topic, keyed by indicator, and returns once the brokers acknowledged them all.
+// changes topic, keyed by indicator (signed with THREATPIPE_SIGNING_KEY), and returns once the
+// brokers acknowledged them all.
 type revisionWriter struct {
-	w              *kafka.Writer
+	w              sign.Writer
 	topic, changes string
 }
 

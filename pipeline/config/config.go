@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/sign"
 )
 
 // Prefix is prepended to every variable name.
@@ -49,6 +50,7 @@ type Config struct {
 	Gate     Gate     `envPrefix:"GATE_"`
 	Enrich   Enrich   `envPrefix:"ENRICH_"`
 	Act      Act      `envPrefix:"ACT_"`
+	Signing  Signing  `envPrefix:"SIGNING_"`
 	HTTPAddr string   `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"Listen address of the health, readiness and metrics server, and of the view and the EDL where they run (host:port; port 0 picks a free one). Loopback by default: set 0.0.0.0:8080 (or one interface's address) for Prometheus, probes, firewalls or browsers on other hosts to reach it."`
 	Log      Log      `envPrefix:"LOG_"`
 }
@@ -146,6 +148,16 @@ type Act struct {
 	LiftInterval       time.Duration `env:"LIFT_INTERVAL" envDefault:"5s" desc:"How often expired blocks are lifted (and their pages resolved)."`
 	ReconcileInterval  time.Duration `env:"RECONCILE_INTERVAL" envDefault:"30s" desc:"How often stateful block sinks (EDL, nftables) are made to match the ledger."`
 	ViewURL            string        `env:"VIEW_URL" desc:"Base URL of the prioritised view; actions link to <url>/indicators/<ip>."`
+	RequireSignature   bool          `env:"REQUIRE_SIGNATURE" envDefault:"true" desc:"With THREATPIPE_SIGNING_KEY set, scored events and changes that carry no signature are refused (dead-lettered, never acted on); false accepts them while the enrichers are given the key. A wrong signature is always refused. Without a key nothing is verified."`
+}
+
+// Signing configures the HMAC signatures of scored events and verdict changes
+// (docs/operations.md, "Signed scored events").
+type Signing struct {
+	Key                 Secret `env:"KEY" desc:"HMAC-SHA256 key (at least 32 characters) the enricher signs every scored event and verdict change with, and act verifies them with, so that act acts only on records an enricher produced. Empty: nothing is signed or verified." secret:"true"`
+	KeyFromFile         Secret `env:"KEY_FILE,file" desc:"File holding the signing key (instead of THREATPIPE_SIGNING_KEY)." secret:"true"`
+	PreviousKey         Secret `env:"PREVIOUS_KEY" desc:"A second key act also accepts, for rotation: the previous key, or the next one before the enrichers switch to it. Never used to sign." secret:"true"`
+	PreviousKeyFromFile Secret `env:"PREVIOUS_KEY_FILE,file" desc:"File holding the second key (instead of THREATPIPE_SIGNING_PREVIOUS_KEY)." secret:"true"`
 }
 
 // Log configures zap.
@@ -183,6 +195,8 @@ func (c *Config) resolveSecrets() error {
 	}{
 		{&c.Kafka.SASLPassword, c.Kafka.SASLPasswordFromFile, "KAFKA_SASL_PASSWORD"},
 		{&c.Redis.Password, c.Redis.PasswordFromFile, "REDIS_PASSWORD"},
+		{&c.Signing.Key, c.Signing.KeyFromFile, "SIGNING_KEY"},
+		{&c.Signing.PreviousKey, c.Signing.PreviousKeyFromFile, "SIGNING_PREVIOUS_KEY"},
 	} {
 		if s.fromFile == "" {
 			continue
@@ -297,6 +311,14 @@ func (c *Config) Validate() error {
 	}
 	if _, err := gate.ParsePrefixes(a.NeverBlockCIDRs); err != nil {
 		add("ACT_NEVER_BLOCK_CIDRS", "%v", err)
+	}
+	for name, key := range map[string]Secret{"SIGNING_KEY": c.Signing.Key, "SIGNING_PREVIOUS_KEY": c.Signing.PreviousKey} {
+		if key != "" && len(key.Reveal()) < sign.MinKeyLen {
+			add(name, "must be at least %d characters (e.g. openssl rand -hex 32)", sign.MinKeyLen)
+		}
+	}
+	if c.Signing.PreviousKey != "" && (c.Signing.Key == "" || c.Signing.PreviousKey == c.Signing.Key) {
+		add("SIGNING_PREVIOUS_KEY", "is a second key besides THREATPIPE_SIGNING_KEY: set that one, and make them differ")
 	}
 	for _, p := range []struct {
 		name string

@@ -48,6 +48,44 @@ func TestEverySinkPackageIsRegistered(t *testing.T) {
 	}
 }
 
+// TestEveryBlockSinkRunsTheBlockContract: a sink package that can block (its code names
+// sinks.KindBlock) must run sinktest.RunBlockContract in its tests, so that it is proven to
+// refuse never-block addresses itself, whatever the act worker checked before.
+func TestEveryBlockSinkRunsTheBlockContract(t *testing.T) {
+	dirs, err := filepath.Glob("../*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blockers := 0
+	for _, dir := range dirs {
+		if filepath.Base(dir) == "sinktest" {
+			continue // the contract itself
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		var blocks, contract bool
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasSuffix(f, "_test.go") {
+				contract = contract || strings.Contains(string(raw), "sinktest.RunBlockContract(")
+			} else {
+				blocks = blocks || strings.Contains(string(raw), "sinks.KindBlock")
+			}
+		}
+		if blocks {
+			blockers++
+			if !contract {
+				t.Errorf("sink package %s can block but its tests do not run sinktest.RunBlockContract", filepath.Base(dir))
+			}
+		}
+	}
+	if blockers < 3 { // edl, nftables, webhook
+		t.Errorf("found %d block sink packages; the scan is broken", blockers)
+	}
+}
+
 func TestLoadBuildsOnlyConfiguredSinksAndNamesBadVariables(t *testing.T) {
 	deps := sinks.Deps{HTTPClient: http.DefaultClient, Mux: http.NewServeMux()}
 	got, err := sinks.Load(Registrations(), []string{"THREATPIPE_SINK_KAFKA_ENABLED=false"}, deps)

@@ -28,9 +28,9 @@ func TestConcurrentUse(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := range 300 {
-				target := fmt.Sprintf("10.%d.%d.%d", w, i/256, i%256)
+				target := fmt.Sprintf("11.%d.%d.%d", w, i/256, i%256)
 				if i%7 == 0 {
-					target = fmt.Sprintf("2001:db8:%x::%x", w, i)
+					target = fmt.Sprintf("2001:db9:%x::%x", w, i)
 				}
 				until := time.Now().Add(time.Hour)
 				if i%5 == 0 {
@@ -51,7 +51,7 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Go(func() {
 		for i := range 20 {
-			if err := s.Reconcile(ctx, map[string]time.Time{fmt.Sprintf("192.0.2.%d", i): time.Now().Add(time.Hour)}); err != nil {
+			if err := s.Reconcile(ctx, map[string]time.Time{fmt.Sprintf("192.0.3.%d", i): time.Now().Add(time.Hour)}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -96,7 +96,7 @@ func TestConcurrentUse(t *testing.T) {
 	if err := checkDocument(r.body); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(r.body, "\n10.0.0.0/32\n") || strings.HasPrefix(r.body, "10.0.0.0/32\n") {
+	if strings.Contains(r.body, "\n11.0.0.0/32\n") || strings.HasPrefix(r.body, "11.0.0.0/32\n") {
 		t.Fatal("an undone address is served")
 	}
 }

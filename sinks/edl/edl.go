@@ -53,6 +53,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 	"github.com/threatpipe/threatpipe/sinks"
 )
 
@@ -66,6 +67,7 @@ var Registration = sinks.Register[Config](Name, sinks.KindBlock, func(cfg *Confi
 		return nil, errors.New("no HTTP server to serve the list on")
 	}
 	s := New(cfg, deps.Log)
+	s.never = deps.NeverBlock
 	if err := handle(deps.Mux, cfg.Path, s); err != nil {
 		return nil, err
 	}
@@ -88,6 +90,8 @@ type Sink struct {
 	// takes the same time whatever their lengths; nil when authentication is off.
 	creds *[2][sha256.Size]byte
 	now   func() time.Time
+	// never is the never-block list Do and Reconcile enforce (nil: the built-in ranges).
+	never *neverblock.List
 }
 
 // New builds the sink from a resolved cfg. Serve it with ServeHTTP (Registration mounts it on
@@ -137,7 +141,7 @@ func (s *Sink) Do(_ context.Context, a *sinks.Action) (sinks.Result, error) {
 	if a == nil {
 		return sinks.Result{}, fmt.Errorf("%s: nil action", Name)
 	}
-	addr, err := parseTarget(a.Target)
+	addr, err := sinks.Blockable(s.never, Name, "list", a.Target)
 	if err != nil {
 		return sinks.Result{}, err
 	}
@@ -167,12 +171,13 @@ func (s *Sink) Undo(_ context.Context, a *sinks.Action, ref string) error {
 }
 
 // Reconcile implements sinks.Reconciler: the list becomes exactly the unexpired addresses of
-// active. Invalid addresses, and those past MAX_ENTRIES, are reported after the rest is listed.
+// active. Invalid and never-block addresses, and those past MAX_ENTRIES, are reported after the
+// rest is listed.
 func (s *Sink) Reconcile(_ context.Context, active map[string]time.Time) error {
 	entries := make(map[netip.Addr]time.Time, len(active))
 	var errs []error
 	for target, until := range active {
-		addr, err := parseTarget(target)
+		addr, err := sinks.Blockable(s.never, Name, "list", target)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -273,6 +278,7 @@ func etagMatch(field, etag string) bool {
 	}
 }
 
-// parseTarget validates and canonicalises a target (sinks.BlockTarget): an IPv4-mapped IPv6
-// address is listed as IPv4, and addresses no firewall should block are refused.
+// parseTarget validates and canonicalises the target of an Undo (sinks.BlockTarget): an
+// IPv4-mapped IPv6 address is listed as IPv4. Do and Reconcile use sinks.Blockable, which also
+// refuses never-block addresses.
 func parseTarget(target string) (netip.Addr, error) { return sinks.BlockTarget(Name, "list", target) }

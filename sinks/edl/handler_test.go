@@ -100,15 +100,15 @@ func TestServeList(t *testing.T) {
 		format string
 		want   string
 	}{
-		{FormatPlain, "10.0.0.9\n192.0.2.1\n198.51.100.7\n2001:db8::1\n2001:db8::a\n"},
-		{FormatCIDR, "10.0.0.9/32\n192.0.2.1/32\n198.51.100.7/32\n2001:db8::1/128\n2001:db8::a/128\n"},
+		{FormatPlain, "11.0.0.9\n192.0.3.1\n198.51.101.7\n2001:db9::1\n2001:db9::a\n"},
+		{FormatCIDR, "11.0.0.9/32\n192.0.3.1/32\n198.51.101.7/32\n2001:db9::1/128\n2001:db9::a/128\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.Format = tt.format
 			s, clk, srv := newTestSink(t, cfg)
-			for _, target := range []string{"2001:db8::a", "198.51.100.7", "2001:0db8::0001", "192.0.2.1", "::ffff:10.0.0.9"} {
+			for _, target := range []string{"2001:db9::a", "198.51.101.7", "2001:0db9::0001", "192.0.3.1", "::ffff:11.0.0.9"} {
 				doBlock(t, s, target, clk.now().Add(time.Hour))
 			}
 			r := get(t, srv, nil)
@@ -140,7 +140,7 @@ func TestServeEmptyList(t *testing.T) {
 
 func TestMethods(t *testing.T) {
 	s, clk, srv := newTestSink(t, testConfig())
-	doBlock(t, s, "192.0.2.1", clk.now().Add(time.Hour))
+	doBlock(t, s, "192.0.3.1", clk.now().Add(time.Hour))
 	full := get(t, srv, nil)
 
 	head := fetch(t, srv, http.MethodHead, "/edl/blocklist.txt", nil)
@@ -158,7 +158,7 @@ func TestMethods(t *testing.T) {
 		t.Fatalf("sub-path: %d", r.status)
 	}
 	// A query string (some pollers add cache busters) changes nothing.
-	if r := fetch(t, srv, http.MethodGet, "/edl/blocklist.txt?t=1", nil); r.status != http.StatusOK || r.body != "192.0.2.1\n" {
+	if r := fetch(t, srv, http.MethodGet, "/edl/blocklist.txt?t=1", nil); r.status != http.StatusOK || r.body != "192.0.3.1\n" {
 		t.Fatalf("query: %d %q", r.status, r.body)
 	}
 }
@@ -167,7 +167,7 @@ func TestBasicAuth(t *testing.T) {
 	cfg := testConfig()
 	cfg.Username, cfg.Password = "paloalto", testPassword
 	s, clk, srv := newTestSink(t, cfg)
-	doBlock(t, s, "192.0.2.1", clk.now().Add(time.Hour))
+	doBlock(t, s, "192.0.3.1", clk.now().Add(time.Hour))
 
 	auth := func(user, pass string) map[string]string {
 		req, _ := http.NewRequest(http.MethodGet, "/", nil)
@@ -203,7 +203,7 @@ func TestBasicAuth(t *testing.T) {
 					t.Fatalf("WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
 				}
 				// Nothing about the list leaks to an unauthenticated client, not even its validators.
-				if strings.Contains(r.body, "192.0.2.1") || r.header.Get("ETag") != "" || strings.Contains(r.body, testPassword) {
+				if strings.Contains(r.body, "192.0.3.1") || r.header.Get("ETag") != "" || strings.Contains(r.body, testPassword) {
 					t.Fatalf("401 leaks: %q %v", r.body, r.header)
 				}
 			}
@@ -213,7 +213,7 @@ func TestBasicAuth(t *testing.T) {
 
 func TestConditionalRequests(t *testing.T) {
 	s, clk, srv := newTestSink(t, testConfig())
-	doBlock(t, s, "192.0.2.1", clk.now().Add(time.Hour))
+	doBlock(t, s, "192.0.3.1", clk.now().Add(time.Hour))
 	first := get(t, srv, nil)
 	etag, lm := first.header.Get("ETag"), first.header.Get("Last-Modified")
 	weak := "W/" + etag
@@ -260,7 +260,7 @@ func TestLastModifiedAlwaysAdvances(t *testing.T) {
 	s, clk, srv := newTestSink(t, testConfig())
 	var lastLM time.Time
 	var lastETag string
-	for i, target := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+	for i, target := range []string{"192.0.3.1", "192.0.3.2", "192.0.3.3"} {
 		doBlock(t, s, target, clk.now().Add(time.Hour))
 		r := get(t, srv, nil)
 		lm, err := http.ParseTime(r.header.Get("Last-Modified"))
@@ -277,12 +277,12 @@ func TestLastModifiedAlwaysAdvances(t *testing.T) {
 	}
 
 	// A block that changes nothing served (a new expiry) keeps the validators.
-	doBlock(t, s, "192.0.2.1", clk.now().Add(2*time.Hour))
+	doBlock(t, s, "192.0.3.1", clk.now().Add(2*time.Hour))
 	if r := get(t, srv, map[string]string{"If-None-Match": lastETag}); r.status != http.StatusNotModified || r.header.Get("Last-Modified") != lastLM.Format(http.TimeFormat) {
 		t.Fatalf("re-block: %d %v", r.status, r.header)
 	}
 	// Undoing an address that is not listed changes nothing either.
-	if err := s.Undo(context.Background(), &sinks.Action{Target: "203.0.113.1"}, ""); err != nil {
+	if err := s.Undo(context.Background(), &sinks.Action{Target: "203.0.114.1"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if r := get(t, srv, map[string]string{"If-None-Match": lastETag}); r.status != http.StatusNotModified {
@@ -292,10 +292,10 @@ func TestLastModifiedAlwaysAdvances(t *testing.T) {
 
 func TestExpiryHidesEntries(t *testing.T) {
 	s, clk, srv := newTestSink(t, testConfig())
-	doBlock(t, s, "192.0.2.1", clk.now().Add(time.Minute))
-	doBlock(t, s, "2001:db8::1", clk.now().Add(time.Hour))
+	doBlock(t, s, "192.0.3.1", clk.now().Add(time.Minute))
+	doBlock(t, s, "2001:db9::1", clk.now().Add(time.Hour))
 	before := get(t, srv, nil)
-	if before.body != "192.0.2.1\n2001:db8::1\n" {
+	if before.body != "192.0.3.1\n2001:db9::1\n" {
 		t.Fatalf("body %q", before.body)
 	}
 
@@ -303,9 +303,9 @@ func TestExpiryHidesEntries(t *testing.T) {
 	if r := get(t, srv, map[string]string{"If-None-Match": before.header.Get("ETag")}); r.status != http.StatusNotModified {
 		t.Fatalf("changed before the expiry: %d", r.status)
 	}
-	clk.advance(time.Millisecond) // 192.0.2.1 lapses now, with no Undo
+	clk.advance(time.Millisecond) // 192.0.3.1 lapses now, with no Undo
 	r := get(t, srv, map[string]string{"If-None-Match": before.header.Get("ETag")})
-	if r.status != http.StatusOK || r.body != "2001:db8::1\n" {
+	if r.status != http.StatusOK || r.body != "2001:db9::1\n" {
 		t.Fatalf("after expiry: %d %q", r.status, r.body)
 	}
 	lm, _ := http.ParseTime(r.header.Get("Last-Modified"))
@@ -321,18 +321,18 @@ func TestExpiryHidesEntries(t *testing.T) {
 
 func TestDo(t *testing.T) {
 	s, clk, srv := newTestSink(t, testConfig())
-	res, err := s.Do(context.Background(), &sinks.Action{Target: "::ffff:198.51.100.7"})
+	res, err := s.Do(context.Background(), &sinks.Action{Target: "::ffff:198.51.101.7"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Ref != "198.51.100.7" || res.Detail != "listed 198.51.100.7 on the EDL until 2025-03-02T12:00:00Z" {
+	if res.Ref != "198.51.101.7" || res.Detail != "listed 198.51.101.7 on the EDL until 2025-03-02T12:00:00Z" {
 		t.Fatalf("result %+v", res)
 	}
-	res, err = s.Do(context.Background(), &sinks.Action{Target: "192.0.2.1", Until: clk.now()})
-	if err != nil || res.Detail != "not listed: the block of 192.0.2.1 lapsed at 2025-03-01T12:00:00Z" {
+	res, err = s.Do(context.Background(), &sinks.Action{Target: "192.0.3.1", Until: clk.now()})
+	if err != nil || res.Detail != "not listed: the block of 192.0.3.1 lapsed at 2025-03-01T12:00:00Z" {
 		t.Fatalf("lapsed: %+v %v", res, err)
 	}
-	if r := get(t, srv, nil); r.body != "198.51.100.7\n" {
+	if r := get(t, srv, nil); r.body != "198.51.101.7\n" {
 		t.Fatalf("body %q", r.body)
 	}
 	// The default TTL applies: a day later the address is gone.
@@ -344,8 +344,8 @@ func TestDo(t *testing.T) {
 	for target, want := range map[string]string{
 		"":                 `edl: target "" is not an IP address`,
 		"example.com":      `edl: target "example.com" is not an IP address`,
-		"192.0.2.0/24":     "is not an IP address",
-		"192.0.2.1\nevil":  "is not an IP address",
+		"192.0.3.0/24":     "is not an IP address",
+		"192.0.3.1\nevil":  "is not an IP address",
 		"fe80::1%eth0":     "has an IPv6 zone",
 		"127.0.0.1":        "refusing to list 127.0.0.1",
 		"::":               "refusing to list ::",
@@ -360,15 +360,15 @@ func TestDo(t *testing.T) {
 
 func TestUndo(t *testing.T) {
 	s, clk, srv := newTestSink(t, testConfig())
-	doBlock(t, s, "192.0.2.1", clk.now().Add(time.Hour))
-	doBlock(t, s, "2001:db8::1", clk.now().Add(time.Hour))
-	if err := s.Undo(context.Background(), &sinks.Action{Target: "2001:0db8::1"}, "2001:db8::1"); err != nil {
+	doBlock(t, s, "192.0.3.1", clk.now().Add(time.Hour))
+	doBlock(t, s, "2001:db9::1", clk.now().Add(time.Hour))
+	if err := s.Undo(context.Background(), &sinks.Action{Target: "2001:0db9::1"}, "2001:db9::1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Undo(context.Background(), nil, "192.0.2.1"); err != nil {
+	if err := s.Undo(context.Background(), nil, "192.0.3.1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Undo(context.Background(), &sinks.Action{Target: "192.0.2.1"}, ""); err != nil {
+	if err := s.Undo(context.Background(), &sinks.Action{Target: "192.0.3.1"}, ""); err != nil {
 		t.Fatalf("second undo: %v", err)
 	}
 	if r := get(t, srv, nil); r.body != "" {
@@ -383,50 +383,50 @@ func TestMaxEntries(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxEntries = 2
 	s, clk, srv := newTestSink(t, cfg)
-	doBlock(t, s, "192.0.2.1", clk.now().Add(time.Minute))
-	doBlock(t, s, "192.0.2.2", clk.now().Add(time.Hour))
-	_, err := s.Do(context.Background(), &sinks.Action{Target: "192.0.2.3", Until: clk.now().Add(time.Hour)})
-	if err == nil || err.Error() != "edl: cannot list 192.0.2.3: edl: the list holds THREATPIPE_SINK_EDL_MAX_ENTRIES=2 addresses" {
+	doBlock(t, s, "192.0.3.1", clk.now().Add(time.Minute))
+	doBlock(t, s, "192.0.3.2", clk.now().Add(time.Hour))
+	_, err := s.Do(context.Background(), &sinks.Action{Target: "192.0.3.3", Until: clk.now().Add(time.Hour)})
+	if err == nil || err.Error() != "edl: cannot list 192.0.3.3: edl: the list holds THREATPIPE_SINK_EDL_MAX_ENTRIES=2 addresses" {
 		t.Fatalf("full: %v", err)
 	}
-	doBlock(t, s, "192.0.2.2", clk.now().Add(2*time.Hour)) // a listed address may be refreshed
+	doBlock(t, s, "192.0.3.2", clk.now().Add(2*time.Hour)) // a listed address may be refreshed
 	clk.advance(time.Minute)                               // an expired entry frees its place
-	doBlock(t, s, "192.0.2.3", clk.now().Add(time.Hour))
-	if r := get(t, srv, nil); r.body != "192.0.2.2\n192.0.2.3\n" {
+	doBlock(t, s, "192.0.3.3", clk.now().Add(time.Hour))
+	if r := get(t, srv, nil); r.body != "192.0.3.2\n192.0.3.3\n" {
 		t.Fatalf("body %q", r.body)
 	}
 
 	err = s.Reconcile(context.Background(), map[string]time.Time{
-		"192.0.2.10": clk.now().Add(time.Hour), "192.0.2.11": clk.now().Add(3 * time.Hour),
-		"192.0.2.12": clk.now().Add(2 * time.Hour), "192.0.2.13": clk.now().Add(time.Minute),
+		"192.0.3.10": clk.now().Add(time.Hour), "192.0.3.11": clk.now().Add(3 * time.Hour),
+		"192.0.3.12": clk.now().Add(2 * time.Hour), "192.0.3.13": clk.now().Add(time.Minute),
 	})
 	if err == nil || !strings.Contains(err.Error(), "edl: 2 active blocks left off") {
 		t.Fatalf("reconcile past the maximum: %v", err)
 	}
-	if r := get(t, srv, nil); r.body != "192.0.2.11\n192.0.2.12\n" {
+	if r := get(t, srv, nil); r.body != "192.0.3.11\n192.0.3.12\n" {
 		t.Fatalf("kept %q, want the longest-lived", r.body)
 	}
 }
 
 func TestReconcile(t *testing.T) {
 	s, clk, srv := newTestSink(t, testConfig())
-	doBlock(t, s, "203.0.113.1", clk.now().Add(time.Hour)) // not in the ledger: goes
+	doBlock(t, s, "203.0.114.1", clk.now().Add(time.Hour)) // not in the ledger: goes
 	err := s.Reconcile(context.Background(), map[string]time.Time{
-		"192.0.2.1":          clk.now().Add(time.Hour),
-		"2001:db8::1":        clk.now().Add(time.Minute),
-		"2001:0db8:0::1":     clk.now().Add(2 * time.Hour), // the same address: the later expiry wins
-		"198.51.100.1":       clk.now().Add(-time.Second),  // expired: skipped
+		"192.0.3.1":          clk.now().Add(time.Hour),
+		"2001:db9::1":        clk.now().Add(time.Minute),
+		"2001:0db9:0::1":     clk.now().Add(2 * time.Hour), // the same address: the later expiry wins
+		"198.51.101.1":       clk.now().Add(-time.Second),  // expired: skipped
 		"not an address":     clk.now().Add(time.Hour),
-		"::ffff:203.0.113.5": clk.now().Add(time.Hour),
+		"::ffff:203.0.114.5": clk.now().Add(time.Hour),
 	})
 	if err == nil || !strings.Contains(err.Error(), `edl: target "not an address" is not an IP address`) {
 		t.Fatalf("error %v", err)
 	}
-	if r := get(t, srv, nil); r.body != "192.0.2.1\n203.0.113.5\n2001:db8::1\n" {
+	if r := get(t, srv, nil); r.body != "192.0.3.1\n203.0.114.5\n2001:db9::1\n" {
 		t.Fatalf("body %q", r.body)
 	}
 	clk.advance(time.Hour)
-	if r := get(t, srv, nil); r.body != "2001:db8::1\n" {
+	if r := get(t, srv, nil); r.body != "2001:db9::1\n" {
 		t.Fatalf("after an hour: %q", r.body)
 	}
 	if err := s.Reconcile(context.Background(), nil); err != nil {

@@ -22,7 +22,7 @@ func FuzzDecodeListing(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte(`{"nftables": [{"set": {"type": "ipv4_addr", "flags": "timeout", "elem": "192.0.2.1"}}]}`))
+	f.Add([]byte(`{"nftables": [{"set": {"type": "ipv4_addr", "flags": "timeout", "elem": "192.0.3.1"}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		l, err := decodeListing(body)
 		if err != nil {

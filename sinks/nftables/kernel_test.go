@@ -62,7 +62,7 @@ func helperMain(mode, addr string) int {
 }
 
 // kernelEnv is a pair of network namespaces joined by a veth link: the sink's ("host",
-// 10.77.0.1 and fd00:77::1) and a peer (10.77.0.2, fd00:77::2).
+// 11.77.0.1 and 2001:db9:77::1) and a peer (11.77.0.2, 2001:db9:77::2).
 type kernelEnv struct {
 	ip, nft    string
 	host, peer string
@@ -114,8 +114,8 @@ func newKernelEnv(t *testing.T) *kernelEnv {
 	}
 	k.cmd(t, "-n", k.host, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", k.peer)
 	for _, side := range []struct{ ns, dev, v4, v6 string }{
-		{k.host, "veth0", "10.77.0.1/24", "fd00:77::1/64"},
-		{k.peer, "veth1", "10.77.0.2/24", "fd00:77::2/64"},
+		{k.host, "veth0", "11.77.0.1/24", "2001:db9:77::1/64"},
+		{k.peer, "veth1", "11.77.0.2/24", "2001:db9:77::2/64"},
 	} {
 		k.cmd(t, "-n", side.ns, "addr", "add", side.v4, "dev", side.dev)
 		k.cmd(t, "-n", side.ns, "addr", "add", side.v6, "dev", side.dev, "nodad")
@@ -209,28 +209,28 @@ func TestKernel(t *testing.T) {
 	})
 
 	t.Run("block, refresh, undo", func(t *testing.T) {
-		for _, target := range []string{"203.0.113.7", "2001:db8::7"} {
+		for _, target := range []string{"203.0.114.7", "2001:db9::7"} {
 			if _, err := s.Do(ctx, &sinks.Action{Target: target, Until: time.Now().Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		got := contents(t, s)
-		wantExpiry(t, got, "203.0.113.7", time.Hour)
-		wantExpiry(t, got, "2001:db8::7", time.Hour)
+		wantExpiry(t, got, "203.0.114.7", time.Hour)
+		wantExpiry(t, got, "2001:db9::7", time.Hour)
 
 		// A repeat replaces the timeout, longer or shorter.
-		if _, err := s.Do(ctx, &sinks.Action{Target: "203.0.113.7", Until: time.Now().Add(2 * time.Hour)}); err != nil {
+		if _, err := s.Do(ctx, &sinks.Action{Target: "203.0.114.7", Until: time.Now().Add(2 * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Do(ctx, &sinks.Action{Target: "2001:db8::7", Until: time.Now().Add(10 * time.Minute)}); err != nil {
+		if _, err := s.Do(ctx, &sinks.Action{Target: "2001:db9::7", Until: time.Now().Add(10 * time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 		got = contents(t, s)
-		wantExpiry(t, got, "203.0.113.7", 2*time.Hour)
-		wantExpiry(t, got, "2001:db8::7", 10*time.Minute)
+		wantExpiry(t, got, "203.0.114.7", 2*time.Hour)
+		wantExpiry(t, got, "2001:db9::7", 10*time.Minute)
 
 		for range 2 { // the second undo finds nothing, which is success
-			for _, target := range []string{"203.0.113.7", "2001:db8::7"} {
+			for _, target := range []string{"203.0.114.7", "2001:db9::7"} {
 				if err := s.Undo(ctx, &sinks.Action{Target: target}, target); err != nil {
 					t.Fatal(err)
 				}
@@ -242,15 +242,15 @@ func TestKernel(t *testing.T) {
 	})
 
 	t.Run("the kernel expires a block", func(t *testing.T) {
-		if _, err := s.Do(ctx, &sinks.Action{Target: "192.0.2.55", Until: time.Now().Add(1500 * time.Millisecond)}); err != nil {
+		if _, err := s.Do(ctx, &sinks.Action{Target: "192.0.3.55", Until: time.Now().Add(1500 * time.Millisecond)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := contents(t, s)[netip.MustParseAddr("192.0.2.55")]; !ok {
+		if _, ok := contents(t, s)[netip.MustParseAddr("192.0.3.55")]; !ok {
 			t.Fatal("not added")
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if _, ok := contents(t, s)[netip.MustParseAddr("192.0.2.55")]; !ok {
+			if _, ok := contents(t, s)[netip.MustParseAddr("192.0.3.55")]; !ok {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -262,20 +262,20 @@ func TestKernel(t *testing.T) {
 
 	t.Run("reconcile converges", func(t *testing.T) {
 		now := time.Now()
-		for _, a := range []string{"198.51.100.1", "198.51.100.2", "2001:db8::1"} {
+		for _, a := range []string{"198.51.101.1", "198.51.101.2", "2001:db9::1"} {
 			if _, err := s.Do(ctx, &sinks.Action{Target: a, Until: now.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// An element added behind the sink's back, with no timeout.
-		k.nftIn(t, "add", "element", "inet", "threatpipe", "blocklist_v4", "{ 198.51.100.3 }")
+		k.nftIn(t, "add", "element", "inet", "threatpipe", "blocklist_v4", "{ 198.51.101.3 }")
 		active := map[string]time.Time{
-			"198.51.100.1": now.Add(time.Hour),        // as is
-			"198.51.100.2": now.Add(3 * time.Hour),    // longer
-			"198.51.100.3": now.Add(20 * time.Minute), // permanent: gets a timeout
-			"192.0.2.9":    now.Add(30 * time.Minute), // missing
-			"2001:db8::2":  now.Add(5 * time.Minute),  // missing; 2001:db8::1 goes
-			"192.0.2.10":   now.Add(-time.Minute),     // expired
+			"198.51.101.1": now.Add(time.Hour),        // as is
+			"198.51.101.2": now.Add(3 * time.Hour),    // longer
+			"198.51.101.3": now.Add(20 * time.Minute), // permanent: gets a timeout
+			"192.0.3.9":    now.Add(30 * time.Minute), // missing
+			"2001:db9::2":  now.Add(5 * time.Minute),  // missing; 2001:db9::1 goes
+			"192.0.3.10":   now.Add(-time.Minute),     // expired
 		}
 		if err := s.Reconcile(ctx, active); err != nil {
 			t.Fatal(err)
@@ -284,11 +284,11 @@ func TestKernel(t *testing.T) {
 		if len(got) != 5 {
 			t.Fatalf("sets hold %v", got)
 		}
-		wantExpiry(t, got, "198.51.100.1", time.Hour)
-		wantExpiry(t, got, "198.51.100.2", 3*time.Hour)
-		wantExpiry(t, got, "198.51.100.3", 20*time.Minute)
-		wantExpiry(t, got, "192.0.2.9", 30*time.Minute)
-		wantExpiry(t, got, "2001:db8::2", 5*time.Minute)
+		wantExpiry(t, got, "198.51.101.1", time.Hour)
+		wantExpiry(t, got, "198.51.101.2", 3*time.Hour)
+		wantExpiry(t, got, "198.51.101.3", 20*time.Minute)
+		wantExpiry(t, got, "192.0.3.9", 30*time.Minute)
+		wantExpiry(t, got, "2001:db9::2", 5*time.Minute)
 
 		before := cr.applied
 		if err := s.Reconcile(ctx, active); err != nil {
@@ -309,8 +309,8 @@ func TestKernel(t *testing.T) {
 		stop := k.listen(t, "[::]:7777")
 		defer stop()
 		for _, tc := range []struct{ peer, dst string }{
-			{"10.77.0.2", "10.77.0.1:7777"},
-			{"fd00:77::2", "[fd00:77::1]:7777"},
+			{"11.77.0.2", "11.77.0.1:7777"},
+			{"2001:db9:77::2", "[2001:db9:77::1]:7777"},
 		} {
 			if !k.dial(t, tc.dst) {
 				t.Fatalf("%s cannot reach %s before any block", tc.peer, tc.dst)

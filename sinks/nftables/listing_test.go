@@ -36,15 +36,15 @@ func TestDecodeListing(t *testing.T) {
 		elems []element
 	}{
 		{"list_v4_mixed.json", "ipv4_addr", []string{"timeout"}, []element{
-			el("192.0.2.1", 86396*time.Second), el("198.51.100.7", 3596*time.Second), permanent("203.0.113.9")}},
+			el("192.0.3.1", 86396*time.Second), el("198.51.101.7", 3596*time.Second), permanent("203.0.114.9")}},
 		{"list_v6.json", "ipv6_addr", []string{"timeout"}, []element{
-			el("2001:db8::1", 596*time.Second), el("2001:db8:0:1::abcd", 604796*time.Second)}},
-		{"list_v6_mapped.json", "ipv6_addr", []string{"timeout"}, []element{el("::ffff:192.0.2.1", 59*time.Second)}},
+			el("2001:db9::1", 596*time.Second), el("2001:db9:0:1::abcd", 604796*time.Second)}},
+		{"list_v6_mapped.json", "ipv6_addr", []string{"timeout"}, []element{el("::ffff:192.0.3.1", 59*time.Second)}},
 		{"list_empty.json", "ipv6_addr", []string{"timeout"}, nil},
 		// A set-wide default timeout: the element shows only its expiry.
 		{"list_default_timeout.json", "ipv4_addr", []string{"timeout"}, []element{
-			el("192.0.2.50", 3599*time.Second), el("192.0.2.51", 7199*time.Second)}},
-		{"list_no_timeout_flag.json", "ipv4_addr", nil, []element{permanent("192.0.2.60")}},
+			el("192.0.3.50", 3599*time.Second), el("192.0.3.51", 7199*time.Second)}},
+		{"list_no_timeout_flag.json", "ipv4_addr", nil, []element{permanent("192.0.3.60")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -75,13 +75,13 @@ func TestDecodeListingRefuses(t *testing.T) {
 		{"two sets", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr"}}, {"set": {"name": "b", "type": "ipv4_addr"}}]}`},
 		{"a table", `{"nftables": [{"table": {"family": "inet", "name": "threatpipe"}}]}`},
 		{"map", `{"nftables": [{"set": {"name": "m", "type": "ipv4_addr", "map": "verdict"}}]}`},
-		{"no type", `{"nftables": [{"set": {"name": "a", "elem": ["192.0.2.1"]}}]}`},
+		{"no type", `{"nftables": [{"set": {"name": "a", "elem": ["192.0.3.1"]}}]}`},
 		{"hostname element", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "elem": ["example.com"]}}]}`},
 		{"zoned element", `{"nftables": [{"set": {"name": "a", "type": "ipv6_addr", "elem": ["fe80::1%eth0"]}}]}`},
 		{"numeric element", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "elem": [3221225985]}}]}`},
-		{"negative expiry", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "elem": [{"elem": {"val": "192.0.2.1", "expires": -5}}]}}]}`},
-		{"huge expiry", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "elem": [{"elem": {"val": "192.0.2.1", "expires": 1e300}}]}}]}`},
-		{"other wrapper", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "elem": [{"range": ["192.0.2.1", "192.0.2.9"]}]}}]}`},
+		{"negative expiry", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "elem": [{"elem": {"val": "192.0.3.1", "expires": -5}}]}}]}`},
+		{"huge expiry", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "elem": [{"elem": {"val": "192.0.3.1", "expires": 1e300}}]}}]}`},
+		{"other wrapper", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "elem": [{"range": ["192.0.3.1", "192.0.3.9"]}]}}]}`},
 		{"trailing data", `{"nftables": []} {}`},
 		{"numeric flag", `{"nftables": [{"set": {"name": "a", "type": "ipv4_addr", "flags": [1]}}]}`},
 	}
@@ -101,11 +101,11 @@ func TestDecodeListingRefuses(t *testing.T) {
 // libnftables versions differ in printing a single flag or element as a bare value.
 func TestDecodeListingSingleValues(t *testing.T) {
 	l, err := decodeListing([]byte(`{"nftables": [{"set": {"family": "ip", "name": "s", "table": "t", "type": "ipv4_addr", "flags": "timeout",
-		"elem": {"elem": {"val": "192.0.2.1", "timeout": 60, "expires": 12.5}}}}]}`))
+		"elem": {"elem": {"val": "192.0.3.1", "timeout": 60, "expires": 12.5}}}}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !l.hasFlag("timeout") || len(l.elems) != 1 || l.elems[0] != el("192.0.2.1", 12500*time.Millisecond) {
+	if !l.hasFlag("timeout") || len(l.elems) != 1 || l.elems[0] != el("192.0.3.1", 12500*time.Millisecond) {
 		t.Fatalf("got %+v", l)
 	}
 }

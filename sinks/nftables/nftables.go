@@ -35,6 +35,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 	"github.com/threatpipe/threatpipe/sinks"
 )
 
@@ -54,7 +55,12 @@ var Registration = sinks.Register[Config](Name, sinks.KindBlock, func(cfg *Confi
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*cfg.CommandTimeout)
 	defer cancel()
-	return New(ctx, cfg, r, deps.Log)
+	s, err := New(ctx, cfg, r, deps.Log)
+	if err != nil {
+		return nil, err
+	}
+	s.never = deps.NeverBlock
+	return s, nil
 })
 
 var (
@@ -72,6 +78,8 @@ type Sink struct {
 	run runner
 	now func() time.Time
 	log *zap.Logger
+	// never is the never-block list Do and Reconcile enforce (nil: the built-in ranges).
+	never *neverblock.List
 	// mu lets blocks and undos run together but never while Reconcile compares and rewrites
 	// the sets, which would undo a block made in between.
 	mu sync.RWMutex
@@ -140,7 +148,7 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 	if a == nil {
 		return sinks.Result{}, fmt.Errorf("%s: nil action", Name)
 	}
-	addr, err := parseTarget(a.Target)
+	addr, err := sinks.Blockable(s.never, Name, "block", a.Target)
 	if err != nil {
 		return sinks.Result{}, err
 	}
@@ -190,8 +198,9 @@ func (s *Sink) Undo(ctx context.Context, a *sinks.Action, ref string) error {
 }
 
 // Reconcile implements sinks.Reconciler: the sets end up holding exactly the unexpired addresses
-// of active, each with its remaining time. Addresses that cannot be blocked here (invalid, or a
-// family the table cannot hold) are reported in the error after the rest is applied.
+// of active, each with its remaining time. Addresses that cannot be blocked here (invalid,
+// never-block, or a family the table cannot hold) are reported in the error after the rest is
+// applied; one already in a set is removed.
 func (s *Sink) Reconcile(ctx context.Context, active map[string]time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -200,7 +209,7 @@ func (s *Sink) Reconcile(ctx context.Context, active map[string]time.Time) error
 	var errs []error
 	skipped := 0
 	for target, until := range active {
-		addr, err := parseTarget(target)
+		addr, err := sinks.Blockable(s.never, Name, "block", target)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -308,8 +317,9 @@ func (s *Sink) setFor(a netip.Addr) (setRef, error) {
 	return setRef{}, fmt.Errorf("nftables: cannot block %s: a table of THREATPIPE_SINK_NFTABLES_FAMILY=%s holds no %s addresses", a, s.cfg.Family, v)
 }
 
-// parseTarget validates a target before it goes anywhere near a script, and canonicalises it
-// (sinks.BlockTarget): an IPv4-mapped IPv6 address is the IPv4 address, so that it lands in the
-// set IPv4 packets are matched against, and addresses whose block would cut the host off from
-// itself are refused.
+// parseTarget validates the target of an Undo before it goes anywhere near a script, and
+// canonicalises it (sinks.BlockTarget): an IPv4-mapped IPv6 address is the IPv4 address, so that
+// it lands in the set IPv4 packets are matched against. Do and Reconcile use sinks.Blockable,
+// which also refuses never-block addresses (a block that would cut the host off from itself, or
+// from its own networks).
 func parseTarget(target string) (netip.Addr, error) { return sinks.BlockTarget(Name, "block", target) }

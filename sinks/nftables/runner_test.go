@@ -16,7 +16,7 @@ case "$1" in
 echo) printf 'args=%s LC_ALL=%s stdin=' "$*" "$LC_ALL"; cat ;;
 fail)
 	echo 'Error: Could not process rule: No such file or directory' >&2
-	echo 'delete element inet threatpipe blocklist_v4 { 192.0.2.1 }' >&2
+	echo 'delete element inet threatpipe blocklist_v4 { 192.0.3.1 }' >&2
 	echo '                                              ^^^^^^^^^' >&2
 	exit 1 ;;
 silent) exit 2 ;;
@@ -51,7 +51,7 @@ func TestExecRunner(t *testing.T) {
 	}
 
 	_, err = r.run(context.Background(), nil, "fail")
-	want := "nft fail: exit status 1: Error: Could not process rule: No such file or directory | delete element inet threatpipe blocklist_v4 { 192.0.2.1 }"
+	want := "nft fail: exit status 1: Error: Could not process rule: No such file or directory | delete element inet threatpipe blocklist_v4 { 192.0.3.1 }"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}

@@ -70,22 +70,22 @@ func TestChangeScript(t *testing.T) {
 		want    string
 	}{
 		{"nothing", []setChanges{{set: v4}, {set: v6}}, ""},
-		{"block", []setChanges{{set: v4, puts: []timed{{a("203.0.113.7"), 86400}}}}, `add element inet threatpipe blocklist_v4 { 203.0.113.7 timeout 86400s }
-delete element inet threatpipe blocklist_v4 { 203.0.113.7 }
-add element inet threatpipe blocklist_v4 { 203.0.113.7 timeout 86400s }
+		{"block", []setChanges{{set: v4, puts: []timed{{a("203.0.114.7"), 86400}}}}, `add element inet threatpipe blocklist_v4 { 203.0.114.7 timeout 86400s }
+delete element inet threatpipe blocklist_v4 { 203.0.114.7 }
+add element inet threatpipe blocklist_v4 { 203.0.114.7 timeout 86400s }
 `},
-		{"undo", []setChanges{{set: v6, dels: []netip.Addr{a("2001:db8::7")}}}, `add element inet threatpipe blocklist_v6 { 2001:db8::7 timeout 1s }
-delete element inet threatpipe blocklist_v6 { 2001:db8::7 }
+		{"undo", []setChanges{{set: v6, dels: []netip.Addr{a("2001:db9::7")}}}, `add element inet threatpipe blocklist_v6 { 2001:db9::7 timeout 1s }
+delete element inet threatpipe blocklist_v6 { 2001:db9::7 }
 `},
 		{"sorted, both sets", []setChanges{
-			{set: v4, puts: []timed{{a("198.51.100.9"), 60}, {a("192.0.2.1"), 3600}}, dels: []netip.Addr{a("203.0.113.1"), a("10.0.0.1")}},
-			{set: v6, puts: []timed{{a("2001:db8::2"), 5}}},
-		}, `add element inet threatpipe blocklist_v4 { 192.0.2.1 timeout 3600s, 198.51.100.9 timeout 60s, 10.0.0.1 timeout 1s, 203.0.113.1 timeout 1s }
-delete element inet threatpipe blocklist_v4 { 192.0.2.1, 198.51.100.9, 10.0.0.1, 203.0.113.1 }
-add element inet threatpipe blocklist_v4 { 192.0.2.1 timeout 3600s, 198.51.100.9 timeout 60s }
-add element inet threatpipe blocklist_v6 { 2001:db8::2 timeout 5s }
-delete element inet threatpipe blocklist_v6 { 2001:db8::2 }
-add element inet threatpipe blocklist_v6 { 2001:db8::2 timeout 5s }
+			{set: v4, puts: []timed{{a("198.51.101.9"), 60}, {a("192.0.3.1"), 3600}}, dels: []netip.Addr{a("203.0.114.1"), a("10.0.0.1")}},
+			{set: v6, puts: []timed{{a("2001:db9::2"), 5}}},
+		}, `add element inet threatpipe blocklist_v4 { 192.0.3.1 timeout 3600s, 198.51.101.9 timeout 60s, 10.0.0.1 timeout 1s, 203.0.114.1 timeout 1s }
+delete element inet threatpipe blocklist_v4 { 192.0.3.1, 198.51.101.9, 10.0.0.1, 203.0.114.1 }
+add element inet threatpipe blocklist_v4 { 192.0.3.1 timeout 3600s, 198.51.101.9 timeout 60s }
+add element inet threatpipe blocklist_v6 { 2001:db9::2 timeout 5s }
+delete element inet threatpipe blocklist_v6 { 2001:db9::2 }
+add element inet threatpipe blocklist_v6 { 2001:db9::2 timeout 5s }
 `},
 	}
 	for _, tt := range tests {

@@ -140,13 +140,13 @@ func TestDo(t *testing.T) {
 		call   string // "" when nothing runs
 		detail string
 	}{
-		{"v4 until", "203.0.113.7", fixedNow.Add(time.Hour), want("203.0.113.7", 3600), "blocked 203.0.113.7 in nftables set inet threatpipe blocklist_v4 for 3600s"},
-		{"v6 default ttl", "2001:db8::7", time.Time{}, want("2001:db8::7", 86400), "blocked 2001:db8::7 in nftables set inet threatpipe blocklist_v6 for 86400s"},
-		{"v6 written long", "2001:0db8:0000::0007", fixedNow.Add(90 * time.Second), want("2001:db8::7", 90), "for 90s"},
-		{"v4-mapped goes to the v4 set", "::ffff:198.51.100.1", fixedNow.Add(time.Minute), want("198.51.100.1", 60), "blocked 198.51.100.1 in nftables set inet threatpipe blocklist_v4"},
-		{"rounded up", "192.0.2.1", fixedNow.Add(1500 * time.Millisecond), want("192.0.2.1", 2), "for 2s"},
-		{"clamped", "192.0.2.1", fixedNow.Add(2 * MaxTimeout), want("192.0.2.1", 31536000), "for 31536000s (clamped from 17520h0m0s)"},
-		{"lapsed", "192.0.2.1", fixedNow.Add(-time.Second), "", "not blocked: the block of 192.0.2.1 lapsed at 2025-03-01T11:59:59Z"},
+		{"v4 until", "203.0.114.7", fixedNow.Add(time.Hour), want("203.0.114.7", 3600), "blocked 203.0.114.7 in nftables set inet threatpipe blocklist_v4 for 3600s"},
+		{"v6 default ttl", "2001:db9::7", time.Time{}, want("2001:db9::7", 86400), "blocked 2001:db9::7 in nftables set inet threatpipe blocklist_v6 for 86400s"},
+		{"v6 written long", "2001:0db9:0000::0007", fixedNow.Add(90 * time.Second), want("2001:db9::7", 90), "for 90s"},
+		{"v4-mapped goes to the v4 set", "::ffff:198.51.101.1", fixedNow.Add(time.Minute), want("198.51.101.1", 60), "blocked 198.51.101.1 in nftables set inet threatpipe blocklist_v4"},
+		{"rounded up", "192.0.3.1", fixedNow.Add(1500 * time.Millisecond), want("192.0.3.1", 2), "for 2s"},
+		{"clamped", "192.0.3.1", fixedNow.Add(2 * MaxTimeout), want("192.0.3.1", 31536000), "for 31536000s (clamped from 17520h0m0s)"},
+		{"lapsed", "192.0.3.1", fixedNow.Add(-time.Second), "", "not blocked: the block of 192.0.3.1 lapsed at 2025-03-01T11:59:59Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,15 +173,15 @@ func TestDoRefuses(t *testing.T) {
 	}{
 		{"inet", "", `target "" is not an IP address`},
 		{"inet", "example.com", `target "example.com" is not an IP address`},
-		{"inet", "192.0.2.1; flush ruleset", "is not an IP address"},
-		{"inet", "192.0.2.0/24", "is not an IP address"},
+		{"inet", "192.0.3.1; flush ruleset", "is not an IP address"},
+		{"inet", "192.0.3.0/24", "is not an IP address"},
 		{"inet", "fe80::1%eth0", "has an IPv6 zone"},
 		{"inet", "127.0.0.1", "refusing to block 127.0.0.1"},
 		{"inet", "::1", "refusing to block ::1"},
 		{"inet", "0.0.0.0", "refusing to block 0.0.0.0"},
 		{"inet", "224.0.0.1", "refusing to block 224.0.0.1"},
-		{"ip", "2001:db8::1", "a table of THREATPIPE_SINK_NFTABLES_FAMILY=ip holds no IPv6 addresses"},
-		{"ip6", "192.0.2.1", "a table of THREATPIPE_SINK_NFTABLES_FAMILY=ip6 holds no IPv4 addresses"},
+		{"ip", "2001:db9::1", "a table of THREATPIPE_SINK_NFTABLES_FAMILY=ip holds no IPv6 addresses"},
+		{"ip6", "192.0.3.1", "a table of THREATPIPE_SINK_NFTABLES_FAMILY=ip6 holds no IPv4 addresses"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
@@ -204,9 +204,9 @@ func TestDoRefuses(t *testing.T) {
 func TestDoRunFailure(t *testing.T) {
 	f := newFake(t)
 	s := newTestSink(t, testConfig("inet"), f)
-	f.failOn = "203.0.113.7"
-	_, err := s.Do(context.Background(), &sinks.Action{Target: "203.0.113.7"})
-	if err == nil || !strings.Contains(err.Error(), "nftables: blocking 203.0.113.7: nft -f -: exit status 1: Error: Could not process rule: Operation not permitted") {
+	f.failOn = "203.0.114.7"
+	_, err := s.Do(context.Background(), &sinks.Action{Target: "203.0.114.7"})
+	if err == nil || !strings.Contains(err.Error(), "nftables: blocking 203.0.114.7: nft -f -: exit status 1: Error: Could not process rule: Operation not permitted") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -214,16 +214,16 @@ func TestDoRunFailure(t *testing.T) {
 func TestUndo(t *testing.T) {
 	f := newFake(t)
 	s := newTestSink(t, testConfig("inet"), f)
-	if err := s.Undo(context.Background(), &sinks.Action{Target: "2001:db8::7"}, "2001:db8::7"); err != nil {
+	if err := s.Undo(context.Background(), &sinks.Action{Target: "2001:db9::7"}, "2001:db9::7"); err != nil {
 		t.Fatal(err)
 	}
 	// Without a target the ref says what to lift.
-	if err := s.Undo(context.Background(), &sinks.Action{}, "203.0.113.7"); err != nil {
+	if err := s.Undo(context.Background(), &sinks.Action{}, "203.0.114.7"); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
-		"-f -\nadd element inet threatpipe blocklist_v6 { 2001:db8::7 timeout 1s }\ndelete element inet threatpipe blocklist_v6 { 2001:db8::7 }\n",
-		"-f -\nadd element inet threatpipe blocklist_v4 { 203.0.113.7 timeout 1s }\ndelete element inet threatpipe blocklist_v4 { 203.0.113.7 }\n",
+		"-f -\nadd element inet threatpipe blocklist_v6 { 2001:db9::7 timeout 1s }\ndelete element inet threatpipe blocklist_v6 { 2001:db9::7 }\n",
+		"-f -\nadd element inet threatpipe blocklist_v4 { 203.0.114.7 timeout 1s }\ndelete element inet threatpipe blocklist_v4 { 203.0.114.7 }\n",
 	}
 	if calls := f.takeCalls(); strings.Join(calls, "|") != strings.Join(want, "|") {
 		t.Fatalf("calls %q", calls)
@@ -235,7 +235,7 @@ func TestUndo(t *testing.T) {
 	// A table that cannot hold the family never blocked the address: nothing to do.
 	f4 := &fakeNFT{listings: map[string][]byte{"ip threatpipe blocklist_v4": fixture(t, "list_v4_mixed.json")}}
 	s4 := newTestSink(t, testConfig("ip"), f4)
-	if err := s4.Undo(context.Background(), &sinks.Action{Target: "2001:db8::7"}, ""); err != nil {
+	if err := s4.Undo(context.Background(), &sinks.Action{Target: "2001:db9::7"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if calls := f4.takeCalls(); len(calls) != 0 {
@@ -246,16 +246,16 @@ func TestUndo(t *testing.T) {
 func TestReconcile(t *testing.T) {
 	f := newFake(t)
 	s := newTestSink(t, testConfig("inet"), f)
-	// The fixtures hold 192.0.2.1 (86396s left), 198.51.100.7 (3596s), 203.0.113.9 (no timeout)
-	// and 2001:db8::1 (596s), 2001:db8:0:1::abcd (604796s).
+	// The fixtures hold 192.0.3.1 (86396s left), 198.51.101.7 (3596s), 203.0.114.9 (no timeout)
+	// and 2001:db9::1 (596s), 2001:db9:0:1::abcd (604796s).
 	active := map[string]time.Time{
-		"192.0.2.1":    fixedNow.Add(86398 * time.Second), // within the slack: kept as is
-		"198.51.100.7": fixedNow.Add(2 * time.Hour),       // timeout replaced
-		"203.0.113.9":  fixedNow.Add(time.Minute),         // permanent: given its timeout
-		"192.0.2.200":  fixedNow.Add(time.Minute),         // missing: added
-		"192.0.2.201":  fixedNow.Add(-time.Second),        // expired: skipped
-		"2001:db8::1":  fixedNow.Add(596 * time.Second),   // kept
-		"2001:db8::99": fixedNow.Add(30 * time.Minute),    // added
+		"192.0.3.1":    fixedNow.Add(86398 * time.Second), // within the slack: kept as is
+		"198.51.101.7": fixedNow.Add(2 * time.Hour),       // timeout replaced
+		"203.0.114.9":  fixedNow.Add(time.Minute),         // permanent: given its timeout
+		"192.0.3.200":  fixedNow.Add(time.Minute),         // missing: added
+		"192.0.3.201":  fixedNow.Add(-time.Second),        // expired: skipped
+		"2001:db9::1":  fixedNow.Add(596 * time.Second),   // kept
+		"2001:db9::99": fixedNow.Add(30 * time.Minute),    // added
 		"not-an-ip":    fixedNow.Add(time.Hour),           // reported
 	}
 	err := s.Reconcile(context.Background(), active)
@@ -267,12 +267,12 @@ func TestReconcile(t *testing.T) {
 		"-j list set inet threatpipe blocklist_v4\n",
 		"-j list set inet threatpipe blocklist_v6\n",
 		`-f -
-add element inet threatpipe blocklist_v4 { 192.0.2.200 timeout 60s, 198.51.100.7 timeout 7200s, 203.0.113.9 timeout 60s }
-delete element inet threatpipe blocklist_v4 { 192.0.2.200, 198.51.100.7, 203.0.113.9 }
-add element inet threatpipe blocklist_v4 { 192.0.2.200 timeout 60s, 198.51.100.7 timeout 7200s, 203.0.113.9 timeout 60s }
-add element inet threatpipe blocklist_v6 { 2001:db8::99 timeout 1800s, 2001:db8:0:1::abcd timeout 1s }
-delete element inet threatpipe blocklist_v6 { 2001:db8::99, 2001:db8:0:1::abcd }
-add element inet threatpipe blocklist_v6 { 2001:db8::99 timeout 1800s }
+add element inet threatpipe blocklist_v4 { 192.0.3.200 timeout 60s, 198.51.101.7 timeout 7200s, 203.0.114.9 timeout 60s }
+delete element inet threatpipe blocklist_v4 { 192.0.3.200, 198.51.101.7, 203.0.114.9 }
+add element inet threatpipe blocklist_v4 { 192.0.3.200 timeout 60s, 198.51.101.7 timeout 7200s, 203.0.114.9 timeout 60s }
+add element inet threatpipe blocklist_v6 { 2001:db9::99 timeout 1800s, 2001:db9:0:1::abcd timeout 1s }
+delete element inet threatpipe blocklist_v6 { 2001:db9::99, 2001:db9:0:1::abcd }
+add element inet threatpipe blocklist_v6 { 2001:db9::99 timeout 1800s }
 `,
 	}
 	if strings.Join(calls, "|") != strings.Join(want, "|") {
@@ -286,9 +286,9 @@ func TestReconcileConverged(t *testing.T) {
 	f.listings["inet threatpipe blocklist_v4"] = fixture(t, "list_empty.json")
 	f.listings["inet threatpipe blocklist_v4"] = []byte(strings.ReplaceAll(string(f.listings["inet threatpipe blocklist_v4"]), "ipv6_addr", "ipv4_addr"))
 	err := s.Reconcile(context.Background(), map[string]time.Time{
-		"2001:db8::1":        fixedNow.Add(596 * time.Second),
-		"2001:db8:0:1::abcd": fixedNow.Add(604796 * time.Second),
-		"192.0.2.9":          fixedNow.Add(-time.Hour),
+		"2001:db9::1":        fixedNow.Add(596 * time.Second),
+		"2001:db9:0:1::abcd": fixedNow.Add(604796 * time.Second),
+		"192.0.3.9":          fixedNow.Add(-time.Hour),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -302,13 +302,13 @@ func TestReconcileFamilyAndFailures(t *testing.T) {
 	f := &fakeNFT{listings: map[string][]byte{"ip threatpipe blocklist_v4": fixture(t, "list_v4_mixed.json")}}
 	s := newTestSink(t, testConfig("ip"), f)
 	err := s.Reconcile(context.Background(), map[string]time.Time{
-		"2001:db8::1": fixedNow.Add(time.Hour), "192.0.2.1": fixedNow.Add(86396 * time.Second),
+		"2001:db9::1": fixedNow.Add(time.Hour), "192.0.3.1": fixedNow.Add(86396 * time.Second),
 	})
 	if err == nil || !strings.Contains(err.Error(), "1 active blocks are not of a family table ip threatpipe holds") {
 		t.Fatalf("error %v", err)
 	}
 	calls := f.takeCalls()
-	if len(calls) != 2 || !strings.Contains(calls[1], "delete element ip threatpipe blocklist_v4 { 198.51.100.7, 203.0.113.9 }") {
+	if len(calls) != 2 || !strings.Contains(calls[1], "delete element ip threatpipe blocklist_v4 { 198.51.101.7, 203.0.114.9 }") {
 		t.Fatalf("calls %q", calls)
 	}
 

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/sinkhttp"
 )
@@ -40,6 +41,8 @@ type Sink struct {
 	kind   sinks.Kind
 	client *sinkhttp.Client
 	now    func() time.Time
+	// never is the never-block list a block is checked against (nil: the built-in ranges).
+	never *neverblock.List
 }
 
 // BlockSink is the sink with THREATPIPE_SINK_WEBHOOK_KIND=block: it also lifts blocks. A
@@ -57,8 +60,12 @@ var (
 )
 
 // New builds the sink from a resolved configuration: a *Sink for kind alert, a *BlockSink for
-// kind block. hc may be nil (sinkhttp's default).
-func New(cfg *Config, hc *http.Client) (sinks.Sink, error) {
+// kind block, which refuses never-block addresses of the built-in ranges. hc may be nil
+// (sinkhttp's default).
+func New(cfg *Config, hc *http.Client) (sinks.Sink, error) { return build(cfg, hc, nil) }
+
+// build is New with the operator's never-block list.
+func build(cfg *Config, hc *http.Client, never *neverblock.List) (sinks.Sink, error) {
 	if cfg.URL == "" {
 		return nil, fmt.Errorf("%sURL is not set", EnvPrefix)
 	}
@@ -75,6 +82,7 @@ func New(cfg *Config, hc *http.Client) (sinks.Sink, error) {
 		// The URL's path and query may hold a token: a proxy or 404 page may echo them.
 		client: &sinkhttp.Client{Sink: Name, HTTP: hc, Policy: cfg.policy(), Secrets: sinkhttp.URLSecrets(cfg.URL)},
 		now:    time.Now,
+		never:  never,
 	}
 	switch s.kind {
 	case sinks.KindAlert:
@@ -103,6 +111,10 @@ func (s *Sink) Do(ctx context.Context, a *sinks.Action) (sinks.Result, error) {
 	action := ActionAlert
 	if s.kind == sinks.KindBlock {
 		action = ActionBlock
+		// The receiver is a firewall: it never hears of a never-block address.
+		if _, err := sinks.Blockable(s.never, Name, "block", a.Target); err != nil {
+			return sinks.Result{}, err
+		}
 	}
 	if err := s.send(ctx, BuildPayload(action, a), a.Key); err != nil {
 		return sinks.Result{}, err

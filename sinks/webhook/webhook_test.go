@@ -68,7 +68,7 @@ func TestDoBlockAndUndo(t *testing.T) {
 	if !ok {
 		t.Fatal("a block webhook is not an Undoer")
 	}
-	a := testAction()
+	a := blockAction()
 	if _, err := s.Do(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestRetries(t *testing.T) {
 			}
 			return false
 		})
-		if _, err := newTestSink(t, srv.URL, sinks.KindBlock, 10*time.Second).Do(context.Background(), testAction()); err != nil {
+		if _, err := newTestSink(t, srv.URL, sinks.KindBlock, 10*time.Second).Do(context.Background(), blockAction()); err != nil {
 			t.Errorf("%d: %v", status, err)
 		}
 		if fake.count() != 2 {
@@ -156,7 +156,7 @@ func TestPermanentFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake, srv := newFakeReceiver(t, nil)
 			tt.edit(fake)
-			_, err := newTestSink(t, srv.URL, sinks.KindBlock, 10*time.Second).Do(context.Background(), testAction())
+			_, err := newTestSink(t, srv.URL, sinks.KindBlock, 10*time.Second).Do(context.Background(), blockAction())
 			var se *sinkhttp.StatusError
 			if !errors.As(err, &se) || se.Status != tt.status {
 				t.Fatalf("error %v, want HTTP %d", err, tt.status)
@@ -258,4 +258,12 @@ func TestNilAction(t *testing.T) {
 	if fake.count() != 0 {
 		t.Fatal("request sent for a nil action")
 	}
+}
+
+// blockAction is testAction on a routable address: a block sink refuses documentation ranges
+// (sinks.Blockable).
+func blockAction() *sinks.Action {
+	a := testAction()
+	a.Target = "185.220.101.7"
+	return a
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
+	"github.com/threatpipe/threatpipe/pipeline/sign"
+)
+
+// signer is the enricher's signer of scored events and changes, or nil when
+// THREATPIPE_SIGNING_KEY is not set.
+func signer(s *config.Signing) (*sign.Signer, error) {
+	if s.Key == "" {
+		return nil, nil
+	}
+	k, err := sign.NewKey(s.Key.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("%sSIGNING_KEY: %w", config.Prefix, err)
+	}
+	return sign.NewSigner(k), nil
+}
+
+// signedTopics are the enricher's outputs that act consumes, by the purpose they are signed for.
+func signedTopics(k *config.Kafka) sign.Topics {
+	return sign.Topics{k.OutputTopic: sign.Scored, k.ChangesTopic: sign.Change}
+}
+
+// verifier is act's verifier of scored events and changes (the current key and, while
+// rotating, the other one), or nil when THREATPIPE_SIGNING_KEY is not set.
+func verifier(s *config.Signing) (*sign.Verifier, error) {
+	if s.Key == "" {
+		return nil, nil
+	}
+	var keys []sign.Key
+	for name, secret := range map[string]config.Secret{"SIGNING_KEY": s.Key, "SIGNING_PREVIOUS_KEY": s.PreviousKey} {
+		if secret == "" {
+			continue
+		}
+		k, err := sign.NewKey(secret.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("%s%s: %w", config.Prefix, name, err)
+		}
+		keys = append(keys, k)
+	}
+	return sign.NewVerifier(keys...), nil
+}
+
+// neverBlockList is act's never-block list: the special ranges, THREATPIPE_GATE_OWN_CIDRS and
+// THREATPIPE_ACT_NEVER_BLOCK_CIDRS, which the workers and every block sink enforce.
+func neverBlockList(cfg *config.Config) *neverblock.List {
+	own, _ := cfg.Gate.Own() // validated by config.Load
+	never, _ := gate.ParsePrefixes(cfg.Act.NeverBlockCIDRs)
+	return neverblock.New(own, never)
+}
