@@ -90,9 +90,32 @@ func New(ownRanges, allowlist []netip.Prefix) *Gate {
 	return &Gate{table: t}
 }
 
-// Check reports whether addr is gated and why.
-func (g *Gate) Check(addr netip.Addr) (Verdict, bool) {
+// Match reports whether addr itself (an IPv4-mapped address as its IPv4 address) is in a
+// gated range, without following the IPv4 address an IPv6 address may embed.
+func (g *Gate) Match(addr netip.Addr) (Verdict, bool) {
 	return g.table.Lookup(addr.Unmap())
+}
+
+// Check reports whether addr is gated and why. An IPv6 address that is only a way of writing
+// an IPv4 host (IPv4-compatible, SIIT, the NAT64 well-known prefix, 6to4, Teredo) is gated when
+// that host is: 64:ff9b::10.0.0.1 is a private address no provider knows. ISATAP is not
+// followed: its identifier sits under any global /64, so the address is routable whatever
+// IPv4 address it names.
+func (g *Gate) Check(addr netip.Addr) (Verdict, bool) {
+	addr = addr.Unmap()
+	if v, ok := g.Match(addr); ok || !addr.Is6() {
+		return v, ok
+	}
+	var buf [3]Embedding
+	for _, e := range Embedded(addr, buf[:0]) {
+		if e.Form == FormISATAP {
+			continue
+		}
+		if v, ok := g.table.Lookup(e.Addr); ok {
+			return v, true
+		}
+	}
+	return Verdict{}, false
 }
 
 // ParsePrefixes parses a list of CIDRs or bare addresses (taken as /32 or /128).

@@ -96,6 +96,18 @@ func TestCheckBuiltinRanges(t *testing.T) {
 		{"2606:4700::1111", "", ""},
 		{"2001:4860:4860::8888", "", ""},
 		{"2a00:1450:4001::1", "", ""},
+		// IPv6 ways of writing an IPv4 host are gated when the host is.
+		{"::10.1.2.3", ReasonPrivate, "10.0.0.0/8"},
+		{"::ffff:0:127.0.0.1", ReasonLoopback, "127.0.0.0/8"},
+		{"64:ff9b::10.0.0.1", ReasonPrivate, "10.0.0.0/8"},
+		{"64:ff9b::169.254.169.254", ReasonLinkLocal, "169.254.0.0/16"},
+		{"64:ff9b::185.220.101.1", "", ""},
+		{"2002:c0a8:101::1", ReasonPrivate, "192.168.0.0/16"},
+		{"2002:b9dc:6501::1", "", ""},
+		{"2001:0:a00:1:8000:63bf:4623:9afe", ReasonPrivate, "10.0.0.0/8"},     // Teredo server 10.0.0.1
+		{"2001:0:4136:e378:8000:63bf:f5ff:fffe", ReasonPrivate, "10.0.0.0/8"}, // Teredo client 10.0.0.1
+		{"2001:0:4136:e378:8000:63bf:4623:9afe", "", ""},                      // both public
+		{"2a00:1450:4001::5efe:10.0.0.1", "", ""},                             // ISATAP under a global /64
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {

@@ -3,6 +3,8 @@ package neverblock
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/threatpipe/threatpipe/pipeline/gate"
 )
 
 // FuzzCheck feeds arbitrary target strings (what act reads from scored events) to CheckTarget
@@ -53,7 +55,7 @@ func FuzzEmbedded(f *testing.F) {
 
 func checkInvariants(t *testing.T, l *List, a netip.Addr, never bool) {
 	t.Helper()
-	for _, e := range Embedded(a, nil) {
+	for _, e := range gate.Embedded(a, nil) {
 		if !e.Addr.Is4() {
 			t.Fatalf("%s embeds a non-IPv4 address %s", a, e.Addr)
 		}

@@ -2,8 +2,9 @@ package neverblock
 
 import (
 	"net/netip"
-	"slices"
 	"testing"
+
+	"github.com/threatpipe/threatpipe/pipeline/gate"
 )
 
 // testList has an own range and a configured never-block range, as act builds it from
@@ -21,8 +22,8 @@ func TestCheck(t *testing.T) {
 		name, addr string
 		reason     string // "" means blockable
 		prefix     string
-		form       Form   // set when an embedded address matched
-		embedded   string // that address
+		form       gate.Form // set when an embedded address matched
+		embedded   string    // that address
 	}{
 		// The address itself.
 		{"private", "10.0.0.1", "private", "10.0.0.0/8", "", ""},
@@ -38,47 +39,47 @@ func TestCheck(t *testing.T) {
 		{"public IPv6", "2606:4700::1111", "", "", "", ""},
 
 		// IPv4-mapped.
-		{"mapped private", "::ffff:10.0.0.1", "private", "10.0.0.0/8", FormIPv4Mapped, "10.0.0.1"},
-		{"mapped own", "::ffff:45.155.205.1", "own_range", "45.155.205.0/24", FormIPv4Mapped, "45.155.205.1"},
-		{"mapped configured", "::ffff:8.8.8.8", ReasonNeverBlockCIDRs, "8.8.8.8/32", FormIPv4Mapped, "8.8.8.8"},
+		{"mapped private", "::ffff:10.0.0.1", "private", "10.0.0.0/8", gate.FormIPv4Mapped, "10.0.0.1"},
+		{"mapped own", "::ffff:45.155.205.1", "own_range", "45.155.205.0/24", gate.FormIPv4Mapped, "45.155.205.1"},
+		{"mapped configured", "::ffff:8.8.8.8", ReasonNeverBlockCIDRs, "8.8.8.8/32", gate.FormIPv4Mapped, "8.8.8.8"},
 		{"mapped public", "::ffff:185.220.101.1", "", "", "", ""},
 
 		// IPv4-compatible and IPv4-translated.
-		{"compatible loopback", "::127.0.0.1", "loopback", "127.0.0.0/8", FormIPv4Compatible, "127.0.0.1"},
-		{"compatible private", "::10.0.0.1", "private", "10.0.0.0/8", FormIPv4Compatible, "10.0.0.1"},
+		{"compatible loopback", "::127.0.0.1", "loopback", "127.0.0.0/8", gate.FormIPv4Compatible, "127.0.0.1"},
+		{"compatible private", "::10.0.0.1", "private", "10.0.0.0/8", gate.FormIPv4Compatible, "10.0.0.1"},
 		{"compatible public", "::185.220.101.1", "", "", "", ""},
 		{"unspecified stays reserved", "::", "reserved", "::/128", "", ""},
 		{"loopback stays loopback", "::1", "loopback", "::1/128", "", ""},
-		{"translated private", "::ffff:0:10.0.0.1", "private", "10.0.0.0/8", FormIPv4Translated, "10.0.0.1"},
+		{"translated private", "::ffff:0:10.0.0.1", "private", "10.0.0.0/8", gate.FormIPv4Translated, "10.0.0.1"},
 		{"translated public", "::ffff:0:185.220.101.1", "", "", "", ""},
 
 		// NAT64 well-known prefix.
-		{"NAT64 private", "64:ff9b::10.0.0.1", "private", "10.0.0.0/8", FormNAT64, "10.0.0.1"},
-		{"NAT64 loopback", "64:ff9b::127.0.0.1", "loopback", "127.0.0.0/8", FormNAT64, "127.0.0.1"},
-		{"NAT64 metadata", "64:ff9b::169.254.169.254", "link_local", "169.254.0.0/16", FormNAT64, "169.254.169.254"},
-		{"NAT64 own", "64:ff9b::45.155.205.233", "own_range", "45.155.205.0/24", FormNAT64, "45.155.205.233"},
-		{"NAT64 configured", "64:ff9b::8.8.8.8", ReasonNeverBlockCIDRs, "8.8.8.8/32", FormNAT64, "8.8.8.8"},
+		{"NAT64 private", "64:ff9b::10.0.0.1", "private", "10.0.0.0/8", gate.FormNAT64, "10.0.0.1"},
+		{"NAT64 loopback", "64:ff9b::127.0.0.1", "loopback", "127.0.0.0/8", gate.FormNAT64, "127.0.0.1"},
+		{"NAT64 metadata", "64:ff9b::169.254.169.254", "link_local", "169.254.0.0/16", gate.FormNAT64, "169.254.169.254"},
+		{"NAT64 own", "64:ff9b::45.155.205.233", "own_range", "45.155.205.0/24", gate.FormNAT64, "45.155.205.233"},
+		{"NAT64 configured", "64:ff9b::8.8.8.8", ReasonNeverBlockCIDRs, "8.8.8.8/32", gate.FormNAT64, "8.8.8.8"},
 		{"NAT64 public", "64:ff9b::185.220.101.1", "", "", "", ""},
 		{"not NAT64: bits 32-95 set", "64:ff9b:0:1::a00:1", "", "", "", ""},
 
 		// 6to4.
-		{"6to4 private", "2002:a00:1::1", "private", "10.0.0.0/8", Form6to4, "10.0.0.1"},
-		{"6to4 loopback", "2002:7f00:1:2:3:4:5:6", "loopback", "127.0.0.0/8", Form6to4, "127.0.0.1"},
-		{"6to4 own", "2002:2d9b:cde9::1", "own_range", "45.155.205.0/24", Form6to4, "45.155.205.233"},
-		{"6to4 CGNAT", "2002:6440:1::", "cgnat", "100.64.0.0/10", Form6to4, "100.64.0.1"},
+		{"6to4 private", "2002:a00:1::1", "private", "10.0.0.0/8", gate.Form6to4, "10.0.0.1"},
+		{"6to4 loopback", "2002:7f00:1:2:3:4:5:6", "loopback", "127.0.0.0/8", gate.Form6to4, "127.0.0.1"},
+		{"6to4 own", "2002:2d9b:cde9::1", "own_range", "45.155.205.0/24", gate.Form6to4, "45.155.205.233"},
+		{"6to4 CGNAT", "2002:6440:1::", "cgnat", "100.64.0.0/10", gate.Form6to4, "100.64.0.1"},
 		{"6to4 public", "2002:b9dc:6501::1", "", "", "", ""},
 
 		// Teredo: server in bits 32-63, client in the last 32 bits inverted.
-		{"Teredo client private", "2001:0:4136:e378:8000:63bf:f5ff:fffe", "private", "10.0.0.0/8", FormTeredoClient, "10.0.0.1"},
-		{"Teredo client own", "2001:0:4136:e378:8000:63bf:d264:3216", "own_range", "45.155.205.0/24", FormTeredoClient, "45.155.205.233"},
-		{"Teredo server private", "2001:0:a00:1:8000:63bf:4623:9afe", "private", "10.0.0.0/8", FormTeredoServer, "10.0.0.1"},
-		{"Teredo client all ones is broadcast", "2001:0:4136:e378::", "reserved", "240.0.0.0/4", FormTeredoClient, "255.255.255.255"},
+		{"Teredo client private", "2001:0:4136:e378:8000:63bf:f5ff:fffe", "private", "10.0.0.0/8", gate.FormTeredoClient, "10.0.0.1"},
+		{"Teredo client own", "2001:0:4136:e378:8000:63bf:d264:3216", "own_range", "45.155.205.0/24", gate.FormTeredoClient, "45.155.205.233"},
+		{"Teredo server private", "2001:0:a00:1:8000:63bf:4623:9afe", "private", "10.0.0.0/8", gate.FormTeredoServer, "10.0.0.1"},
+		{"Teredo client all ones is broadcast", "2001:0:4136:e378::", "reserved", "240.0.0.0/4", gate.FormTeredoClient, "255.255.255.255"},
 		{"Teredo public both", "2001:0:4136:e378:8000:63bf:4623:9afe", "", "", "", ""},
 		{"not Teredo: 2001:1::/32", "2001:1::f5ff:fffe", "", "", "", ""},
 
 		// ISATAP interface identifiers, behind any prefix.
-		{"ISATAP private", "2a00:1450:4001::5efe:a00:1", "private", "10.0.0.0/8", FormISATAP, "10.0.0.1"},
-		{"ISATAP u bit loopback", "2a00:1450:4001::200:5efe:7f00:1", "loopback", "127.0.0.0/8", FormISATAP, "127.0.0.1"},
+		{"ISATAP private", "2a00:1450:4001::5efe:a00:1", "private", "10.0.0.0/8", gate.FormISATAP, "10.0.0.1"},
+		{"ISATAP u bit loopback", "2a00:1450:4001::200:5efe:7f00:1", "loopback", "127.0.0.0/8", gate.FormISATAP, "127.0.0.1"},
 		{"ISATAP public", "2a00:1450:4001::200:5efe:b9dc:6501", "", "", "", ""},
 		{"not ISATAP", "2a00:1450:4001::400:5efe:a00:1", "", "", "", ""},
 	}
@@ -97,9 +98,9 @@ func TestCheck(t *testing.T) {
 			if v.Reason != tt.reason || v.Prefix != netip.MustParsePrefix(tt.prefix) {
 				t.Errorf("Check(%s) = %v, want %s %s", tt.addr, v, tt.reason, tt.prefix)
 			}
-			var want Embedding
+			var want gate.Embedding
 			if tt.form != "" {
-				want = Embedding{Form: tt.form, Addr: netip.MustParseAddr(tt.embedded)}
+				want = gate.Embedding{Form: tt.form, Addr: netip.MustParseAddr(tt.embedded)}
 			}
 			if v.Embedded != want {
 				t.Errorf("Check(%s) embedded %+v, want %+v", tt.addr, v.Embedded, want)
@@ -115,7 +116,7 @@ func TestCheckTarget(t *testing.T) {
 			t.Errorf("CheckTarget(%q) = %v, %v; want unparseable", target, v, never)
 		}
 	}
-	if v, never := l.CheckTarget("64:ff9b::a00:1"); !never || v.Embedded.Form != FormNAT64 {
+	if v, never := l.CheckTarget("64:ff9b::a00:1"); !never || v.Embedded.Form != gate.FormNAT64 {
 		t.Errorf("CheckTarget(NAT64 private) = %v, %v", v, never)
 	}
 	if v, never := l.CheckTarget("185.220.101.1"); never {
@@ -137,35 +138,6 @@ func TestVerdictString(t *testing.T) {
 	}
 	if v, _ := l.CheckTarget("x"); v.String() != ReasonUnparseable {
 		t.Errorf("unparseable: %q", v.String())
-	}
-}
-
-func TestEmbedded(t *testing.T) {
-	tests := []struct {
-		addr string
-		want []Embedding
-	}{
-		{"10.0.0.1", nil},
-		{"2606:4700::1111", nil},
-		{"::ffff:1.2.3.4", []Embedding{{FormIPv4Mapped, netip.MustParseAddr("1.2.3.4")}}},
-		{"::1.2.3.4", []Embedding{{FormIPv4Compatible, netip.MustParseAddr("1.2.3.4")}}},
-		{"::ffff:0:1.2.3.4", []Embedding{{FormIPv4Translated, netip.MustParseAddr("1.2.3.4")}}},
-		{"64:ff9b::1.2.3.4", []Embedding{{FormNAT64, netip.MustParseAddr("1.2.3.4")}}},
-		{"2002:102:304:ffff::1", []Embedding{{Form6to4, netip.MustParseAddr("1.2.3.4")}}},
-		{"2001:0:102:304:8000:63bf:fefd:fcfb", []Embedding{
-			{FormTeredoServer, netip.MustParseAddr("1.2.3.4")}, {FormTeredoClient, netip.MustParseAddr("1.2.3.4")}}},
-		// A Teredo address whose flags and port read as an ISATAP identifier names three.
-		{"2001:0:102:304:0:5efe:fefd:fcfb", []Embedding{
-			{FormTeredoServer, netip.MustParseAddr("1.2.3.4")}, {FormTeredoClient, netip.MustParseAddr("1.2.3.4")},
-			{FormISATAP, netip.MustParseAddr("254.253.252.251")}}},
-		{"2001:db8::5efe:102:304", []Embedding{{FormISATAP, netip.MustParseAddr("1.2.3.4")}}},
-		{"2001:db8::300:5efe:102:304", []Embedding{{FormISATAP, netip.MustParseAddr("1.2.3.4")}}},
-	}
-	for _, tt := range tests {
-		got := Embedded(netip.MustParseAddr(tt.addr), nil)
-		if !slices.Equal(got, tt.want) {
-			t.Errorf("Embedded(%s) = %v, want %v", tt.addr, got, tt.want)
-		}
 	}
 }
 
