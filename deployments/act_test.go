@@ -171,7 +171,8 @@ func checkActProcess(t *testing.T, p *actProcess) {
 			}
 		}
 		// A block made by a playbook step appears on the list the firewalls poll.
-		target := "203.0.113.7"
+		// A routable address: every block sink refuses special-purpose ranges (documentation included).
+		target := "185.220.101.7"
 		if _, err := s.Do(context.Background(), &sinks.Action{Key: "tpa-deployments-test", Playbook: "test", Step: "block",
 			Kind: sinks.KindBlock, Target: target, Until: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatalf("edl Do: %v", err)
