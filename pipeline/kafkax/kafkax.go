@@ -4,6 +4,7 @@ package kafkax
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -48,11 +49,15 @@ func New(cfg *config.Kafka, log *zap.Logger) (*Clients, error) {
 			ClientID: cfg.ClientID, Timeout: 10 * time.Second, DualStack: true,
 			TLS: tlsCfg, SASLMechanism: mech,
 		},
-		transport: &kafka.Transport{
-			ClientID: cfg.ClientID, DialTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
-			TLS: tlsCfg, SASL: mech,
-		},
+		transport: newTransport(cfg, tlsCfg, mech),
 	}, nil
+}
+
+func newTransport(cfg *config.Kafka, tlsCfg *tls.Config, mech sasl.Mechanism) *kafka.Transport {
+	return &kafka.Transport{
+		ClientID: cfg.ClientID, DialTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+		TLS: tlsCfg, SASL: mech,
+	}
 }
 
 func mechanism(cfg *config.Kafka) (sasl.Mechanism, error) {
@@ -151,7 +156,12 @@ func (c *Clients) EnsureTopics(ctx context.Context, topics ...string) error {
 // Ping checks that a broker answers a metadata request for topics, which also proves
 // authentication works. It is the Kafka readiness check.
 func (c *Clients) Ping(ctx context.Context, topics ...string) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: c.transport}
+	// A transport of its own, closed after: the shared one answers metadata requests from its
+	// cache and keeps serving the last layout it knew while every broker is unreachable, so a
+	// check through it would report a broker outage as ready.
+	t := newTransport(c.cfg, c.transport.TLS, c.transport.SASL)
+	defer t.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: t}
 	res, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)

@@ -105,3 +105,32 @@ func TestEnsureTopicsAndPingOnRealBroker(t *testing.T) {
 		t.Error("ping of a closed port must fail")
 	}
 }
+
+// The readiness check must see a broker that went away after it answered once: kafka-go's
+// transport keeps serving the last metadata it knew, so a check through it stayed ready.
+func TestPingSeesTheBrokerGoAwayAndComeBack(t *testing.T) {
+	brokers := pipelinetest.Kafka(t)
+	proxy := pipelinetest.NewProxy(t, brokers[0])
+	c := load(t, "THREATPIPE_KAFKA_BROKERS="+proxy.Addr())
+	clients, err := New(&c.Kafka, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := pipelinetest.Topic(t, brokers, "ping", 1)
+	ping := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return clients.Ping(ctx, topic)
+	}
+	if err := ping(); err != nil {
+		t.Fatalf("ping through the proxy: %v", err)
+	}
+	proxy.Down()
+	if err := ping(); err == nil {
+		t.Error("ping succeeded while the broker was unreachable")
+	}
+	proxy.Up()
+	if err := ping(); err != nil {
+		t.Errorf("ping after the broker came back: %v", err)
+	}
+}
