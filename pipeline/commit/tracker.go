@@ -108,11 +108,18 @@ func NewTracker() *Tracker {
 // An offset at or below the last one added means the consumer rewound: after a rebalance the
 // group resumes from the committed offset and redelivers. The partition then starts afresh;
 // completions of the superseded events still arrive at the old Partition, which no longer
-// commits, so a redelivered event is only committed once its new copy is done.
+// commits, so a redelivered event is only committed once its new copy is done. The position
+// the consumer resumed from counts as the committed one from then on: a broker that restarted
+// may have lost the last commits, and the redelivered events must be committed again even if
+// they end where an earlier commit did, or the group's position would stay behind for good.
 func (t *Tracker) Add(tp TopicPartition, offset int64) *Partition {
 	t.mu.Lock()
 	p := t.partitions[tp]
-	if p == nil || offset <= p.lastOffset() {
+	rewound := p != nil && offset <= p.lastOffset()
+	if rewound {
+		t.committed[tp] = offset - 1
+	}
+	if p == nil || rewound {
 		p = newPartition(tp)
 		t.partitions[tp] = p
 	}
