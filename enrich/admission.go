@@ -61,13 +61,21 @@ for i, k in ipairs(KEYS) do
 end
 return 0`)
 
+// refundScript gives back one lookup to each budget KEYS[i] still counting.
+var refundScript = redis.NewScript(`
+for _, k in ipairs(KEYS) do
+  if tonumber(redis.call('GET', k) or '0') > 0 then redis.call('DECR', k) end
+end
+return 0`)
+
 // admit decides whether a miss may be sent to the provider; it returns nil when it may, else
 // the pending outcome that parks it until the period resets. Without Redis it admits: the
-// provider's own quota answer still stops a runaway.
-func (l *Lookuper) admit(ctx context.Context, ind event.Indicator, h Hint) *event.ProviderOutcome {
+// provider's own quota answer still stops a runaway. charged are the budgets it counted the
+// lookup against, for refund when the lookup costs the provider nothing.
+func (l *Lookuper) admit(ctx context.Context, ind event.Indicator, h Hint) (held *event.ProviderOutcome, charged []string) {
 	q := l.chain.Quota
 	if q == nil {
-		return nil
+		return nil, nil
 	}
 	ledger := q.Ledger()
 	period := ledger.Period().ID(l.o.Now())
@@ -86,17 +94,39 @@ func (l *Lookuper) admit(ctx context.Context, ind event.Indicator, h Hint) *even
 		limits = append(limits, n)
 	}
 	if out := l.rank(ctx, ind, h, limit); out != nil {
-		return out
+		return out, nil
 	}
 	if len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	args := append([]any{ledger.keep().Milliseconds()}, limits...)
 	spent, err := admitScript.Run(ctx, l.o.Redis, keys, args...).Int()
-	if err != nil || spent == 0 {
-		return nil
+	switch {
+	case err != nil:
+		return nil, nil
+	case spent == 0:
+		return nil, keys
 	}
-	return l.heldUntilReset(names[spent-1] + " of the " + ledger.Period().Label() + " quota is spent")
+	return l.heldUntilReset(names[spent-1] + " of the " + ledger.Period().Label() + " quota is spent"), nil
+}
+
+// refund gives back the budgets charged for a lookup that cost the provider nothing: it failed
+// (a 429 or 5xx storm, a reset, an open breaker) or another replica's answer was taken. Without
+// it every retry through a storm would spend a source's share or a /64's budget, and the
+// addresses would then wait for the period's reset.
+func (l *Lookuper) refund(charged []string, out *event.ProviderOutcome) {
+	if len(charged) == 0 || billed(out) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.lifetime), l.o.Policy.AttemptTimeout)
+	defer cancel()
+	_ = refundScript.Run(ctx, l.o.Redis, charged).Err() // at worst the budget stays spent
+}
+
+// billed reports whether a flight's outcome is an answer this replica paid for.
+func billed(out *event.ProviderOutcome) bool {
+	fresh := out.Cache == nil || !out.Cache.Joined
+	return fresh && (out.Status == event.StatusOK || out.Status == event.StatusNotFound)
 }
 
 // rank holds back a lookup whose rank is below the bar when quota is short.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -54,6 +56,41 @@ func TestV6PrefixSprayCostsItsBudget(t *testing.T) {
 	}
 	if out := l.Lookup(context.Background(), ip("2001:db8:bb:1::1")); out.Status != event.StatusOK {
 		t.Errorf("another /64: %+v", out)
+	}
+}
+
+// TestFailedLookupsSpendNoBudget: a provider answering 429 again and again (a storm the
+// lookups are retried through) costs a /64 and a source nothing: once it answers, the addresses
+// are looked up instead of waiting for the period's reset.
+func TestFailedLookupsSpendNoBudget(t *testing.T) {
+	r := newRig(t)
+	var storm atomic.Bool
+	storm.Store(true)
+	p := &fakeProvider{name: providerName(t), answer: func(int64, event.Indicator) (*event.Intel, error) {
+		if storm.Load() {
+			return nil, &Error{Kind: KindRateLimited, Message: "too many requests"}
+		}
+		return &event.Intel{Verdict: event.VerdictMalicious, Score: 85}, nil
+	}}
+	pol := testPolicy()
+	pol.V6PrefixBudget, pol.Quota, pol.SourceShare = 2, 100, 0.02 // a share of 2 lookups
+	pol.RetryBudget = 50 * time.Millisecond                       // one attempt per lookup
+	l := NewLookuper(LookuperOptions{Provider: p, Policy: pol, Redis: r.rdb, Keys: testKeys, Cache: startedCache(t, r),
+		Metrics: r.metrics, Log: testLog(t), Owner: "a", Defer: true})
+	t.Cleanup(l.Close)
+	addrs := []string{"2001:4860:4860::8888", "2001:4860:4860::8844"}
+	for range 5 {
+		for _, a := range addrs {
+			if out := l.LookupFor(context.Background(), ip(a), Hint{Source: "fw"}); out.Status != event.StatusPending || strings.Contains(out.Error, "spent") {
+				t.Fatalf("during the storm: %+v, want pending on the 429", out)
+			}
+		}
+	}
+	storm.Store(false)
+	for _, a := range addrs {
+		if out := l.Retry(context.Background(), ip(a)); out.Status != event.StatusOK {
+			t.Errorf("%s after the storm: %+v, want the answer (no budget spent by the 429s)", a, out)
+		}
 	}
 }
 

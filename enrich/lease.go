@@ -31,16 +31,18 @@ func (l *Lookuper) coordinated(key string, ind event.Indicator, h Hint) *event.P
 	var wait *backoff.ExponentialBackOff // made at the first wait: most lookups never need it
 	for {
 		fctx, cancel := context.WithTimeout(l.lifetime, l.o.Policy.RetryBudget+l.o.Policy.AttemptTimeout)
-		out := l.admit(fctx, ind, h) // the flight's leader spends the budgets
+		out, charged := l.admit(fctx, ind, h) // the flight's leader spends the budgets
 		var err error
 		if out == nil {
 			out, err = l.shared(fctx, key, ind, usable)
 		}
 		cancel()
 		if err == nil {
+			l.refund(charged, out)
 			l.leaseDown(false, nil)
 			return out
 		}
+		l.refund(charged, &event.ProviderOutcome{Status: event.StatusFailed})
 		l.leaseDown(true, err)
 		if wait == nil {
 			wait = pipeline.DependencyBackOff()
