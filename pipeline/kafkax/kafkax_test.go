@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/kafkax/readback"
 	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
 )
 
@@ -87,8 +88,15 @@ func TestEnsureTopicsAndPingOnRealBroker(t *testing.T) {
 	if err := clients.EnsureTopics(ctx, topic); err != nil {
 		t.Fatalf("an existing topic must not be an error: %v", err)
 	}
-	if got := len(pipelinetest.Partitions(t, brokers, topic)); got != 3 {
-		t.Errorf("created %d partitions, want 3", got)
+	// A topic just created reaches the broker's metadata a moment later.
+	var parts []int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if parts, err = readback.Partitions(ctx, &kafka.Client{Addr: kafka.TCP(brokers...)}, topic); err == nil {
+			break
+		}
+	}
+	if len(parts) != 3 {
+		t.Errorf("created partitions %v (%v), want 3", parts, err)
 	}
 	if err := clients.Ping(ctx, topic); err != nil {
 		t.Errorf("ping: %v", err)
