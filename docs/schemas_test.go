@@ -548,7 +548,20 @@ func TestRealScoredValidates(t *testing.T) {
 	bare := event.NewScored(&event.Input{Format: event.FormatNative, EventID: "x", Source: "unknown"},
 		event.Sighting{Indicator: mustIP("8.8.8.8")}, testOrigin, time.Now())
 
-	for name, ev := range map[string]*event.Scored{"gated": gated, "public": public, "bare": bare} {
+	// A document over the carried-context bound, and a scored event over the size limit.
+	bigDoc := `{"source":{"ip":"8.8.8.8"},"message":"` + strings.Repeat("m", 20000) + `"}`
+	bigIn, err := event.NewDecoder(1<<20, 32).Decode([]byte(bigDoc), testKafkaTime, "indicators-0-8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := event.NewScored(bigIn, bigIn.Sightings[0], testOrigin, testNow)
+	if truncated.ContextTruncated == nil {
+		t.Fatal("a 20 KB document was not truncated")
+	}
+	dropped := event.NewScored(native, event.Sighting{Indicator: mustIP("8.8.4.4")}, testOrigin, testNow)
+	dropped.DropCarried("the scored event exceeded the size limit")
+
+	for name, ev := range map[string]*event.Scored{"gated": gated, "public": public, "bare": bare, "truncated": truncated, "dropped": dropped} {
 		b, err := json.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -601,12 +614,11 @@ func TestEnumsMatchCode(t *testing.T) {
 	eq("schema_version", []string{at(t, scored, "properties", "schema_version", "const").(string)}, []string{event.SchemaVersion})
 	eq("dead-letter schema version", []string{at(t, dl, "properties", pipeline.HeaderSchemaVersion, "const").(string)}, []string{event.SchemaVersion})
 
-	eq("error classes", sorted(strings_(t, at(t, dl, "properties", pipeline.HeaderErrorClass, "enum"))), sorted([]string{
-		string(event.ClassTooLarge), string(event.ClassInvalidEncoding), string(event.ClassMalformedJSON),
-		string(event.ClassUnknownFormat), string(event.ClassMissingField), string(event.ClassInvalidField),
-		string(event.ClassInvalidIndicator), string(event.ClassUnsupportedIndicator), string(event.ClassNoIndicator),
-		string(event.ClassInternal),
-	}))
+	var classes []string
+	for _, c := range event.ErrorClasses {
+		classes = append(classes, string(c))
+	}
+	eq("error classes", strings_(t, at(t, dl, "properties", pipeline.HeaderErrorClass, "enum")), classes)
 	always := []string{
 		pipeline.HeaderErrorClass, pipeline.HeaderErrorMessage, pipeline.HeaderOriginalTopic,
 		pipeline.HeaderOriginalPartition, pipeline.HeaderOriginalOffset, pipeline.HeaderOriginalTimestamp,

@@ -32,12 +32,27 @@ type EnrichHandler struct {
 
 var _ Handler = (*EnrichHandler)(nil)
 
+// HandlerOption changes an EnrichHandler's defaults.
+type HandlerOption func(*event.Limits)
+
+// WithInputLimits sets the nesting depth and carried-context limits of the input decoder
+// (THREATPIPE_PIPELINE_MAX_NESTING_DEPTH and THREATPIPE_PIPELINE_MAX_CONTEXT_BYTES); 0 keeps a
+// limit's default (event.DefaultMaxDepth, event.DefaultMaxContextBytes).
+func WithInputLimits(maxDepth, maxContextBytes int) HandlerOption {
+	return func(l *event.Limits) { l.MaxDepth, l.MaxContextBytes = maxDepth, maxContextBytes }
+}
+
 // NewEnrichHandler builds the enricher's handler. It uses opts' output and DLQ topics and its
-// event size and indicator limits.
-func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.PipelineMetrics) *EnrichHandler {
+// event size and indicator limits, and the default nesting and context limits unless an option
+// sets them.
+func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.PipelineMetrics, options ...HandlerOption) *EnrichHandler {
+	limits := event.Limits{MaxBytes: opts.MaxEventBytes, MaxIndicators: opts.MaxIndicators}
+	for _, o := range options {
+		o(&limits)
+	}
 	h := &EnrichHandler{
 		opts: opts, proc: proc, gate: g, metrics: m, now: time.Now,
-		dec:            event.NewDecoder(opts.MaxEventBytes, opts.MaxIndicators),
+		dec:            event.NewLimitedDecoder(limits),
 		decodeSeconds:  m.StageSeconds.WithLabelValues(telemetry.StageDecode),
 		processSeconds: m.StageSeconds.WithLabelValues(telemetry.StageProcess),
 		indicators: map[event.Format]interface{ Add(float64) }{
@@ -68,7 +83,7 @@ func (h *EnrichHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 	}
 	h.indicators[in.Format].Add(float64(len(in.Sightings)))
 
-	outs := make([]kafka.Message, 0, len(in.Sightings))
+	outs := make([]kafka.Message, 0, len(in.Sightings)+1)
 	for _, s := range in.Sightings {
 		ev := event.NewScored(in, s, origin, start)
 		process := true
@@ -101,6 +116,12 @@ func (h *EnrichHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 		ev.Score = min(max(ev.Score, 0), 100)
 		ev.Severity = event.SeverityOf(ev.Score)
 		outs = append(outs, h.scoredMessage(ev))
+	}
+	if in.Partial != nil {
+		// Over the indicator limit: the first ones are scored, and the input goes to the
+		// dead-letter topic too, so that the others are not lost.
+		h.metrics.DeadLettered.WithLabelValues(string(in.Partial.Class)).Inc()
+		outs = append(outs, h.deadLetter(msg, in.Partial))
 	}
 	return outs, nil
 }

@@ -65,9 +65,7 @@ func DeadLetter(msg kafka.Message, topic, class, text string, now time.Time) kaf
 // context (noted in warnings) rather than fail at the broker.
 func (h *EnrichHandler) scoredMessage(ev *event.Scored) kafka.Message {
 	value := ev.AppendJSON(make([]byte, 0, scoredSizeHint(ev)))
-	if len(value) > h.opts.MaxEventBytes && (ev.Context != nil || ev.Extra != nil) {
-		ev.Context, ev.Extra = nil, nil
-		ev.Warnings = append(ev.Warnings, "context and extra fields dropped: the scored event exceeded the size limit")
+	if len(value) > h.opts.MaxEventBytes && ev.DropCarried("the scored event exceeded the size limit") {
 		value = ev.AppendJSON(value[:0])
 	}
 	return kafka.Message{Topic: h.opts.OutputTopic, Key: []byte(ev.Indicator.Value), Value: value}
@@ -106,9 +104,7 @@ func shrinkIfTooLarge(msgs []kafka.Message, err error) []kafka.Message {
 			}
 		default:
 			var ev event.Scored
-			if json.Unmarshal(m.Value, &ev) == nil && (ev.Context != nil || ev.Extra != nil) {
-				ev.Context, ev.Extra = nil, nil
-				ev.Warnings = append(ev.Warnings, "context and extra fields dropped: the broker refused the scored event as too large")
+			if json.Unmarshal(m.Value, &ev) == nil && ev.DropCarried("the broker refused the scored event as too large") {
 				out[i].Value = ev.AppendJSON(nil)
 			}
 		}

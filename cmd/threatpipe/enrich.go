@@ -65,32 +65,22 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	if err := checkSettings(ctx, clients, rdb, &cfg.Redis); err != nil {
 		return err
 	}
-	if k.CreateTopics {
-		if err := ensureTopics(ctx, clients, k.InputTopic, k.OutputTopic, k.DLQTopic, k.OpsTopic, k.ChangesTopic); err != nil {
-			return err
-		}
-	} else if err := requireTopics(ctx, clients, map[string]string{"KAFKA_OUTPUT_TOPIC": k.OutputTopic,
-		"KAFKA_DLQ_TOPIC": k.DLQTopic, "KAFKA_CHANGES_TOPIC": k.ChangesTopic}); err != nil {
-		return err
-	}
-
 	srv, err := telemetry.NewServer(cfg.HTTPAddr, reg, log)
 	if err != nil {
 		return fmt.Errorf("%sHTTP_ADDR: %w", config.Prefix, err)
 	}
-	srv.AddCheck("kafka", func(ctx context.Context) error { return clients.Ping(ctx, k.InputTopic) })
+	srv.AddCheck("kafka", kafkaCheck(clients, k.InputTopic))
 	srv.AddCheck("redis", redisx.Ping(rdb))
 
 	rcfg := clients.ReaderConfig(k.InputTopic)
 	if err := rcfg.Validate(); err != nil { // NewReader panics on what Validate rejects
 		return fmt.Errorf("kafka reader: %w", err)
 	}
-	reader := kafka.NewReader(rcfg)
 	own, _ := cfg.Gate.Own() // validated by config.Load
 	allow, _ := cfg.Gate.Allowlist()
 	opts := pipeline.Options{
 		InputTopic: k.InputTopic, OutputTopic: k.OutputTopic, DLQTopic: k.DLQTopic,
-		Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
+		Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight, MaxInFlightBytes: cfg.Pipeline.MaxInFlightBytes,
 		MaxEventBytes: cfg.Pipeline.MaxEventBytes, MaxIndicators: cfg.Pipeline.MaxIndicators,
 		CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
 	}
@@ -98,10 +88,11 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	if signs != nil {
 		log.Info("signing scored events and changes (THREATPIPE_SIGNING_KEY)", zap.String("kid", signs.KeyID()))
 	}
-	engine := pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher {
+	handler := pipeline.NewEnrichHandler(opts, enr.proc, gate.New(own, allow), metrics,
+		pipeline.WithInputLimits(cfg.Pipeline.MaxNestingDepth, cfg.Pipeline.MaxContextBytes))
+	newWriter := func(done func([]kafka.Message, error)) pipeline.Publisher {
 		return sign.NewWriter(clients.Writer(done), signs, signedTopics(k))
-	},
-		pipeline.NewEnrichHandler(opts, enr.proc, gate.New(own, allow), metrics), metrics, log)
+	}
 
 	log.Info("enricher starting", zap.Strings("brokers", k.Brokers), zap.String("input", k.InputTopic),
 		zap.String("output", k.OutputTopic), zap.String("dlq", k.DLQTopic), zap.String("group", k.GroupID),
@@ -128,7 +119,16 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		stopDraining := context.AfterFunc(gctx, srv.SetDraining)
 		defer stopDraining()
 		start := time.Now()
-		runErr := engine.Run(gctx)
+		// The topics are checked with the HTTP server up: a role started before its brokers
+		// answers /healthz while it waits for them.
+		// The reader only after them: kafka-go's consumer group would create a missing input
+		// topic with the broker's defaults where the broker allows it.
+		if err := enricherTopics(gctx, clients, k, log); err != nil {
+			enr.close()
+			return err
+		}
+		reader := kafka.NewReader(rcfg)
+		runErr := pipeline.New(opts, reader, newWriter, handler, metrics, log).Run(gctx)
 		enr.close()
 		closeErr := closeWithin(reader, 5*time.Second) // after the final commit: Close leaves the group
 		log.Info("enricher stopped", zap.Duration("uptime", time.Since(start)))
@@ -137,46 +137,13 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	return g.Wait()
 }
 
-// ensureTopics creates the topics, retrying while the brokers come up.
-func ensureTopics(ctx context.Context, clients *kafkax.Clients, topics ...string) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for {
-		err := clients.EnsureTopics(ctx, topics...)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("create topics %v: %w", topics, err)
-		case <-time.After(500 * time.Millisecond):
-		}
+// enricherTopics creates the enricher's topics, or checks that they exist.
+func enricherTopics(ctx context.Context, clients *kafkax.Clients, k *config.Kafka, log *zap.Logger) error {
+	if k.CreateTopics {
+		return ensureTopics(ctx, clients, log, k.InputTopic, k.OutputTopic, k.DLQTopic, k.OpsTopic, k.ChangesTopic)
 	}
-}
-
-// requireTopics fails start-up when a topic the enricher writes to does not exist, naming the
-// variable: a writer would otherwise retry "unknown topic" for ever. While the brokers cannot
-// be reached it keeps asking, for a minute.
-func requireTopics(ctx context.Context, clients *kafkax.Clients, topics map[string]string) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for name, topic := range topics {
-		for {
-			err := clients.Ping(ctx, topic)
-			if err == nil {
-				break
-			}
-			if errors.Is(err, kafka.UnknownTopicOrPartition) {
-				return fmt.Errorf("%s%s: topic %q does not exist: create it, or set %sKAFKA_CREATE_TOPICS=true", config.Prefix, name, topic, config.Prefix)
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s%s: cannot check topic %q: %w", config.Prefix, name, topic, err)
-			case <-time.After(500 * time.Millisecond):
-			}
-		}
-	}
-	return nil
+	return requireTopics(ctx, clients, log, map[string]string{"KAFKA_INPUT_TOPIC": k.InputTopic, "KAFKA_OUTPUT_TOPIC": k.OutputTopic,
+		"KAFKA_DLQ_TOPIC": k.DLQTopic, "KAFKA_CHANGES_TOPIC": k.ChangesTopic})
 }
 
 // closeWithin closes c but gives up waiting after d. kafka-go's Reader.Close waits for an

@@ -108,13 +108,16 @@ type Redis struct {
 
 // Pipeline sizes the enricher's worker pool and in-flight window.
 type Pipeline struct {
-	Workers         int           `env:"WORKERS" envDefault:"256" desc:"Concurrent events being enriched; a worker waiting on a provider holds nothing else up, so this bounds concurrent lookups."`
-	MaxInFlight     int           `env:"MAX_IN_FLIGHT" envDefault:"4096" desc:"Events fetched but not yet committable; when full, fetching pauses (backpressure). Bounds memory and duplicates after a crash."`
-	MaxEventBytes   int           `env:"MAX_EVENT_BYTES" envDefault:"1048576" desc:"Larger input messages are dead-lettered as too_large."`
-	MaxIndicators   int           `env:"MAX_INDICATORS_PER_EVENT" envDefault:"32" desc:"Distinct indicators taken from one ECS event; the rest are named in warnings."`
-	LocalCacheSize  int           `env:"LOCAL_CACHE_SIZE" envDefault:"100000" desc:"Provider answers kept in process memory besides Redis, so repeats skip the round trip; 0 disables."`
-	LocalCacheTTL   time.Duration `env:"LOCAL_CACHE_TTL" envDefault:"30s" desc:"Longest an in-process copy is used (never past its Redis expiry); bounds how stale a replica can be after an answer changes."`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"On SIGTERM, how long in-flight events may take to finish and commit before exit."`
+	Workers          int           `env:"WORKERS" envDefault:"256" desc:"Concurrent events being enriched; a worker waiting on a provider holds nothing else up, so this bounds concurrent lookups."`
+	MaxInFlight      int           `env:"MAX_IN_FLIGHT" envDefault:"4096" desc:"Events fetched but not yet committable; when full, fetching pauses (backpressure). Bounds memory and duplicates after a crash."`
+	MaxInFlightBytes int64         `env:"MAX_IN_FLIGHT_BYTES" envDefault:"67108864" desc:"Bytes of in-flight events (inputs and the outputs made of them) above which fetching pauses, whatever their count: large documents cannot exhaust memory. 0 disables the byte bound."`
+	MaxEventBytes    int           `env:"MAX_EVENT_BYTES" envDefault:"1048576" desc:"Larger input messages are dead-lettered as too_large."`
+	MaxIndicators    int           `env:"MAX_INDICATORS_PER_EVENT" envDefault:"32" desc:"Distinct indicators taken from one ECS event. An event naming more has these scored and is dead-lettered as too_many_indicators as well, so that the rest are not lost."`
+	MaxNestingDepth  int           `env:"MAX_NESTING_DEPTH" envDefault:"64" desc:"Deepest nesting of JSON objects and arrays in an input message (the message itself is level 1); deeper ones are dead-lettered as too_deep before they are parsed, so no record threatpipe publishes nests deeper than standard JSON parsers accept (Python's about 1,000 levels)."`
+	MaxContextBytes  int           `env:"MAX_CONTEXT_BYTES" envDefault:"16384" desc:"Most bytes of carried context (a native event's context and unknown fields, an ECS event's whole document) copied into each of an input's scored events. Above it the largest top-level fields are left out, and each scored event names them in context_truncated; the whole input stays at its origin topic, partition and offset."`
+	LocalCacheSize   int           `env:"LOCAL_CACHE_SIZE" envDefault:"100000" desc:"Provider answers kept in process memory besides Redis, so repeats skip the round trip; 0 disables."`
+	LocalCacheTTL    time.Duration `env:"LOCAL_CACHE_TTL" envDefault:"30s" desc:"Longest an in-process copy is used (never past its Redis expiry); bounds how stale a replica can be after an answer changes."`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"On SIGTERM, how long in-flight events may take to finish and commit before exit."`
 }
 
 // Gate configures which indicators are never looked up.
@@ -137,6 +140,8 @@ type Act struct {
 	GroupPrefix        string        `env:"GROUP_PREFIX" envDefault:"threatpipe-act" desc:"Prefix of the playbook workers' consumer groups."`
 	ResultsTopic       string        `env:"RESULTS_TOPIC" envDefault:"actions.results" desc:"Audit topic: every action considered and its outcome."`
 	DLQTopic           string        `env:"DLQ_TOPIC" envDefault:"actions.dlq" desc:"Dead-letter topic for scored events whose action failed after retries, and for unreadable scored events."`
+	RedisAddrs         []string      `env:"REDIS_ADDR" desc:"Redis of the action ledger and the kill switch, when they should not share THREATPIPE_REDIS_ADDR (the cache's): a Redis with maxmemory-policy noeviction, so that eviction never drops a claim or the kill switch (docs/operations.md, Redis memory and eviction). Same forms as THREATPIPE_REDIS_ADDR; credentials, TLS and the Sentinel master name are THREATPIPE_REDIS_*'s. Unset: THREATPIPE_REDIS_ADDR."`
+	RedisDB            int           `env:"REDIS_DB" envDefault:"-1" desc:"Database number of the action ledger and the kill switch (single node and Sentinel only); -1: THREATPIPE_REDIS_DB. A database of its own separates the keys, not the eviction: maxmemory and its policy are per server."`
 	Workers            int           `env:"WORKERS" envDefault:"16" desc:"Concurrent scored events per action kind."`
 	MaxInFlight        int           `env:"MAX_IN_FLIGHT" envDefault:"256" desc:"Scored events fetched but not yet committed, per action kind."`
 	NeverBlockCIDRs    []string      `env:"NEVER_BLOCK_CIDRS" desc:"Comma-separated CIDRs never blocked, besides private, loopback and other special ranges and THREATPIPE_GATE_OWN_CIDRS (resolvers, partners, your egress)."`
@@ -257,6 +262,7 @@ func (c *Config) Validate() error {
 		{"REDIS_DIAL_TIMEOUT", int64(c.Redis.DialTimeout)},
 		{"PIPELINE_WORKERS", int64(c.Pipeline.Workers)}, {"PIPELINE_MAX_IN_FLIGHT", int64(c.Pipeline.MaxInFlight)},
 		{"PIPELINE_MAX_EVENT_BYTES", int64(c.Pipeline.MaxEventBytes)}, {"PIPELINE_MAX_INDICATORS_PER_EVENT", int64(c.Pipeline.MaxIndicators)},
+		{"PIPELINE_MAX_NESTING_DEPTH", int64(c.Pipeline.MaxNestingDepth)}, {"PIPELINE_MAX_CONTEXT_BYTES", int64(c.Pipeline.MaxContextBytes)},
 		{"PIPELINE_SHUTDOWN_TIMEOUT", int64(c.Pipeline.ShutdownTimeout)},
 	}
 	for _, p := range positive {
@@ -294,6 +300,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis.DB < 0 {
 		add("REDIS_DB", "must not be negative")
+	}
+	for _, addr := range c.Act.RedisAddrs {
+		if err := checkHostPort(addr); err != nil {
+			add("ACT_REDIS_ADDR", "%q: %v", addr, err)
+		}
+	}
+	if l := c.LedgerRedis(); c.Act.RedisDB < -1 || (l.DB != 0 && len(l.Addrs) > 1 && l.MasterName == "") {
+		add("ACT_REDIS_DB", "%d is not -1 (THREATPIPE_REDIS_DB) or a database number (a Redis Cluster has only 0)", c.Act.RedisDB)
 	}
 	a := &c.Act
 	for _, kind := range a.Kinds {
@@ -343,6 +357,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Pipeline.LocalCacheSize < 0 || c.Pipeline.LocalCacheTTL < 0 {
 		add("PIPELINE_LOCAL_CACHE_SIZE", "size and THREATPIPE_PIPELINE_LOCAL_CACHE_TTL must not be negative")
+	}
+	if c.Pipeline.MaxInFlightBytes < 0 {
+		add("PIPELINE_MAX_IN_FLIGHT_BYTES", "must not be negative (0 disables the byte bound)")
 	}
 	if c.Pipeline.MaxInFlight < c.Pipeline.Workers {
 		add("PIPELINE_MAX_IN_FLIGHT", "%d is less than THREATPIPE_PIPELINE_WORKERS (%d)", c.Pipeline.MaxInFlight, c.Pipeline.Workers)

@@ -28,9 +28,23 @@ const (
 	ClassInvalidIndicator     ErrorClass = "invalid_indicator"
 	ClassUnsupportedIndicator ErrorClass = "unsupported_indicator"
 	ClassNoIndicator          ErrorClass = "no_indicator"
+	// ClassTooDeep: the message nests deeper than Limits.MaxDepth.
+	ClassTooDeep ErrorClass = "too_deep"
+	// ClassNumberOutOfRange: the message holds a number beyond a 64-bit float.
+	ClassNumberOutOfRange ErrorClass = "number_out_of_range"
+	// ClassTooManyIndicators: an ECS event names more distinct indicators than
+	// Limits.MaxIndicators; its first ones are scored all the same (Input.Partial).
+	ClassTooManyIndicators ErrorClass = "too_many_indicators"
 	// ClassInternal marks a bug of threatpipe's own, dead-lettered rather than lost.
 	ClassInternal ErrorClass = "internal"
 )
+
+// ErrorClasses lists every class, in the order docs/events.md describes them.
+var ErrorClasses = [...]ErrorClass{
+	ClassTooLarge, ClassInvalidEncoding, ClassTooDeep, ClassNumberOutOfRange, ClassMalformedJSON,
+	ClassUnknownFormat, ClassMissingField, ClassInvalidField, ClassInvalidIndicator,
+	ClassUnsupportedIndicator, ClassNoIndicator, ClassTooManyIndicators, ClassInternal,
+}
 
 // DecodeError is returned for every message the decoder rejects.
 type DecodeError struct {
@@ -59,14 +73,19 @@ var ECSIPFields = [...]string{"source.ip", "destination.ip", "client.ip", "serve
 // Decoder turns message values into Inputs. The zero value is not usable; use NewDecoder.
 // A Decoder is safe for concurrent use.
 type Decoder struct {
-	maxBytes      int
-	maxIndicators int
+	limits Limits
 }
 
 // NewDecoder returns a decoder that rejects values over maxBytes and keeps at most maxIndicators
-// distinct indicators per event (the rest are named in the scored events' warnings).
+// distinct indicators per event, with the default nesting and context limits.
 func NewDecoder(maxBytes, maxIndicators int) *Decoder {
-	return &Decoder{maxBytes: maxBytes, maxIndicators: maxIndicators}
+	return NewLimitedDecoder(Limits{MaxBytes: maxBytes, MaxIndicators: maxIndicators})
+}
+
+// NewLimitedDecoder returns a decoder that applies l; zero MaxDepth and MaxContextBytes take
+// their defaults.
+func NewLimitedDecoder(l Limits) *Decoder {
+	return &Decoder{limits: l.withDefaults()}
 }
 
 // Decode parses one message value. fallbackTime (the Kafka message timestamp) is used when the
@@ -83,11 +102,24 @@ func (d *Decoder) DecodeRecord(value []byte, recordTime time.Time, origin Origin
 }
 
 func (d *Decoder) decode(value []byte, fallbackTime time.Time, fallbackID func() string) (*Input, error) {
-	if len(value) > d.maxBytes {
-		return nil, decodeErr(ClassTooLarge, "message is %d bytes, the limit is %d", len(value), d.maxBytes)
+	in, err := d.decodeAny(value, fallbackTime, fallbackID)
+	if err != nil {
+		return nil, err
+	}
+	boundCarried(in, d.limits.MaxContextBytes)
+	return in, nil
+}
+
+func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, fallbackID func() string) (*Input, error) {
+	if len(value) > d.limits.MaxBytes {
+		return nil, decodeErr(ClassTooLarge, "message is %d bytes, the limit is %d", len(value), d.limits.MaxBytes)
 	}
 	if !utf8.Valid(value) {
 		return nil, decodeErr(ClassInvalidEncoding, "message is not valid UTF-8")
+	}
+	// Before any parser: the fast one would skip a deep value it does not decode and carry it on.
+	if err := checkStructure(value, d.limits.MaxDepth); err != nil {
+		return nil, err
 	}
 	// Sized for a typical event: the fast decoder would otherwise allocate room for 64 keys.
 	top := make(map[string]json.RawMessage, 8)
@@ -299,8 +331,8 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 		in.Warnings = append(in.Warnings, fmt.Sprintf("timestamp %q is not RFC 3339", truncate(ts, 64)))
 	}
 
-	index := make(map[string]int)
-	var rejected []string
+	index := make(map[string]int) // a skipped indicator has index -1
+	var rejected, skipped []string
 	for _, field := range ECSIPFields {
 		for _, raw := range ecsValues(top, field) {
 			ind, err := ParseIP(raw)
@@ -309,13 +341,15 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 				continue
 			}
 			if i, seen := index[ind.Value]; seen {
-				if f := &in.Sightings[i].Fields; !slices.Contains(*f, field) {
-					*f = append(*f, field)
+				if i >= 0 && !slices.Contains(in.Sightings[i].Fields, field) {
+					in.Sightings[i].Fields = append(in.Sightings[i].Fields, field)
 				}
 				continue
 			}
-			if len(in.Sightings) >= d.maxIndicators {
-				rejected = append(rejected, fmt.Sprintf("%s: %s skipped, the event already names %d indicators", field, ind.Value, d.maxIndicators))
+			if len(in.Sightings) >= d.limits.MaxIndicators {
+				index[ind.Value] = -1
+				skipped = append(skipped, ind.Value)
+				rejected = append(rejected, fmt.Sprintf("%s: %s skipped, the event already names %d indicators", field, ind.Value, d.limits.MaxIndicators))
 				continue
 			}
 			index[ind.Value] = len(in.Sightings)
@@ -327,6 +361,11 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 			return nil, decodeErr(ClassNoIndicator, "no valid IP in the ECS IP fields (%s)", strings.Join(limit(rejected, 5), "; "))
 		}
 		return nil, decodeErr(ClassNoIndicator, "no IP in source.ip, destination.ip, client.ip, server.ip or related.ip")
+	}
+	if len(skipped) > 0 {
+		in.Partial = &DecodeError{Class: ClassTooManyIndicators, Msg: fmt.Sprintf(
+			"the event names %d distinct addresses, over the limit of %d: the first %d were scored, these were not: %s",
+			len(in.Sightings)+len(skipped), d.limits.MaxIndicators, len(in.Sightings), strings.Join(limit(skipped, 40), ", "))}
 	}
 	in.Warnings = append(in.Warnings, limit(rejected, 16)...)
 	return in, nil

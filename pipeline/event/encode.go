@@ -117,6 +117,15 @@ func (s *Scored) AppendJSON(b []byte) []byte {
 		b = append(b, `,"extra":`...)
 		b = appendRawMap(b, s.Extra)
 	}
+	if t := s.ContextTruncated; t != nil {
+		b = append(b, `,"context_truncated":{"original_bytes":`...)
+		b = strconv.AppendInt(b, int64(t.OriginalBytes), 10)
+		b = append(b, `,"omitted":`...)
+		b = appendStrings(b, t.Omitted)
+		b = append(b, `,"omitted_count":`...)
+		b = strconv.AppendInt(b, int64(t.OmittedCount), 10)
+		b = append(b, '}')
+	}
 	b = append(b, `,"origin":{"topic":`...)
 	b = appendString(b, s.Origin.Topic)
 	b = append(b, `,"partition":`...)

@@ -94,6 +94,13 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			s.Context = json.RawMessage(`{"k":[1,2.5e10,null,true]}`)
 			s.Extra = map[string]json.RawMessage{"zeta": json.RawMessage(`"z"`), "alpha": json.RawMessage(`{"n": 1}`), "nil": nil}
 		},
+		"truncated context": func(s *Scored) {
+			s.Context = json.RawMessage(`{"rule":"r"}`)
+			s.ContextTruncated = &Truncation{OriginalBytes: 307200, Omitted: []string{"context.message", "extra.<b>"}, OmittedCount: 2}
+		},
+		"dropped context": func(s *Scored) {
+			s.ContextTruncated = &Truncation{OriginalBytes: 12, Omitted: nil}
+		},
 		"awkward strings": func(s *Scored) {
 			s.EventID = "ctl\x00\x01\x1f\b\f\n\r\t\\\"/ \u2029 é 😀 \xff\xfe end"
 			s.Source = "<script>&amp;</script>"

@@ -54,13 +54,19 @@ type Input struct {
 	EventID    string
 	ObservedAt time.Time
 	Source     string
-	// Context is carried to every scored event unchanged: the native event's context object, or
-	// the whole original document of an ECS event.
+	// Context is carried to every scored event: the native event's context object, or the
+	// whole original document of an ECS event, unchanged unless it was over
+	// Limits.MaxContextBytes (then Truncated says what was left out).
 	Context json.RawMessage
 	// Extra holds the native event's unknown top-level fields, kept rather than rejected.
 	Extra     map[string]json.RawMessage
+	Truncated *Truncation
 	Sightings []Sighting
 	Warnings  []string
+	// Partial is set when the event names more indicators than Limits.MaxIndicators: the
+	// Sightings are the first ones, and the input is dead-lettered with this error as well, so
+	// that the rest are not lost.
+	Partial *DecodeError
 }
 
 // Severity buckets a score for routing and display.
@@ -159,7 +165,10 @@ type Scored struct {
 	Warnings []string                   `json:"warnings,omitempty"`
 	Context  json.RawMessage            `json:"context,omitempty"`
 	Extra    map[string]json.RawMessage `json:"extra,omitempty"`
-	Origin   Origin                     `json:"origin"`
+	// ContextTruncated is set when Context and Extra are not the input's whole context; the
+	// whole input is at Origin.
+	ContextTruncated *Truncation `json:"context_truncated,omitempty"`
+	Origin           Origin      `json:"origin"`
 }
 
 // NewScored starts the scored event for one sighting of in, with score 0 and empty
@@ -180,9 +189,35 @@ func NewScored(in *Input, s Sighting, origin Origin, now time.Time) *Scored {
 		Reasons:       []Reason{},
 		// Clipped: the scored events of one input share its warnings, and a warning appended to
 		// one of them must not write into the others' backing array.
-		Warnings: slices.Clip(in.Warnings),
-		Context:  in.Context,
-		Extra:    in.Extra,
-		Origin:   origin,
+		Warnings:         slices.Clip(in.Warnings),
+		Context:          in.Context,
+		Extra:            in.Extra,
+		ContextTruncated: in.Truncated,
+		Origin:           origin,
 	}
+}
+
+// DropCarried removes the event's context and extra fields, which made it too large (why says
+// for what), records that in ContextTruncated and warns. It reports whether there was anything
+// to drop.
+func (s *Scored) DropCarried(why string) bool {
+	if s.Context == nil && s.Extra == nil {
+		return false
+	}
+	t := &Truncation{OriginalBytes: len(s.Context) + extraSize(s.Extra)}
+	if s.ContextTruncated != nil {
+		t.OriginalBytes = s.ContextTruncated.OriginalBytes
+	}
+	for _, c := range []struct {
+		name    string
+		present bool
+	}{{"context", s.Context != nil}, {"extra", s.Extra != nil}} {
+		if c.present {
+			t.Omitted = append(t.Omitted, c.name)
+		}
+	}
+	t.OmittedCount = len(t.Omitted)
+	s.Context, s.Extra, s.ContextTruncated = nil, nil, t
+	s.Warnings = append(s.Warnings, "context and extra fields dropped: "+why)
+	return true
 }

@@ -98,8 +98,16 @@ func FuzzDecode(f *testing.F) {
 			if in.Context != nil && in.Context[0] != '{' {
 				t.Fatalf("native Context %s is not an object", in.Context)
 			}
-		} else if string(in.Context) != string(data) {
+		} else if in.Truncated == nil && string(in.Context) != string(data) {
 			t.Fatal("ECS Context is not the message")
+		}
+		if in.Truncated != nil && len(in.Context)+extraSize(in.Extra) > DefaultMaxContextBytes {
+			t.Fatalf("carried context of %d bytes after truncation", len(in.Context)+extraSize(in.Extra))
+		}
+		skipped := slices.ContainsFunc(in.Warnings, func(w string) bool { return strings.Contains(w, "skipped, the event already names") })
+		if in.Partial != nil && (in.Format != FormatECS || len(in.Sightings) != fuzzMaxIndicators || in.Partial.Class != ClassTooManyIndicators) ||
+			skipped && in.Partial == nil {
+			t.Fatalf("Partial %v with %d indicators, warnings %q", in.Partial, len(in.Sightings), in.Warnings)
 		}
 	})
 }

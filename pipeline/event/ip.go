@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 )
 
 // ParseIP normalises one IP spelling into an Indicator. It accepts IPv4, IPv6 (with or without
@@ -33,6 +34,9 @@ func ParseIP(s string) (Indicator, error) {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) { // cut on a rune boundary: the text goes into headers
+		n--
 	}
 	return s[:n] + "…"
 }
