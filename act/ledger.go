@@ -212,11 +212,25 @@ local function mine(cur)
 end
 `
 
+// markSeenLua records event ARGV[5] as handled in the seen set KEYS[2] at ARGV[6] (ms) for a
+// window of ARGV[4] ms: entries older than the window and all but the newest ARGV[7] go, and the
+// set lives for the window after its last entry.
+const markSeenLua = `
+local function markSeen()
+  local now, window = tonumber(ARGV[6]), tonumber(ARGV[4])
+  redis.call('ZADD', KEYS[2], now, ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[7]) - 1)
+  redis.call('PEXPIRE', KEYS[2], window)
+end
+`
+
 // doneScript settles the caller's claim and records the event as handled, atomically. KEYS[1]
-// claim, KEYS[2] seen; ARGV[1] key, ARGV[2] owner, ARGV[3] settled claim JSON, ARGV[4] window
-// (ms). A lapsed claim is not recreated; another owner's claim is left be (returns 0). The event
-// is recorded as handled either way: its action happened.
-var doneScript = redis.NewScript(claimIsMine + `
+// claim, KEYS[2] seen set; ARGV[1] key, ARGV[2] owner, ARGV[3] settled claim JSON, ARGV[4]
+// window (ms), ARGV[5] event id, ARGV[6] now (ms), ARGV[7] seen cap. A lapsed claim is not
+// recreated; another owner's claim is left be (returns 0). The event is recorded as handled
+// either way: its action happened.
+var doneScript = redis.NewScript(claimIsMine + markSeenLua + `
 local cur = redis.call('GET', KEYS[1])
 local res = 1
 if cur then
@@ -226,8 +240,14 @@ if cur then
     res = 0
   end
 end
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+markSeen()
 return res`)
+
+// markSeenScript records an event as handled: KEYS and ARGV as doneScript's (KEYS[1] and
+// ARGV[1-3] unused).
+var markSeenScript = redis.NewScript(markSeenLua + `
+markSeen()
+return 1`)
 
 // releaseScript deletes the claim if it is still the caller's. KEYS[1] claim; ARGV[1] key,
 // ARGV[2] owner.
@@ -249,8 +269,9 @@ func (l *Ledger) Done(ctx context.Context, dry bool, playbook, step, target stri
 	done := *c
 	done.State, done.Ref = StateDone, ref
 	raw, _ := json.Marshal(done)
-	keys := []string{l.claimKey(dry, playbook, step, target), l.seenKey(dry, playbook, step, target, eventID)}
-	n, err := doneScript.Run(ctx, l.rdb, keys, c.Key, c.Owner, raw, max(window.Milliseconds(), 1)).Int()
+	keys := []string{l.claimKey(dry, playbook, step, target), l.seenSetKey(dry, playbook, step, target)}
+	n, err := doneScript.Run(ctx, l.rdb, keys, c.Key, c.Owner, raw, max(window.Milliseconds(), 1),
+		eventID, l.now().UnixMilli(), SeenPerAction).Int()
 	if err != nil {
 		return fmt.Errorf("ledger: done: %w", err)
 	}
@@ -269,19 +290,47 @@ func (l *Ledger) Release(ctx context.Context, dry bool, playbook, step, target s
 	return nil
 }
 
+// SeenPerAction bounds the events remembered as handled per (playbook, step, target): a target
+// sighted without end (each sighting a new event suppressed within the window) would otherwise
+// leave one key per sighting for the whole window. It must exceed the redeliveries one target can
+// see, bounded by THREATPIPE_ACT_MAX_IN_FLIGHT (256); past it the oldest are forgotten, and a
+// redelivery of one of those counts as a new sighting within the window (suppressed; a ticket
+// step comments again).
+const SeenPerAction = 2048
+
 // Seen reports whether this event was already handled for (playbook, step, target), which is
-// what tells a redelivered event from a new sighting of the same target.
+// what tells a redelivered event from a new sighting of the same target. An event stays seen
+// while the set lives (the window after the action's latest event), even past its own window.
 func (l *Ledger) Seen(ctx context.Context, dry bool, playbook, step, target, eventID string) (bool, error) {
-	n, err := l.rdb.Exists(ctx, l.seenKey(dry, playbook, step, target, eventID)).Result()
-	return n == 1, err
+	pipe := l.rdb.Pipeline()
+	inSet := pipe.ZScore(ctx, l.seenSetKey(dry, playbook, step, target), eventID)
+	legacy := pipe.Exists(ctx, l.legacySeenKey(dry, playbook, step, target, eventID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("ledger: seen: %w", err)
+	}
+	return inSet.Err() == nil || legacy.Val() == 1, nil
 }
 
 // MarkSeen records the event as handled for window.
 func (l *Ledger) MarkSeen(ctx context.Context, dry bool, playbook, step, target, eventID string, window time.Duration) error {
-	return l.rdb.Set(ctx, l.seenKey(dry, playbook, step, target, eventID), "1", window).Err()
+	keys := []string{l.claimKey(dry, playbook, step, target), l.seenSetKey(dry, playbook, step, target)}
+	if err := markSeenScript.Run(ctx, l.rdb, keys, "", "", "", max(window.Milliseconds(), 1),
+		eventID, l.now().UnixMilli(), SeenPerAction).Err(); err != nil {
+		return fmt.Errorf("ledger: mark seen: %w", err)
+	}
+	return nil
 }
 
-func (l *Ledger) seenKey(dry bool, playbook, step, target, eventID string) string {
+// seenSetKey is the sorted set of the events handled for one action on one target (member: event
+// id, score: when, in ms). It shares the claim's hash tag, so Done writes both in one script.
+func (l *Ledger) seenSetKey(dry bool, playbook, step, target string) string {
+	return l.key(namespace(dry), "seen", actionTag(playbook, step, target))
+}
+
+// legacySeenKey is where releases before the seen set kept one key per handled event; Seen still
+// reads it so that an upgrade does not take a redelivery for a new sighting. Such keys expire
+// within a window of the upgrade: drop this afterwards.
+func (l *Ledger) legacySeenKey(dry bool, playbook, step, target, eventID string) string {
 	return l.key(namespace(dry), "seen", actionTag(playbook, step, target)+":"+eventID)
 }
 

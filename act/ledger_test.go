@@ -32,7 +32,7 @@ func TestLedgerKeysThatChangeTogetherShareAClusterSlot(t *testing.T) {
 	for _, dry := range []bool{false, true} {
 		for _, target := range []string{"185.220.101.45", "2001:db8::1"} {
 			claim := l.claimKey(dry, "critical", "block", target)
-			seen := l.seenKey(dry, "critical", "block", target, "evt-1")
+			seen := l.seenSetKey(dry, "critical", "block", target)
 			if hashTag(claim) != hashTag(seen) || hashTag(claim) == claim {
 				t.Errorf("claim %q and seen %q are not tagged into one slot", claim, seen)
 			}

@@ -18,8 +18,11 @@ type Deps struct {
 	// HTTPClient has no timeout of its own (each sink bounds its attempts) and refuses redirects.
 	HTTPClient *http.Client
 	Log        *zap.Logger
-	// Mux is where sinks that serve HTTP (the External Dynamic List) register their handlers.
-	Mux *http.ServeMux
+	// Mux is where sinks that serve HTTP (the External Dynamic List) register their handlers;
+	// HTTPAddr is the listen address of its server (THREATPIPE_HTTP_ADDR), for their start-up
+	// warnings.
+	Mux      *http.ServeMux
+	HTTPAddr string
 	// Produce writes one JSON record to a Kafka topic, acknowledged by the broker (acks=all)
 	// before it returns; the Kafka alert sink uses it.
 	Produce func(ctx context.Context, topic, key string, value []byte) error

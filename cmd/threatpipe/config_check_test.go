@@ -68,6 +68,7 @@ var badString = map[string]badValue{
 	"THREATPIPE_ACT_RESULTS_TOPIC":               {value: "bad topic"},
 	"THREATPIPE_ACT_DLQ_TOPIC":                   {value: "bad topic"},
 	"THREATPIPE_ACT_NEVER_BLOCK_CIDRS":           {value: "10.0.0.0/33"},
+	"THREATPIPE_ACT_REDIS_ADDR":                  {value: "redis"},
 	"THREATPIPE_ACT_VIEW_URL":                    {value: "::"},
 	"THREATPIPE_SIGNING_KEY":                     {value: "too-short"},
 	"THREATPIPE_SIGNING_KEY_FILE":                {value: missingFile},
@@ -81,6 +82,12 @@ var badString = map[string]badValue{
 	"THREATPIPE_SINK_EDL_USERNAME":               {value: "a:b", with: []string{"THREATPIPE_SINK_EDL_PASSWORD=pw"}},
 	"THREATPIPE_SINK_EDL_PASSWORD":               {value: "p\x01w", with: []string{"THREATPIPE_SINK_EDL_USERNAME=fw"}},
 	"THREATPIPE_SINK_EDL_PASSWORD_FILE":          {value: missingFile},
+	"THREATPIPE_SINK_EDL_ADDR":                   {value: "8443"},
+	"THREATPIPE_SINK_EDL_TLS_CERT_FILE":          {value: missingFile},
+	"THREATPIPE_SINK_EDL_TLS_KEY_FILE":           {value: missingFile},
+	"THREATPIPE_SINK_EDL_TLS_CLIENT_CA_FILE":     {value: missingFile},
+	"THREATPIPE_SINK_EDL_TOKEN":                  {value: "too-short"},
+	"THREATPIPE_SINK_EDL_TOKEN_FILE":             {value: missingFile},
 	"THREATPIPE_SINK_NFTABLES_FAMILY":            {value: "nonsense"},
 	"THREATPIPE_SINK_NFTABLES_TABLE":             {value: "bad table"},
 	"THREATPIPE_SINK_NFTABLES_SET_V4":            {value: "bad set"},
@@ -101,6 +108,7 @@ var badString = map[string]badValue{
 	"THREATPIPE_SINK_THEHIVE_BASE_URL":           {value: "::"},
 	"THREATPIPE_SINK_THEHIVE_API_KEY_FILE":       {value: missingFile},
 	"THREATPIPE_VIEW_GROUP_ID":                   {value: "has space"},
+	"THREATPIPE_VIEW_GATED":                      {value: "drop"},
 }
 
 // anyString lists the text variables that accept any value, each with the reason.

@@ -94,6 +94,13 @@ func TestConfigErrorsNameVariables(t *testing.T) {
 		{map[string]string{"USERNAME": "fw", "PASSWORD": testPassword + "\x00"}, "THREATPIPE_SINK_EDL_PASSWORD: contains control characters"},
 		{map[string]string{"DEFAULT_TTL": "-1h"}, "THREATPIPE_SINK_EDL_DEFAULT_TTL: must be greater than zero"},
 		{map[string]string{"MAX_ENTRIES": "-1"}, "THREATPIPE_SINK_EDL_MAX_ENTRIES: must not be negative"},
+		{map[string]string{"ADDR": "8443"}, `THREATPIPE_SINK_EDL_ADDR: "8443" is not host:port`},
+		{map[string]string{"TLS_CERT_FILE": "/tmp/c.pem"}, "THREATPIPE_SINK_EDL_TLS_CERT_FILE: and THREATPIPE_SINK_EDL_TLS_KEY_FILE must be set together"},
+		{map[string]string{"TLS_CERT_FILE": "/tmp/c.pem", "TLS_KEY_FILE": "/tmp/k.pem"}, "THREATPIPE_SINK_EDL_ADDR: is required with THREATPIPE_SINK_EDL_TLS_CERT_FILE"},
+		{map[string]string{"ADDR": ":8443", "TLS_CERT_FILE": "/nonexistent/c.pem", "TLS_KEY_FILE": "/nonexistent/k.pem"}, "THREATPIPE_SINK_EDL_TLS_CERT_FILE and THREATPIPE_SINK_EDL_TLS_KEY_FILE: open /nonexistent/c.pem"},
+		{map[string]string{"TLS_CLIENT_CA_FILE": "/tmp/ca.pem"}, "THREATPIPE_SINK_EDL_TLS_CLIENT_CA_FILE: needs THREATPIPE_SINK_EDL_TLS_CERT_FILE"},
+		{map[string]string{"TOKEN": "short"}, "THREATPIPE_SINK_EDL_TOKEN: must be at least 16 characters"},
+		{map[string]string{"TOKEN": "0123456789abcdef 0123"}, "THREATPIPE_SINK_EDL_TOKEN: must be at least 16 characters, without spaces"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -113,14 +120,14 @@ func TestRegistration(t *testing.T) {
 		t.Fatalf("registration %+v", Registration)
 	}
 	vars := Registration.Vars()
-	if len(vars) != 8 {
+	if len(vars) != 14 {
 		t.Fatalf("%d variables", len(vars))
 	}
 	for _, v := range vars {
 		if v.Description == "" || !strings.HasPrefix(v.Name, EnvPrefix) {
 			t.Fatalf("variable %+v", v)
 		}
-		if strings.Contains(v.Name, "PASSWORD") != v.Secret {
+		if (strings.Contains(v.Name, "PASSWORD") || strings.Contains(v.Name, "TOKEN")) != v.Secret {
 			t.Fatalf("secret flag of %s", v.Name)
 		}
 	}

@@ -26,11 +26,13 @@
 // ends, sorted (IPv4 before IPv6, numerically), served as text/plain; charset=utf-8. With
 // THREATPIPE_SINK_EDL_FORMAT=cidr each address carries /32 or /128, which all three accept too.
 //
-// The list is served on threatpipe's HTTP server (THREATPIPE_HTTP_ADDR) at
-// THREATPIPE_SINK_EDL_PATH, for GET and HEAD, with an optional basic-auth user and password
-// (compared in constant time). That server speaks plain HTTP: firewalls send basic credentials
-// only over HTTPS (PAN-OS requires it), so put a TLS-terminating proxy in front when
-// authentication is on. Each response carries a strong ETag (a hash of the body) and
+// The list is served at THREATPIPE_SINK_EDL_PATH, for GET and HEAD: on a server of its own at
+// THREATPIPE_SINK_EDL_ADDR, over HTTPS with THREATPIPE_SINK_EDL_TLS_CERT_FILE (reloaded when the
+// file changes) and optionally asking for client certificates (server.go), or else as a page of
+// threatpipe's plain-HTTP server (THREATPIPE_HTTP_ADDR). Firewalls authenticate with basic auth
+// (PAN-OS sends it over HTTPS only), a bearer token, or a client certificate; credentials are
+// compared in constant time (auth.go). A list served without authentication on an address other
+// hosts reach, or credentials over plain HTTP, is a warning at start-up. Each response carries a strong ETag (a hash of the body) and
 // Last-Modified, and If-None-Match / If-Modified-Since are answered with 304 Not Modified, so a
 // poll that finds nothing new costs a few headers.
 //
@@ -41,8 +43,6 @@ package edl
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -61,16 +61,31 @@ import (
 const Name = "edl"
 
 // Registration adds the sink to the registry: variables under THREATPIPE_SINK_EDL_, on when
-// THREATPIPE_SINK_EDL_ENABLED=true. It registers the list's handler on deps.Mux.
+// THREATPIPE_SINK_EDL_ENABLED=true. With THREATPIPE_SINK_EDL_ADDR the list gets a server of its
+// own, which Run serves; otherwise it registers the list's handler on deps.Mux.
 var Registration = sinks.Register[Config](Name, sinks.KindBlock, func(cfg *Config, deps sinks.Deps) (sinks.Sink, error) {
-	if deps.Mux == nil {
-		return nil, errors.New("no HTTP server to serve the list on")
-	}
 	s := New(cfg, deps.Log)
 	s.never = deps.NeverBlock
+	log := deps.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.Addr != "" {
+		srv, err := newServer(cfg, s, log)
+		if err != nil {
+			return nil, err
+		}
+		s.server = srv
+		logExposure(cfg, cfg.Addr, log)
+		return s, nil
+	}
+	if deps.Mux == nil {
+		return nil, errors.New("no HTTP server to serve the list on (set THREATPIPE_SINK_EDL_ADDR)")
+	}
 	if err := handle(deps.Mux, cfg.Path, s); err != nil {
 		return nil, err
 	}
+	logExposure(cfg, deps.HTTPAddr, log)
 	return s, nil
 })
 
@@ -86,10 +101,11 @@ var (
 type Sink struct {
 	defaultTTL time.Duration
 	list       *list
-	// creds are SHA-256 digests of the expected user and password, so that the comparison
-	// takes the same time whatever their lengths; nil when authentication is off.
-	creds *[2][sha256.Size]byte
-	now   func() time.Time
+	auth       *authenticator
+	// server is the list's own listener (THREATPIPE_SINK_EDL_ADDR); nil when it is a page of
+	// the shared server.
+	server *server
+	now    func() time.Time
 	// never is the never-block list Do and Reconcile enforce (nil: the built-in ranges).
 	never *neverblock.List
 }
@@ -102,15 +118,8 @@ func newSink(cfg *Config, log *zap.Logger, now func() time.Time) *Sink {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Sink{defaultTTL: cfg.DefaultTTL, now: now, list: newList(cfg.Format, cfg.MaxEntries, now())}
-	fields := []zap.Field{zap.String("sink", Name), zap.String("path", cfg.Path), zap.String("format", cfg.Format)}
-	if cfg.Username != "" {
-		s.creds = &[2][sha256.Size]byte{sha256.Sum256([]byte(cfg.Username)), sha256.Sum256([]byte(cfg.Password.Reveal()))}
-		log.Info("serving the external dynamic list with basic authentication", fields...)
-	} else {
-		log.Warn("serving the external dynamic list WITHOUT authentication (set THREATPIPE_SINK_EDL_USERNAME and _PASSWORD)", fields...)
-	}
-	return s
+	log.Debug("external dynamic list", zap.String("path", cfg.Path), zap.String("format", cfg.Format), zap.Int("max_entries", cfg.MaxEntries))
+	return &Sink{defaultTTL: cfg.DefaultTTL, now: now, list: newList(cfg.Format, cfg.MaxEntries, now()), auth: newAuthenticator(cfg)}
 }
 
 // handle mounts s at path, turning the mux's panic on a conflicting pattern into an error.
@@ -195,8 +204,8 @@ func (s *Sink) Reconcile(_ context.Context, active map[string]time.Time) error {
 // ServeHTTP serves the list: GET and HEAD, after authentication when it is configured, with 304
 // answers to matching If-None-Match or If-Modified-Since.
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="threatpipe EDL", charset="UTF-8"`)
+	if !s.auth.authorized(r) {
+		s.auth.challenge(w)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return
 	}
@@ -222,17 +231,6 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(doc.body)
 	}
-}
-
-func (s *Sink) authorized(r *http.Request) bool {
-	if s.creds == nil {
-		return true
-	}
-	user, pass, ok := r.BasicAuth()
-	u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
-	// Both comparisons always run, so the time taken says nothing about which one failed.
-	match := subtle.ConstantTimeCompare(u[:], s.creds[0][:]) & subtle.ConstantTimeCompare(p[:], s.creds[1][:])
-	return ok && match == 1
 }
 
 // notModified evaluates the request's preconditions (RFC 9110 section 13.2.2): If-None-Match
