@@ -48,6 +48,12 @@ func fatalFetch(err error) bool {
 	if errors.Is(err, io.EOF) || errors.Is(err, kafka.ErrGroupClosed) { // the reader was closed
 		return true
 	}
+	return Unrecoverable(err)
+}
+
+// Unrecoverable reports whether a broker's answer is one that waiting cannot fix (credentials,
+// ACLs): a loop waiting for the brokers should stop on it and say so.
+func Unrecoverable(err error) bool {
 	for _, f := range fatalFetchErrors {
 		if errors.Is(err, f) {
 			return true

@@ -53,8 +53,10 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 
 	rdb := redisx.New(&cfg.Redis)
 	defer func() { _ = rdb.Close() }()
+	lrdb, closeLedgerRedis := ledgerRedis(cfg, rdb)
+	defer closeLedgerRedis()
 	host, _ := os.Hostname()
-	ledger := act.NewLedger(rdb, cfg.Redis.KeyPrefix, fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1e6))
+	ledger := act.NewLedger(lrdb, cfg.Redis.KeyPrefix, fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1e6))
 	ledger.Log = log.Named("ledger")
 	if *kill != "" {
 		if err := ledger.SetKillSwitch(ctx, *kill == "on", "set by threatpipe act --kill-switch at "+time.Now().UTC().Format(time.RFC3339)); err != nil {
@@ -81,6 +83,7 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	never := neverBlockList(cfg)
 	configured, err := sinks.Load(all.Registrations(), env.environ, sinks.Deps{
 		HTTPClient: sinkhttp.NewHTTPClient(), Log: log.Named("sinks"), Mux: srv.Mux(), Produce: produce, NeverBlock: never,
+		HTTPAddr: cfg.HTTPAddr,
 	})
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -99,15 +102,6 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 
 	a := &cfg.Act
 	k := &cfg.Kafka
-	if k.CreateTopics {
-		topics := []string{k.OutputTopic, a.ResultsTopic, a.DLQTopic}
-		if slices.Contains(a.Kinds, changesKind) {
-			topics = append(topics, k.ChangesTopic)
-		}
-		if err := ensureTopics(ctx, clients, topics...); err != nil {
-			return err
-		}
-	}
 	guard := act.Guardrails{
 		NeverBlock: never, KillSwitch: a.KillSwitch,
 		MaxBlocksPerMinute: a.MaxBlocksPerMinute, TripDuration: a.TripDuration,
@@ -132,12 +126,18 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	}
 	pm := telemetry.NewPipelineMetrics(reg)
 	am := act.NewMetrics(reg)
-	srv.AddCheck("kafka", func(ctx context.Context) error { return clients.Ping(ctx, k.OutputTopic) })
+	srv.AddCheck("kafka", kafkaCheck(clients, k.OutputTopic))
 	srv.AddCheck("redis", redisx.Ping(rdb))
+	if lrdb != rdb {
+		srv.AddCheck("redis-ledger", redisx.Ping(lrdb))
+	}
+	act.LogEviction(ctx, lrdb, log.Named("ledger"))
 
+	// A kind's reader and engine are made once the topics are there: kafka-go's consumer group
+	// would create a missing topic with the broker's defaults where the broker allows it.
 	type kindRun struct {
-		engine *pipeline.Engine
-		reader *kafka.Reader
+		rcfg  kafka.ReaderConfig
+		start func(*kafka.Reader) *pipeline.Engine
 	}
 	var runs []kindRun
 	var kinds []string
@@ -149,7 +149,6 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 		if err := rcfg.Validate(); err != nil {
 			return fmt.Errorf("kafka reader: %w", err)
 		}
-		reader := kafka.NewReader(rcfg)
 		if verify != nil {
 			purpose := sign.Scored
 			if topic == k.ChangesTopic {
@@ -163,9 +162,11 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 			Workers: a.Workers, MaxInFlight: a.MaxInFlight, MaxEventBytes: cfg.Pipeline.MaxEventBytes,
 			MaxIndicators: cfg.Pipeline.MaxIndicators, CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
 		}
-		engine := pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
-			handler, pm, log.With(zap.String("kind", kind)))
-		runs = append(runs, kindRun{engine, reader})
+		start := func(reader *kafka.Reader) *pipeline.Engine {
+			return pipeline.New(opts, reader, func(done func([]kafka.Message, error)) pipeline.Publisher { return clients.Writer(done) },
+				handler, pm, log.With(zap.String("kind", kind)))
+		}
+		runs = append(runs, kindRun{rcfg, start})
 		kinds = append(kinds, kind)
 		return nil
 	}
@@ -213,6 +214,7 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 		return nil
 	})
 	g.Go(func() error { return ledger.Heartbeat(afterCtx) })
+	runSinkServers(afterCtx, g, configured)
 	reporter := &act.HealthReporter{
 		Store: health.NewStore(rdb, cfg.Redis.KeyPrefix), Health: am.Health, Ledger: ledger,
 		Sinks: sinksUsed(set, kinds), KillSwitch: a.KillSwitch, Role: "act", Interval: health.ReportInterval,
@@ -231,20 +233,39 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	}
 	stopDraining := context.AfterFunc(gctx, srv.SetDraining)
 	defer stopDraining()
-	var engines errgroup.Group
-	for _, r := range runs {
-		engines.Go(func() error {
-			runErr := r.engine.Run(gctx)
-			return errors.Join(runErr, closeWithin(r.reader, 5*time.Second))
-		})
-	}
 	g.Go(func() error {
 		defer stopAfter()
+		// The topics are checked with the HTTP server up (the EDL served, /healthz answering)
+		// while the brokers are waited for.
+		if err := actTopics(gctx, clients, cfg, log); err != nil {
+			return err
+		}
+		var engines errgroup.Group
+		for _, r := range runs {
+			engines.Go(func() error {
+				reader := kafka.NewReader(r.rcfg)
+				runErr := r.start(reader).Run(gctx)
+				return errors.Join(runErr, closeWithin(reader, 5*time.Second))
+			})
+		}
 		err := engines.Wait()
 		log.Info("playbook workers stopped")
 		return err
 	})
 	return g.Wait()
+}
+
+// actTopics creates the playbook workers' topics, or checks that they exist.
+func actTopics(ctx context.Context, clients *kafkax.Clients, cfg *config.Config, log *zap.Logger) error {
+	a, k := &cfg.Act, &cfg.Kafka
+	topics := map[string]string{"KAFKA_OUTPUT_TOPIC": k.OutputTopic, "ACT_RESULTS_TOPIC": a.ResultsTopic, "ACT_DLQ_TOPIC": a.DLQTopic}
+	if slices.Contains(a.Kinds, changesKind) {
+		topics["KAFKA_CHANGES_TOPIC"] = k.ChangesTopic
+	}
+	if k.CreateTopics {
+		return ensureTopics(ctx, clients, log, slices.Collect(maps.Values(topics))...)
+	}
+	return requireTopics(ctx, clients, log, topics)
 }
 
 // alertTopic is where the rate-cap alert goes: the Kafka alert sink's topic, or soc.alerts.

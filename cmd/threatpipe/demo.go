@@ -21,6 +21,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/enrich/sim"
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 	"github.com/threatpipe/threatpipe/sinks/webhook"
 )
 
@@ -225,7 +226,8 @@ func serveLocal(h http.Handler) (stop func(), url string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := telemetry.NewHTTPServer(h)
+	srv.WriteTimeout = 0 // the simulated providers answer with their configured latency
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	return func() {

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -156,5 +158,29 @@ func TestViewRequiresItsTopics(t *testing.T) {
 		if !errors.Is(tp.Error, kafka.UnknownTopicOrPartition) {
 			t.Errorf("topic %s exists after the failed start (%v)", missing, tp.Error)
 		}
+	}
+}
+
+// TestActRequiresItsTopics: act fails its start naming the variable of a missing topic it writes
+// (its dead-letter topic here) instead of retrying "unknown topic" for ever.
+func TestActRequiresItsTopics(t *testing.T) {
+	brokers := pipelinetest.Kafka(t)
+	prefix := pipelinetest.Name(t, "act")
+	missing := pipelinetest.Name(t, "actdlq-missing")
+	playbooks := filepath.Join(t.TempDir(), "playbooks.yaml")
+	if err := os.WriteFile(playbooks, []byte("playbooks:\n  - name: p\n    when: score >= 80\n    steps:\n      - {name: block, action: block, sink: edl, duration: 1h}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	env := &environment{environ: append(actEnv(brokers, pipelinetest.Redis(t), prefix, pipelinetest.Topic(t, brokers, "scored", 1),
+		pipelinetest.Topic(t, brokers, "results", 1), missing, pipelinetest.Topic(t, brokers, "alerts", 1), playbooks, "http://127.0.0.1:1"),
+		"THREATPIPE_HTTP_ADDR=127.0.0.1:0", "THREATPIPE_LOG_LEVEL=error"), stdout: &out, stderr: &out}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code := run(ctx, env, []string{"act"}); code != 1 {
+		t.Fatalf("act exit %d with %s missing, want 1: %s", code, missing, out.String())
+	}
+	if want := `THREATPIPE_ACT_DLQ_TOPIC: topic "` + missing + `" does not exist`; !strings.Contains(out.String(), want) {
+		t.Errorf("output %q, want %q", out.String(), want)
 	}
 }

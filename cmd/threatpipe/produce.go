@@ -57,7 +57,7 @@ Brokers and TLS/SASL come from THREATPIPE_KAFKA_* variables.`)
 		return err
 	}
 	if *createTopic {
-		if err := ensureTopics(ctx, clients, *topic); err != nil {
+		if err := clients.EnsureTopics(ctx, *topic); err != nil {
 			return err
 		}
 	}

@@ -57,15 +57,6 @@ View settings:
 	if err := checkSettings(ctx, clients, rdb, &cfg.Redis); err != nil {
 		return err
 	}
-	// Before the readers start: kafka-go's consumer group would create a missing topic (with the
-	// broker's default partitions) where the broker allows it, or wait on it silently.
-	if k.CreateTopics {
-		if err := ensureTopics(ctx, clients, k.OutputTopic, a.ResultsTopic); err != nil {
-			return err
-		}
-	} else if err := requireTopics(ctx, clients, map[string]string{"KAFKA_OUTPUT_TOPIC": k.OutputTopic, "ACT_RESULTS_TOPIC": a.ResultsTopic}); err != nil {
-		return err
-	}
 	store := view.NewStore(rdb, cfg.Redis.KeyPrefix, vcfg.StoreOptions())
 
 	srv, err := telemetry.NewServer(cfg.HTTPAddr, reg, log)
@@ -88,9 +79,12 @@ View settings:
 		{view.InputScored, k.OutputTopic, vcfg.GroupID + "-scored", view.NewScoredHandler(store, vm, log.Named("scored"))},
 		{view.InputResults, a.ResultsTopic, vcfg.GroupID + "-results", view.NewRecordHandler(store, vm, log.Named("results"))},
 	}
+	// An input's reader and engine are made once the topics are there: kafka-go's consumer
+	// group would create a missing topic with the broker's defaults where the broker allows it,
+	// or wait on it silently.
 	type run struct {
-		engine *pipeline.Engine
-		reader *kafka.Reader
+		rcfg  kafka.ReaderConfig
+		start func(*kafka.Reader) *pipeline.Engine
 	}
 	runs := make([]run, 0, len(inputs))
 	for _, in := range inputs {
@@ -99,13 +93,14 @@ View settings:
 		if err := rcfg.Validate(); err != nil { // NewReader panics on what Validate rejects
 			return fmt.Errorf("kafka reader for %s: %w", in.topic, err)
 		}
-		reader := kafka.NewReader(rcfg)
 		opts := pipeline.Options{
 			InputTopic: in.topic, Workers: vcfg.Workers, MaxInFlight: vcfg.MaxInFlight,
 			MaxEventBytes: cfg.Pipeline.MaxEventBytes, MaxIndicators: cfg.Pipeline.MaxIndicators,
 			CommitInterval: k.CommitInterval, ShutdownTimeout: cfg.Pipeline.ShutdownTimeout,
 		}
-		runs = append(runs, run{pipeline.New(opts, reader, view.NoPublisher, in.handler, pm, log.With(zap.String("input", in.name))), reader})
+		runs = append(runs, run{rcfg, func(reader *kafka.Reader) *pipeline.Engine {
+			return pipeline.New(opts, reader, view.NoPublisher, in.handler, pm, log.With(zap.String("input", in.name)))
+		}})
 	}
 
 	url := viewURL(srv.Addr())
@@ -128,20 +123,33 @@ View settings:
 	g.Go(func() error { return view.RunSweeper(gctx, store, vcfg.SweepInterval, vm, log.Named("sweeper")) })
 	stopDraining := context.AfterFunc(gctx, srv.SetDraining)
 	defer stopDraining()
-	var engines errgroup.Group
-	for _, r := range runs {
-		engines.Go(func() error {
-			runErr := r.engine.Run(gctx)
-			return errors.Join(runErr, closeWithin(r.reader, 5*time.Second)) // after the final commit
-		})
-	}
 	g.Go(func() error {
 		defer stopAfter()
+		if err := viewTopics(gctx, clients, cfg, log); err != nil {
+			return err
+		}
+		var engines errgroup.Group
+		for _, r := range runs {
+			engines.Go(func() error {
+				reader := kafka.NewReader(r.rcfg)
+				runErr := r.start(reader).Run(gctx)
+				return errors.Join(runErr, closeWithin(reader, 5*time.Second)) // after the final commit
+			})
+		}
 		err := engines.Wait()
 		log.Info("view stopped")
 		return err
 	})
 	return g.Wait()
+}
+
+// viewTopics creates the view's topics, or checks that they exist.
+func viewTopics(ctx context.Context, clients *kafkax.Clients, cfg *config.Config, log *zap.Logger) error {
+	k, a := &cfg.Kafka, &cfg.Act
+	if k.CreateTopics {
+		return ensureTopics(ctx, clients, log, k.OutputTopic, a.ResultsTopic)
+	}
+	return requireTopics(ctx, clients, log, map[string]string{"KAFKA_OUTPUT_TOPIC": k.OutputTopic, "ACT_RESULTS_TOPIC": a.ResultsTopic})
 }
 
 // viewURL is where an operator on this host reaches the view listening on addr.
