@@ -33,33 +33,51 @@ type EnrichHandler struct {
 var _ Handler = (*EnrichHandler)(nil)
 
 // HandlerOption changes an EnrichHandler's defaults.
-type HandlerOption func(*event.Limits)
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	limits  event.Limits
+	only    event.Format
+	formats []event.FormatDecoder
+}
 
 // WithInputLimits sets the nesting depth and carried-context limits of the input decoder
 // (THREATPIPE_PIPELINE_MAX_NESTING_DEPTH and THREATPIPE_PIPELINE_MAX_CONTEXT_BYTES); 0 keeps a
 // limit's default (event.DefaultMaxDepth, event.DefaultMaxContextBytes).
 func WithInputLimits(maxDepth, maxContextBytes int) HandlerOption {
-	return func(l *event.Limits) { l.MaxDepth, l.MaxContextBytes = maxDepth, maxContextBytes }
+	return func(c *handlerConfig) { c.limits.MaxDepth, c.limits.MaxContextBytes = maxDepth, maxContextBytes }
+}
+
+// WithInputFormats makes the decoder read formats besides native and ECS (pipeline/format/all),
+// and only the one named only unless it is event.AutoFormat (THREATPIPE_KAFKA_INPUT_FORMAT,
+// validated against the formats before).
+func WithInputFormats(only event.Format, formats ...event.FormatDecoder) HandlerOption {
+	return func(c *handlerConfig) { c.only, c.formats = only, formats }
 }
 
 // NewEnrichHandler builds the enricher's handler. It uses opts' output and DLQ topics and its
-// event size and indicator limits, and the default nesting and context limits unless an option
-// sets them.
+// event size and indicator limits, and the default nesting and context limits and formats
+// (auto: native and ECS) unless an option sets them.
 func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.PipelineMetrics, options ...HandlerOption) *EnrichHandler {
-	limits := event.Limits{MaxBytes: opts.MaxEventBytes, MaxIndicators: opts.MaxIndicators}
+	cfg := handlerConfig{limits: event.Limits{MaxBytes: opts.MaxEventBytes, MaxIndicators: opts.MaxIndicators}}
 	for _, o := range options {
-		o(&limits)
+		o(&cfg)
+	}
+	dec, err := event.NewLimitedDecoder(cfg.limits).WithFormats(cfg.only, cfg.formats...)
+	if err != nil {
+		panic(err) // the format name is validated with the configuration
+	}
+	indicators := map[event.Format]interface{ Add(float64) }{}
+	for _, f := range append([]event.Format{event.FormatNative, event.FormatECS}, formatNames(cfg.formats)...) {
+		indicators[f] = m.Indicators.WithLabelValues(string(f))
 	}
 	h := &EnrichHandler{
 		opts: opts, proc: proc, gate: g, metrics: m, now: time.Now,
-		dec:            event.NewLimitedDecoder(limits),
+		dec:            dec,
+		indicators:     indicators,
 		decodeSeconds:  m.StageSeconds.WithLabelValues(telemetry.StageDecode),
 		processSeconds: m.StageSeconds.WithLabelValues(telemetry.StageProcess),
-		indicators: map[event.Format]interface{ Add(float64) }{
-			event.FormatNative: m.Indicators.WithLabelValues(string(event.FormatNative)),
-			event.FormatECS:    m.Indicators.WithLabelValues(string(event.FormatECS)),
-		},
-		gated: make(map[string]interface{ Inc() }),
+		gated:          make(map[string]interface{ Inc() }),
 	}
 	for _, reason := range gate.Reasons {
 		h.gated[reason] = m.Gated.WithLabelValues(reason)
@@ -69,6 +87,14 @@ func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.P
 		h.enrichOwn = o.EnrichesOwnRanges()
 	}
 	return h
+}
+
+func formatNames(formats []event.FormatDecoder) []event.Format {
+	out := make([]event.Format, len(formats))
+	for i, f := range formats {
+		out[i] = f.Name()
+	}
+	return out
 }
 
 // Handle implements Handler.

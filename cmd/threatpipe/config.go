@@ -24,6 +24,9 @@ func runConfig(_ context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := checkInputFormat(cfg); err != nil {
+			return err
+		}
 		if _, err := loadSources(cfg, env.environ, zap.NewNop()); err != nil {
 			return err
 		}

@@ -9,6 +9,9 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/threatpipe/threatpipe/pipeline/event"
+	formats "github.com/threatpipe/threatpipe/pipeline/format/all"
+
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -45,6 +48,9 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	if err := checkInputFormat(cfg); err != nil {
+		return err
+	}
 
 	reg := telemetry.NewRegistry()
 	metrics := telemetry.NewPipelineMetrics(reg)
@@ -89,7 +95,8 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 		log.Info("signing scored events and changes (THREATPIPE_SIGNING_KEY)", zap.String("kid", signs.KeyID()))
 	}
 	handler := pipeline.NewEnrichHandler(opts, enr.proc, gate.New(own, allow), metrics,
-		pipeline.WithInputLimits(cfg.Pipeline.MaxNestingDepth, cfg.Pipeline.MaxContextBytes))
+		pipeline.WithInputLimits(cfg.Pipeline.MaxNestingDepth, cfg.Pipeline.MaxContextBytes),
+		pipeline.WithInputFormats(event.Format(k.InputFormat), formats.Formats()...))
 	newWriter := func(done func([]kafka.Message, error)) pipeline.Publisher {
 		return sign.NewWriter(clients.Writer(done), signs, signedTopics(k))
 	}

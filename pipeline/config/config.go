@@ -59,6 +59,7 @@ type Config struct {
 type Kafka struct {
 	Brokers              []string      `env:"BROKERS" envDefault:"127.0.0.1:9092" desc:"Comma-separated bootstrap brokers (host:port)."`
 	InputTopic           string        `env:"INPUT_TOPIC" envDefault:"indicators" desc:"Topic the enricher consumes indicator events from."`
+	InputFormat          string        `env:"INPUT_FORMAT" envDefault:"auto" desc:"Format of the input topic's messages: auto (each message sniffed: native, ECS and every other format threatpipe reads) or one format's name (docs/events.md, Input formats); a message of another format is dead-lettered."`
 	OutputTopic          string        `env:"OUTPUT_TOPIC" envDefault:"indicators.scored" desc:"Topic scored events are published to."`
 	DLQTopic             string        `env:"DLQ_TOPIC" envDefault:"indicators.dlq" desc:"Dead-letter topic for messages that cannot be decoded or name no valid indicator."`
 	OpsTopic             string        `env:"OPS_TOPIC" envDefault:"threatpipe.ops" desc:"Topic for operational events: quota warnings, exhausted quotas, disabled providers."`

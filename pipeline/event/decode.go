@@ -72,8 +72,34 @@ var ECSIPFields = [...]string{"source.ip", "destination.ip", "client.ip", "serve
 
 // Decoder turns message values into Inputs. The zero value is not usable; use NewDecoder.
 // A Decoder is safe for concurrent use.
+//
+// Native and ECS events are built in. Other formats are FormatDecoders (WithFormats): in auto
+// mode a JSON object that is neither native nor ECS goes to the first JSON format whose Sniff
+// claims it, and any other value to the first line format that does.
 type Decoder struct {
-	limits Limits
+	limits  Limits
+	formats []FormatDecoder
+	only    FormatDecoder // one format for every message; nil: auto
+}
+
+// AutoFormat selects the format of each message by sniffing it.
+const AutoFormat Format = "auto"
+
+// WithFormats returns a copy of d that also reads formats (in sniff order), and that reads only
+// the one named only unless it is AutoFormat or empty. An unknown name is an error.
+func (d *Decoder) WithFormats(only Format, formats ...FormatDecoder) (*Decoder, error) {
+	c := *d
+	c.formats = append(slices.Clip(c.formats), formats...)
+	if only == "" || only == AutoFormat {
+		return &c, nil
+	}
+	for _, f := range append([]FormatDecoder{nativeFormat{d}, ecsFormat{d}}, c.formats...) {
+		if f.Name() == only {
+			c.only = f
+			return &c, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown input format %q", only)
 }
 
 // NewDecoder returns a decoder that rejects values over maxBytes and keeps at most maxIndicators
@@ -117,10 +143,52 @@ func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, fallbackID fun
 	if !utf8.Valid(value) {
 		return nil, decodeErr(ClassInvalidEncoding, "message is not valid UTF-8")
 	}
+	rec := Record{Time: fallbackTime, ID: fallbackID, MaxIndicators: d.limits.MaxIndicators}
+	if d.only != nil {
+		return d.decodeAs(d.only, value, rec)
+	}
+	if !isJSONObject(value) {
+		for _, f := range d.formats {
+			if !f.JSON() && f.Sniff(value) {
+				return f.Decode(value, rec)
+			}
+		}
+	}
 	// Before any parser: the fast one would skip a deep value it does not decode and carry it on.
 	if err := checkStructure(value, d.limits.MaxDepth); err != nil {
 		return nil, err
 	}
+	top, err := topLevel(value)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := top["indicator"]; ok {
+		return d.decodeNative(top, fallbackTime)
+	}
+	if isECS(top) {
+		return d.decodeECS(value, top, fallbackTime, fallbackID)
+	}
+	for _, f := range d.formats {
+		if f.JSON() && f.Sniff(value) {
+			return f.Decode(value, rec)
+		}
+	}
+	return nil, decodeErr(ClassUnknownFormat,
+		"neither a native indicator event (no \"indicator\"), an ECS event (no source/destination/client/server/related IP field) nor any other input format threatpipe reads")
+}
+
+// decodeAs decodes value as format f, with the JSON checks when f reads JSON.
+func (d *Decoder) decodeAs(f FormatDecoder, value []byte, rec Record) (*Input, error) {
+	if f.JSON() {
+		if err := checkStructure(value, d.limits.MaxDepth); err != nil {
+			return nil, err
+		}
+	}
+	return f.Decode(value, rec)
+}
+
+// topLevel parses a JSON object's top-level members.
+func topLevel(value []byte) (map[string]json.RawMessage, error) {
 	// Sized for a typical event: the fast decoder would otherwise allocate room for 64 keys.
 	top := make(map[string]json.RawMessage, 8)
 	if err := unmarshal(value, &top); err != nil {
@@ -129,14 +197,61 @@ func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, fallbackID fun
 	if top == nil {
 		return nil, decodeErr(ClassMalformedJSON, "message is JSON null, not an object")
 	}
-	if _, ok := top["indicator"]; ok {
-		return d.decodeNative(top, fallbackTime)
+	return top, nil
+}
+
+// isJSONObject reports whether value starts, after white space, with '{'.
+func isJSONObject(value []byte) bool {
+	for _, c := range value {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c == '{'
 	}
-	if isECS(top) {
-		return d.decodeECS(value, top, fallbackTime, fallbackID)
+	return false
+}
+
+// nativeFormat and ecsFormat are the built-in formats behind the FormatDecoder port, for a
+// topic configured with one of them.
+type nativeFormat struct{ d *Decoder }
+type ecsFormat struct{ d *Decoder }
+
+var (
+	_ FormatDecoder = nativeFormat{}
+	_ FormatDecoder = ecsFormat{}
+)
+
+func (nativeFormat) Name() Format { return FormatNative }
+func (nativeFormat) JSON() bool   { return true }
+func (nativeFormat) Sniff(value []byte) bool {
+	top, err := topLevel(value)
+	_, ok := top["indicator"]
+	return err == nil && ok
+}
+func (f nativeFormat) Decode(value []byte, rec Record) (*Input, error) {
+	top, err := topLevel(value)
+	if err != nil {
+		return nil, err
 	}
-	return nil, decodeErr(ClassUnknownFormat,
-		"neither a native indicator event (no \"indicator\") nor an ECS event (no source/destination/client/server/related IP field)")
+	if _, ok := top["indicator"]; !ok {
+		return nil, decodeErr(ClassMissingField, "indicator: missing (the input topic is configured for native events)")
+	}
+	return f.d.decodeNative(top, rec.Time)
+}
+
+func (ecsFormat) Name() Format { return FormatECS }
+func (ecsFormat) JSON() bool   { return true }
+func (ecsFormat) Sniff(value []byte) bool {
+	top, err := topLevel(value)
+	return err == nil && isECS(top)
+}
+func (f ecsFormat) Decode(value []byte, rec Record) (*Input, error) {
+	top, err := topLevel(value)
+	if err != nil {
+		return nil, err
+	}
+	return f.d.decodeECS(value, top, rec.Time, rec.ID)
 }
 
 func jsonErrMsg(err error) string {
@@ -331,43 +446,15 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 		in.Warnings = append(in.Warnings, fmt.Sprintf("timestamp %q is not RFC 3339", truncate(ts, 64)))
 	}
 
-	index := make(map[string]int) // a skipped indicator has index -1
-	var rejected, skipped []string
+	seen := NewSightings(d.limits.MaxIndicators)
 	for _, field := range ECSIPFields {
 		for _, raw := range ecsValues(top, field) {
-			ind, err := ParseIP(raw)
-			if err != nil {
-				rejected = append(rejected, fmt.Sprintf("%s: %v", field, err))
-				continue
-			}
-			if i, seen := index[ind.Value]; seen {
-				if i >= 0 && !slices.Contains(in.Sightings[i].Fields, field) {
-					in.Sightings[i].Fields = append(in.Sightings[i].Fields, field)
-				}
-				continue
-			}
-			if len(in.Sightings) >= d.limits.MaxIndicators {
-				index[ind.Value] = -1
-				skipped = append(skipped, ind.Value)
-				rejected = append(rejected, fmt.Sprintf("%s: %s skipped, the event already names %d indicators", field, ind.Value, d.limits.MaxIndicators))
-				continue
-			}
-			index[ind.Value] = len(in.Sightings)
-			in.Sightings = append(in.Sightings, Sighting{Indicator: ind, Fields: []string{field}})
+			seen.Add(field, raw)
 		}
 	}
-	if len(in.Sightings) == 0 {
-		if len(rejected) > 0 {
-			return nil, decodeErr(ClassNoIndicator, "no valid IP in the ECS IP fields (%s)", strings.Join(limit(rejected, 5), "; "))
-		}
-		return nil, decodeErr(ClassNoIndicator, "no IP in source.ip, destination.ip, client.ip, server.ip or related.ip")
+	if err := seen.Finish(in, "source.ip, destination.ip, client.ip, server.ip or related.ip"); err != nil {
+		return nil, err
 	}
-	if len(skipped) > 0 {
-		in.Partial = &DecodeError{Class: ClassTooManyIndicators, Msg: fmt.Sprintf(
-			"the event names %d distinct addresses, over the limit of %d: the first %d were scored, these were not: %s",
-			len(in.Sightings)+len(skipped), d.limits.MaxIndicators, len(in.Sightings), strings.Join(limit(skipped, 40), ", "))}
-	}
-	in.Warnings = append(in.Warnings, limit(rejected, 16)...)
 	return in, nil
 }
 

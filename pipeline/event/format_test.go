@@ -1,0 +1,78 @@
+package event
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// fakeFormat claims messages starting with its prefix and yields the address after it.
+type fakeFormat struct {
+	name   Format
+	json   bool
+	prefix string
+}
+
+func (f fakeFormat) Name() Format            { return f.name }
+func (f fakeFormat) JSON() bool              { return f.json }
+func (f fakeFormat) Sniff(value []byte) bool { return bytes.HasPrefix(value, []byte(f.prefix)) }
+func (f fakeFormat) Decode(value []byte, rec Record) (*Input, error) {
+	in := &Input{Format: f.name, EventID: rec.ID(), ObservedAt: rec.Time, Source: string(f.name)}
+	s := NewSightings(rec.MaxIndicators)
+	s.Add("addr", string(bytes.Trim(value[len(f.prefix):], `"}`)))
+	return in, s.Finish(in, "addr")
+}
+
+func TestFormatDispatch(t *testing.T) {
+	line := fakeFormat{name: "line", prefix: "LINE|"}
+	obj := fakeFormat{name: "obj", json: true, prefix: `{"obj":"`}
+	base := NewDecoder(1<<20, 32)
+	auto, err := base.WithFormats(AutoFormat, line, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyLine, err := base.WithFormats("line", line, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyNative, err := base.WithFormats(FormatNative, line, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	native := []byte(`{"event_id":"e","indicator":{"type":"ipv4-addr","value":"8.8.8.8"}}`)
+	deep := []byte(`{"obj":"8.8.8.8","x":` + string(bytes.Repeat([]byte("["), 100)) + string(bytes.Repeat([]byte("]"), 100)) + `}`)
+	cases := []struct {
+		name   string
+		dec    *Decoder
+		value  []byte
+		format Format
+		class  ErrorClass
+	}{
+		{"auto: native", auto, native, FormatNative, ""},
+		{"auto: a line format", auto, []byte("LINE|9.9.9.9"), "line", ""},
+		{"auto: a JSON format after native and ECS", auto, []byte(`{"obj":"1.1.1.1"}`), "obj", ""},
+		{"auto: JSON formats get the depth check", auto, deep, "", ClassTooDeep},
+		{"auto: nothing claims it", auto, []byte("hello"), "", ClassMalformedJSON},
+		{"auto: an object nothing claims", auto, []byte(`{"a":1}`), "", ClassUnknownFormat},
+		{"one format: another's message", onlyLine, native, "", ClassNoIndicator},
+		{"one format: its message", onlyLine, []byte("LINE|9.9.9.9"), "line", ""},
+		{"native only: ECS is refused", onlyNative, []byte(`{"source":{"ip":"8.8.8.8"}}`), "", ClassMissingField},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in, err := c.dec.Decode(c.value, time.Now(), "t/0/1")
+			if c.class != "" {
+				if ClassOf(err) != c.class {
+					t.Fatalf("Decode = %v, %v; want class %s", in, err, c.class)
+				}
+				return
+			}
+			if err != nil || in.Format != c.format {
+				t.Fatalf("Decode = %+v, %v; want format %s", in, err, c.format)
+			}
+		})
+	}
+	if _, err := base.WithFormats("syslog", line); err == nil {
+		t.Error("an unknown format name was accepted")
+	}
+}

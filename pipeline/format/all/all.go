@@ -1,0 +1,20 @@
+// Package all registers every input format threatpipe reads besides the built-in native and ECS
+// events (pipeline/event). Adding a format is one package under pipeline/format and one line
+// here; the order is the order auto mode sniffs in.
+package all
+
+import "github.com/threatpipe/threatpipe/pipeline/event"
+
+// Formats returns a decoder of every registered format, in sniff order.
+func Formats() []event.FormatDecoder {
+	return []event.FormatDecoder{}
+}
+
+// Names lists the values THREATPIPE_KAFKA_INPUT_FORMAT accepts.
+func Names() []string {
+	names := []string{string(event.AutoFormat), string(event.FormatNative), string(event.FormatECS)}
+	for _, f := range Formats() {
+		names = append(names, string(f.Name()))
+	}
+	return names
+}
