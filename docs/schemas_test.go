@@ -23,6 +23,9 @@ import (
 	"github.com/threatpipe/threatpipe/docs"
 	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	formats "github.com/threatpipe/threatpipe/pipeline/format/all"
+	"github.com/threatpipe/threatpipe/pipeline/format/eve"
+	"github.com/threatpipe/threatpipe/pipeline/format/zeek"
 	"github.com/threatpipe/threatpipe/pipeline/gate"
 )
 
@@ -605,12 +608,14 @@ func TestEnumsMatchCode(t *testing.T) {
 		gate.ReasonPrivate, gate.ReasonLoopback, gate.ReasonLinkLocal, gate.ReasonCGNAT, gate.ReasonMulticast,
 		gate.ReasonReserved, gate.ReasonDocumentation, gate.ReasonOwnRange, gate.ReasonAllowlist,
 	}))
-	eq("input_format", strings_(t, at(t, scored, "properties", "input_format", "enum")),
-		[]string{string(event.FormatNative), string(event.FormatECS)})
+	// Every format threatpipe reads: native, ECS and the registered ones (not "auto").
+	eq("input_format", strings_(t, at(t, scored, "properties", "input_format", "enum")), slices.DeleteFunc(formats.Names(),
+		func(n string) bool { return n == string(event.AutoFormat) }))
 	types := []string{string(event.IPv4), string(event.IPv6)}
 	eq("scored indicator.type", strings_(t, at(t, scored, "properties", "indicator", "properties", "type", "enum")), types)
 	eq("input indicator.type", strings_(t, at(t, input, "properties", "indicator", "properties", "type", "enum")), types)
-	eq("ecs_fields", strings_(t, at(t, scored, "properties", "ecs_fields", "items", "enum")), event.ECSIPFields[:])
+	eq("ecs_fields", strings_(t, at(t, scored, "properties", "ecs_fields", "items", "enum")), slices.Concat(
+		event.ECSIPFields[:], eve.AddressFields[:], zeek.AddressFields[:]))
 	eq("schema_version", []string{at(t, scored, "properties", "schema_version", "const").(string)}, []string{event.SchemaVersion})
 	eq("dead-letter schema version", []string{at(t, dl, "properties", pipeline.HeaderSchemaVersion, "const").(string)}, []string{event.SchemaVersion})
 

@@ -3,11 +3,18 @@
 // here; the order is the order auto mode sniffs in.
 package all
 
-import "github.com/threatpipe/threatpipe/pipeline/event"
+import (
+	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/format/eve"
+	"github.com/threatpipe/threatpipe/pipeline/format/zeek"
+)
 
 // Formats returns a decoder of every registered format, in sniff order.
 func Formats() []event.FormatDecoder {
-	return []event.FormatDecoder{}
+	return []event.FormatDecoder{
+		eve.New(),
+		zeek.New(),
+	}
 }
 
 // Names lists the values THREATPIPE_KAFKA_INPUT_FORMAT accepts.
