@@ -72,7 +72,7 @@ type Kafka struct {
 	CommitInterval       time.Duration `env:"COMMIT_INTERVAL" envDefault:"1s" desc:"How often completed offsets are committed; also bounds duplicates after a crash."`
 	SessionTimeout       time.Duration `env:"SESSION_TIMEOUT" envDefault:"30s" desc:"Consumer group session timeout: how long a dead replica keeps its partitions."`
 	HeartbeatInterval    time.Duration `env:"HEARTBEAT_INTERVAL" envDefault:"3s" desc:"Consumer group heartbeat interval."`
-	FetchMaxWait         time.Duration `env:"FETCH_MAX_WAIT" envDefault:"250ms" desc:"Longest a fetch waits for new data."`
+	FetchMaxWait         time.Duration `env:"FETCH_MAX_WAIT" envDefault:"2s" desc:"Longest the client waits for a fetch's answer when no new data comes (data is returned as soon as it arrives, so this costs no latency). kafka-go asks the broker to wait this minus 1 s and keeps 1 s for the round trip; under 2 s the margin shrinks to a quarter, and a busy broker answering late shows as 'i/o timeout' warnings and reconnections."`
 	FetchMaxBytes        int           `env:"FETCH_MAX_BYTES" envDefault:"10485760" desc:"Largest fetch response, in bytes."`
 	BatchTimeout         time.Duration `env:"BATCH_TIMEOUT" envDefault:"5ms" desc:"Producer linger: how long a partial batch waits before it is sent."`
 	BatchSize            int           `env:"BATCH_SIZE" envDefault:"500" desc:"Producer batch size in messages, per partition."`
