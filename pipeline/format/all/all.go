@@ -5,7 +5,9 @@ package all
 
 import (
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/format/cef"
 	"github.com/threatpipe/threatpipe/pipeline/format/eve"
+	"github.com/threatpipe/threatpipe/pipeline/format/kv"
 	"github.com/threatpipe/threatpipe/pipeline/format/zeek"
 )
 
@@ -14,6 +16,8 @@ func Formats() []event.FormatDecoder {
 	return []event.FormatDecoder{
 		eve.New(),
 		zeek.New(),
+		cef.New(),
+		kv.New(),
 	}
 }
 
