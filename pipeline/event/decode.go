@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	fastjson "github.com/segmentio/encoding/json"
 )
@@ -118,17 +119,37 @@ func NewLimitedDecoder(l Limits) *Decoder {
 // event carries no time of its own, and fallbackID when an ECS event carries no event.id.
 // A returned error is always a *DecodeError.
 func (d *Decoder) Decode(value []byte, fallbackTime time.Time, fallbackID string) (*Input, error) {
-	return d.decode(value, fallbackTime, func() string { return fallbackID })
+	return d.decode(value, fallbackTime, idSource{fixed: fallbackID, named: true})
 }
 
 // DecodeRecord is Decode for a Kafka record read at origin: an ECS event without event.id is
 // named origin.ID(), built only when needed.
 func (d *Decoder) DecodeRecord(value []byte, recordTime time.Time, origin Origin) (*Input, error) {
-	return d.decode(value, recordTime, origin.ID)
+	return d.decode(value, recordTime, idSource{origin: origin})
 }
 
-func (d *Decoder) decode(value []byte, fallbackTime time.Time, fallbackID func() string) (*Input, error) {
-	in, err := d.decodeAny(value, fallbackTime, fallbackID)
+// idSource names an event that carries no id of its own: fixed when named, else its origin. It
+// is a value rather than a func so that the events that carry an id (most) cost no closure.
+type idSource struct {
+	origin Origin
+	fixed  string
+	named  bool
+}
+
+func (s idSource) id() string {
+	if s.named {
+		return s.fixed
+	}
+	return s.origin.ID()
+}
+
+// record is what the format decoders are told about a message besides its value.
+func (d *Decoder) record(fallbackTime time.Time, ids idSource) Record {
+	return Record{Time: fallbackTime, ID: ids.id, MaxIndicators: d.limits.MaxIndicators}
+}
+
+func (d *Decoder) decode(value []byte, fallbackTime time.Time, ids idSource) (*Input, error) {
+	in, err := d.decodeAny(value, fallbackTime, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -136,21 +157,20 @@ func (d *Decoder) decode(value []byte, fallbackTime time.Time, fallbackID func()
 	return in, nil
 }
 
-func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, fallbackID func() string) (*Input, error) {
+func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, ids idSource) (*Input, error) {
 	if len(value) > d.limits.MaxBytes {
 		return nil, decodeErr(ClassTooLarge, "message is %d bytes, the limit is %d", len(value), d.limits.MaxBytes)
 	}
 	if !utf8.Valid(value) {
 		return nil, decodeErr(ClassInvalidEncoding, "message is not valid UTF-8")
 	}
-	rec := Record{Time: fallbackTime, ID: fallbackID, MaxIndicators: d.limits.MaxIndicators}
 	if d.only != nil {
-		return d.decodeAs(d.only, value, rec)
+		return d.decodeAs(d.only, value, d.record(fallbackTime, ids))
 	}
 	if !isJSONObject(value) {
 		for _, f := range d.formats {
 			if !f.JSON() && f.Sniff(value) {
-				return f.Decode(value, rec)
+				return f.Decode(value, d.record(fallbackTime, ids))
 			}
 		}
 	}
@@ -158,19 +178,28 @@ func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, fallbackID fun
 	if err := checkStructure(value, d.limits.MaxDepth); err != nil {
 		return nil, err
 	}
+	if nativeKeysOnly(value) {
+		ni := new(nativeInput)
+		if ni.top.parse(value) && ni.top.Indicator != nil {
+			return d.decodeNative(ni, nil, fallbackTime)
+		}
+	}
 	top, err := topLevel(value)
 	if err != nil {
 		return nil, err
 	}
 	if _, ok := top["indicator"]; ok {
-		return d.decodeNative(top, fallbackTime)
+		ni := &nativeInput{}
+		var extra map[string]json.RawMessage
+		ni.top, extra = nativeFromMap(top)
+		return d.decodeNative(ni, extra, fallbackTime)
 	}
 	if isECS(top) {
-		return d.decodeECS(value, top, fallbackTime, fallbackID)
+		return d.decodeECS(value, top, fallbackTime, ids.id)
 	}
 	for _, f := range d.formats {
 		if f.JSON() && f.Sniff(value) {
-			return f.Decode(value, rec)
+			return f.Decode(value, d.record(fallbackTime, ids))
 		}
 	}
 	return nil, decodeErr(ClassUnknownFormat,
@@ -225,19 +254,30 @@ var (
 func (nativeFormat) Name() Format { return FormatNative }
 func (nativeFormat) JSON() bool   { return true }
 func (nativeFormat) Sniff(value []byte) bool {
+	if nativeKeysOnly(value) {
+		var doc nativeTop
+		if doc.parse(value) {
+			return doc.Indicator != nil
+		}
+	}
 	top, err := topLevel(value)
 	_, ok := top["indicator"]
 	return err == nil && ok
 }
 func (f nativeFormat) Decode(value []byte, rec Record) (*Input, error) {
-	top, err := topLevel(value)
-	if err != nil {
-		return nil, err
+	ni := new(nativeInput)
+	var extra map[string]json.RawMessage
+	if !ni.top.parse(value) {
+		top, err := topLevel(value)
+		if err != nil {
+			return nil, err
+		}
+		ni.top, extra = nativeFromMap(top)
 	}
-	if _, ok := top["indicator"]; !ok {
+	if ni.top.Indicator == nil {
 		return nil, decodeErr(ClassMissingField, "indicator: missing (the input topic is configured for native events)")
 	}
-	return f.d.decodeNative(top, rec.Time)
+	return f.d.decodeNative(ni, extra, rec.Time)
 }
 
 func (ecsFormat) Name() Format { return FormatECS }
@@ -271,15 +311,174 @@ type nativeIndicator struct {
 	Value string `json:"value"`
 }
 
-var nativeKnown = map[string]bool{
-	"schema_version": true, "event_id": true, "observed_at": true, "source": true,
-	"indicator": true, "context": true,
+// nativeTop holds a native event's known top-level members as they arrived; decodeNative reads
+// them. Unknown members are kept apart, as Input.Extra.
+type nativeTop struct {
+	SchemaVersion json.RawMessage `json:"schema_version"`
+	EventID       json.RawMessage `json:"event_id"`
+	ObservedAt    json.RawMessage `json:"observed_at"`
+	Source        json.RawMessage `json:"source"`
+	Indicator     json.RawMessage `json:"indicator"`
+	Context       json.RawMessage `json:"context"`
 }
 
-func (d *Decoder) decodeNative(top map[string]json.RawMessage, fallbackTime time.Time) (*Input, error) {
-	in := &Input{Format: FormatNative}
+// nativeParseFlags decode the known members only, pointing into the message: a member of
+// another name, or of another case, fails the parse, so that whatever is not the plain native
+// shape takes the general path (topLevel), which keeps unknown members.
+const nativeParseFlags = fastjson.DontCopyRawMessage | fastjson.DontMatchCaseInsensitiveStructFields | fastjson.DisallowUnknownFields
 
-	if err := stringField(top, "event_id", &in.EventID); err != nil {
+// parse reads value into t without a map of its members, when value is a JSON object (or null)
+// with no members but the known ones; otherwise it reports false and t is to be ignored.
+// This is the native event's common shape and the hot path: decoding every message into a map
+// of raw values was the largest cost of decoding.
+func (t *nativeTop) parse(value []byte) bool {
+	if !nativeKeysOnly(value) {
+		return false
+	}
+	rest, err := fastjson.Parse(value, t, nativeParseFlags)
+	return err == nil && len(bytes.TrimSpace(rest)) == 0
+}
+
+// nativeKeysOnly reports whether value is a JSON object whose top-level keys are all native
+// ones, looking at the keys only (values are skipped, not checked). It may be wrong about
+// malformed JSON, which the parser then refuses. It exists so that other shapes (ECS, other
+// formats, native events with extra members) cost a glance instead of a failed parse.
+func nativeKeysOnly(value []byte) bool {
+	i := skipBlank(value, 0)
+	if i >= len(value) || value[i] != '{' {
+		return false
+	}
+	for i++; ; {
+		i = skipBlank(value, i)
+		if i >= len(value) {
+			return false
+		}
+		switch value[i] {
+		case '}':
+			return true
+		case ',':
+			i++
+			continue
+		case '"':
+		default:
+			return false
+		}
+		end := scanString(value, i)
+		if end < 0 || !isNativeKey(value[i+1:end-1]) {
+			return false
+		}
+		if i = skipBlank(value, end); i >= len(value) || value[i] != ':' {
+			return false
+		}
+		if i = skipValue(value, i+1); i < 0 {
+			return false
+		}
+	}
+}
+
+func isNativeKey(k []byte) bool {
+	switch string(k) {
+	case "schema_version", "event_id", "observed_at", "source", "indicator", "context":
+		return true
+	}
+	return false
+}
+
+// skipBlank and scanString are skipSpace and stringEnd for the few short tokens of a
+// glance: a loop here costs less than a call per byte or per token.
+func skipBlank(data []byte, i int) int {
+	for ; i < len(data); i++ {
+		switch data[i] {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanString returns the index just past the string that opens at data[i], or -1.
+func scanString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index just past the value that starts at or after data[i], or -1 if it
+// does not end. A scalar ends at the ',' or '}' that follows it.
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for i < len(data) {
+		switch data[i] {
+		case '"':
+			if i = scanString(data, i); i < 0 || depth == 0 {
+				return i
+			}
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+			i++
+		case ',':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+	}
+	return -1
+}
+
+// nativeFromMap splits a parsed top level into the known members and the others.
+func nativeFromMap(top map[string]json.RawMessage) (nativeTop, map[string]json.RawMessage) {
+	t := nativeTop{SchemaVersion: top["schema_version"], EventID: top["event_id"], ObservedAt: top["observed_at"],
+		Source: top["source"], Indicator: top["indicator"], Context: top["context"]}
+	var extra map[string]json.RawMessage
+	for k, v := range top {
+		switch k {
+		case "schema_version", "event_id", "observed_at", "source", "indicator", "context":
+			continue
+		}
+		if extra == nil {
+			extra = make(map[string]json.RawMessage)
+		}
+		extra[k] = v
+	}
+	return t, extra
+}
+
+// nativeInput is a native event's Input allocated together with its parsed top level and
+// indicator (which the parser must be handed by pointer) and its one sighting: a native event costs one
+// allocation. The Input's address keeps the rest alive, for as long as the Input lives.
+type nativeInput struct {
+	in        Input
+	top       nativeTop
+	indicator nativeIndicator
+	one       [1]Sighting
+}
+
+// decodeNative builds the Input of a native event from its known top-level members (ni.top) and
+// its unknown ones (extra, nil when there are none).
+func (d *Decoder) decodeNative(ni *nativeInput, extra map[string]json.RawMessage, fallbackTime time.Time) (*Input, error) {
+	in, top := &ni.in, &ni.top
+	in.Format = FormatNative
+
+	var err error
+	if in.EventID, err = stringField(top.EventID, "event_id"); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(in.EventID) == "" {
@@ -288,11 +487,11 @@ func (d *Decoder) decodeNative(top map[string]json.RawMessage, fallbackTime time
 	if len(in.EventID) > 256 {
 		return nil, decodeErr(ClassInvalidField, "event_id is %d bytes, the limit is 256", len(in.EventID))
 	}
-	if err := stringField(top, "source", &in.Source); err != nil {
+	if in.Source, err = stringField(top.Source, "source"); err != nil {
 		return nil, err
 	}
-	var observed string
-	if err := stringField(top, "observed_at", &observed); err != nil {
+	observed, err := stringField(top.ObservedAt, "observed_at")
+	if err != nil {
 		return nil, err
 	}
 	if observed == "" {
@@ -306,58 +505,57 @@ func (d *Decoder) decodeNative(top map[string]json.RawMessage, fallbackTime time
 		in.ObservedAt = t
 	}
 
-	var ni nativeIndicator
-	if err := unmarshal(top["indicator"], &ni); err != nil {
+	indicator := &ni.indicator
+	if err := unmarshal(top.Indicator, indicator); err != nil {
 		return nil, decodeErr(ClassInvalidField, "indicator must be an object with string type and value")
 	}
-	typ := IndicatorType(strings.ToLower(strings.TrimSpace(ni.Type)))
+	typ := IndicatorType(strings.ToLower(strings.TrimSpace(indicator.Type)))
 	switch typ {
 	case IPv4, IPv6:
 	case "":
 		return nil, decodeErr(ClassMissingField, "indicator.type is missing")
 	default:
-		return nil, decodeErr(ClassUnsupportedIndicator, "indicator.type %q is not supported (want ipv4-addr or ipv6-addr)", truncate(ni.Type, 64))
+		return nil, decodeErr(ClassUnsupportedIndicator, "indicator.type %q is not supported (want ipv4-addr or ipv6-addr)", truncate(indicator.Type, 64))
 	}
-	ind, err := ParseIP(ni.Value)
+	ind, err := ParseIP(indicator.Value)
 	if err != nil {
 		return nil, decodeErr(ClassInvalidIndicator, "indicator.value: %v", err)
 	}
 	if ind.Type != typ {
 		in.Warnings = append(in.Warnings, fmt.Sprintf("indicator.type %s corrected to %s", typ, ind.Type))
 	}
-	in.Sightings = []Sighting{{Indicator: ind}}
+	ni.one[0] = Sighting{Indicator: ind}
+	in.Sightings = ni.one[:]
 
-	if ctx, ok := top["context"]; ok && string(ctx) != "null" {
+	if ctx := top.Context; ctx != nil && string(ctx) != "null" {
 		if len(ctx) == 0 || ctx[0] != '{' {
 			return nil, decodeErr(ClassInvalidField, "context must be a JSON object")
 		}
 		in.Context = ctx
 	}
-	for k, v := range top {
-		if nativeKnown[k] {
-			continue
-		}
-		if in.Extra == nil {
-			in.Extra = make(map[string]json.RawMessage)
-		}
-		in.Extra[k] = v
-	}
+	in.Extra = extra
 	if in.Source == "" {
 		in.Source = "unknown"
 	}
 	return in, nil
 }
 
-// stringField reads an optional string field; a present non-string value is an error.
-func stringField(top map[string]json.RawMessage, name string, dst *string) error {
-	raw, ok := top[name]
-	if !ok || string(raw) == "null" {
-		return nil
+// stringField reads an optional string member (nil: absent); a present non-string value is an
+// error.
+func stringField(raw json.RawMessage, name string) (string, error) {
+	if raw == nil || string(raw) == "null" {
+		return "", nil
 	}
-	if err := unmarshal(raw, dst); err != nil {
-		return decodeErr(ClassInvalidField, "%s must be a string", name)
+	if n := len(raw); n >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		// Already checked by the parser that delimited it, and valid UTF-8 as the whole message
+		// is: without escapes the string is its bytes, which it points into (see unmarshal).
+		return unsafe.String(&raw[1], n-2), nil
 	}
-	return nil
+	var s string
+	if err := unmarshal(raw, &s); err != nil {
+		return "", decodeErr(ClassInvalidField, "%s must be a string", name)
+	}
+	return s, nil
 }
 
 func isECS(top map[string]json.RawMessage) bool {

@@ -24,11 +24,21 @@ func ParseIP(s string) (Indicator, error) {
 		return Indicator{}, fmt.Errorf("invalid IP address %q", truncate(s, 64))
 	}
 	addr = addr.Unmap().WithZone("")
-	ind := Indicator{Type: IPv6, Value: addr.String(), Addr: addr}
+	ind := Indicator{Type: IPv6, Value: canonical(v, addr), Addr: addr}
 	if addr.Is4() {
 		ind.Type = IPv4
 	}
 	return ind, nil
+}
+
+// canonical is addr's canonical spelling: v itself when v is already spelt so (most are), which
+// spares a string per indicator on the hot path.
+func canonical(v string, addr netip.Addr) string {
+	var buf [64]byte
+	if string(addr.AppendTo(buf[:0])) == v {
+		return v
+	}
+	return addr.String()
 }
 
 func truncate(s string, n int) string {
