@@ -13,7 +13,7 @@ import (
 
 // SchemaVersion is written into every scored and dead-letter message. Bump it on any change that
 // a consumer could notice, and document the change in docs/events.md.
-const SchemaVersion = "2"
+const SchemaVersion = "3"
 
 // IndicatorType is the STIX-style type of an indicator.
 type IndicatorType string

@@ -85,7 +85,7 @@ func TestNewScored(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		"schema_version": `"2"`,
+		"schema_version": `"3"`,
 		"confidence":     `0`,
 		"validated_by":   `[]`,
 		"tags":           `[]`,
