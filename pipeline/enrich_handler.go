@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -28,6 +29,7 @@ type EnrichHandler struct {
 	gated                         map[string]interface{ Inc() } // by gate reason
 	observer                      GateObserver                  // nil when proc is not one
 	enrichOwn                     bool                          // own-range indicators are processed too
+	scratch                       sync.Pool                     // *[]byte encoding buffers (scoredMessage)
 }
 
 var _ Handler = (*EnrichHandler)(nil)
@@ -79,6 +81,7 @@ func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.P
 		processSeconds: m.StageSeconds.WithLabelValues(telemetry.StageProcess),
 		gated:          make(map[string]interface{ Inc() }),
 	}
+	h.scratch.New = newScratch
 	for _, reason := range gate.Reasons {
 		h.gated[reason] = m.Gated.WithLabelValues(reason)
 	}

@@ -63,22 +63,37 @@ func DeadLetter(msg kafka.Message, topic, class, text string, now time.Time) kaf
 // scoredMessage encodes a scored event keyed by its indicator, so that one indicator always
 // lands on one output partition. An event that would outgrow the input limit loses its carried
 // context (noted in warnings) rather than fail at the broker.
+//
+// It encodes into a pooled scratch buffer and gives the message an exact-size copy, with the
+// key in the same allocation: the writer holds the message's bytes for as long as it takes,
+// so only the scratch buffer, whose use ends here, is reused.
 func (h *EnrichHandler) scoredMessage(ev *event.Scored) kafka.Message {
-	value := ev.AppendJSON(make([]byte, 0, scoredSizeHint(ev)))
-	if len(value) > h.opts.MaxEventBytes && ev.DropCarried("the scored event exceeded the size limit") {
-		value = ev.AppendJSON(value[:0])
+	scratch := h.scratch.Get().(*[]byte)
+	buf := ev.AppendJSON((*scratch)[:0])
+	if len(buf) > h.opts.MaxEventBytes && ev.DropCarried("the scored event exceeded the size limit") {
+		buf = ev.AppendJSON(buf[:0])
 	}
-	return kafka.Message{Topic: h.opts.OutputTopic, Key: []byte(ev.Indicator.Value), Value: value}
+	key := ev.Indicator.Value
+	out := make([]byte, len(buf)+len(key))
+	n := copy(out, buf)
+	copy(out[n:], key)
+	if cap(buf) <= maxScratchBytes {
+		*scratch = buf
+		h.scratch.Put(scratch)
+	}
+	// The value's capacity ends where the key begins: an append to one never writes the other.
+	return kafka.Message{Topic: h.opts.OutputTopic, Key: out[n:], Value: out[:n:n]}
 }
 
-// scoredSizeHint is enough room for an enriched event (about 1.2 KB with one provider's
-// answer) plus what it carries, so that encoding allocates once.
-func scoredSizeHint(ev *event.Scored) int {
-	n := 1536 + 1024*len(ev.Providers) + len(ev.Context)
-	for k, v := range ev.Extra {
-		n += len(k) + len(v) + 4
-	}
-	return n
+// maxScratchBytes bounds the encoding buffers kept between events: a rare huge event's buffer
+// is left to the collector rather than held by the pool.
+const maxScratchBytes = 64 << 10
+
+// newScratch starts an encoding buffer with room for a typical scored event (about 1.3 KB with
+// one provider's answer) and what it carries.
+func newScratch() any {
+	b := make([]byte, 0, 4<<10)
+	return &b
 }
 
 // truncatedDeadLetterBytes is what is kept of a dead letter the broker refuses as too large.

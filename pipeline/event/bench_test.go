@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -27,5 +28,34 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAppendJSON encodes a scored event of make bench's hits scenario's shape: one
+// provider's cached answer, the rules' mapped fields and a small carried context.
+func BenchmarkAppendJSON(b *testing.B) {
+	lastSeen := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	s := &Scored{
+		SchemaVersion: SchemaVersion, EventID: "bench-17", ObservedAt: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+		ProcessedAt: time.Now(), Source: "bench-fw", InputFormat: FormatNative,
+		Indicator: Indicator{Type: IPv4, Value: "20.17.0.7"}, Score: 78, Severity: SeverityHigh, Confidence: 40,
+		ValidatedBy: []string{"criminalip"}, Tags: []string{"scanner", "vpn"},
+		Reasons: []Reason{{Source: "criminalip", Detail: "inbound dangerous (score 4), outbound critical (score 5)", Points: 78}},
+		Providers: map[string]*ProviderOutcome{"criminalip": {Status: StatusOK, Cache: &CacheInfo{Hit: true, AgeSeconds: 12},
+			Result: &Intel{Verdict: VerdictMalicious, Score: 78, Detail: "inbound dangerous (score 4), outbound critical (score 5)",
+				Tags: []string{"scanner", "vpn"}, InboundLevel: "dangerous", InboundScore: 4, OutboundLevel: "critical", OutboundScore: 5,
+				ASNumber: 64500, ASOrganization: "Example Hosting", CountryISO: "NL", City: "Amsterdam",
+				Location: &Geo{Lat: 52.37, Lon: 4.89}, OpenPorts: []int{22, 443}, LastSeen: &lastSeen}}},
+		AS:      &AS{Number: 64500, Organization: &ASOrgRef{Name: "Example Hosting"}},
+		Geo:     &GeoInfo{CountryISOCode: "NL", CityName: "Amsterdam", Location: &Geo{Lat: 52.37, Lon: 4.89}},
+		Fields:  map[string]json.RawMessage{"threat_type": json.RawMessage(`"scanner"`), "open_ports": json.RawMessage(`[22,443]`)},
+		Context: json.RawMessage(`{"action":"deny","dst_port":18}`),
+		Origin:  Origin{Topic: "in", Partition: 3, Offset: 123456},
+	}
+	buf := s.AppendJSON(nil)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = s.AppendJSON(buf[:0])
 	}
 }
