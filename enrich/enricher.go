@@ -165,10 +165,7 @@ func (e *Enricher) runStage(ctx context.Context, st Stage, ev *event.Scored, fac
 			asked = append(asked, s)
 		}
 	}
-	h := Hint{Source: ev.Source}
-	if facts != nil {
-		h.Score, h.Voters = facts.Score, facts.Voters
-	}
+	h := hintOf(ev, facts) // assigned once: the stage's goroutines copy it rather than share it on the heap
 	if len(asked) == 1 {
 		outcomes[asked[0].Lookuper.Name()] = asked[0].Lookuper.LookupFor(ctx, ev.Indicator, h)
 		return
@@ -186,6 +183,14 @@ func (e *Enricher) runStage(ctx context.Context, st Stage, ev *event.Scored, fac
 	for i, s := range asked {
 		outcomes[s.Lookuper.Name()] = results[i]
 	}
+}
+
+// hintOf is what a lookup is told about the event it is for.
+func hintOf(ev *event.Scored, facts *Facts) Hint {
+	if facts == nil {
+		return Hint{Source: ev.Source}
+	}
+	return Hint{Source: ev.Source, Score: facts.Score, Voters: facts.Voters}
 }
 
 func factsOf(f *score.Fused, ev *event.Scored, outcomes map[string]*event.ProviderOutcome, own bool) *Facts {
