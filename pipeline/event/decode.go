@@ -546,16 +546,25 @@ func stringField(raw json.RawMessage, name string) (string, error) {
 	if raw == nil || string(raw) == "null" {
 		return "", nil
 	}
-	if n := len(raw); n >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		// Already checked by the parser that delimited it, and valid UTF-8 as the whole message
-		// is: without escapes the string is its bytes, which it points into (see unmarshal).
-		return unsafe.String(&raw[1], n-2), nil
-	}
-	var s string
-	if err := unmarshal(raw, &s); err != nil {
+	s, ok := rawString(raw)
+	if !ok {
 		return "", decodeErr(ClassInvalidField, "%s must be a string", name)
 	}
 	return s, nil
+}
+
+// rawString decodes a parsed JSON value as a string; ok is false when it is not one.
+func rawString(raw json.RawMessage) (string, bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		// Already checked by the parser that delimited it, and valid UTF-8 as the whole message
+		// is: without escapes the string is its bytes, which it points into (see unmarshal).
+		return unsafe.String(&raw[1], n-2), true
+	}
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	return s, unmarshal(raw, &s) == nil
 }
 
 func isECS(top map[string]json.RawMessage) bool {
@@ -599,11 +608,13 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 	// The few metadata objects are decoded from the top-level map, not by parsing the whole
 	// document a second time. A mistyped one (event.id as a number, say) is skipped, not fatal:
 	// the IPs are what matter, and everything else is carried in Context.
-	var doc ecsDoc
-	for key, dst := range map[string]any{"@timestamp": &doc.Timestamp, "event": &doc.Event,
-		"observer": &doc.Observer, "agent": &doc.Agent, "host": &doc.Host} {
-		if raw, ok := top[key]; ok {
-			_ = unmarshal(raw, dst)
+	doc := new(ecsDoc)
+	for _, m := range [...]struct {
+		key string
+		dst any
+	}{{"@timestamp", &doc.Timestamp}, {"event", &doc.Event}, {"observer", &doc.Observer}, {"agent", &doc.Agent}, {"host", &doc.Host}} {
+		if raw, ok := top[m.key]; ok {
+			_ = unmarshal(raw, m.dst)
 		}
 	}
 
@@ -614,8 +625,7 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 		if nested != "" || !ok {
 			return nested
 		}
-		var s string
-		_ = unmarshal(raw, &s)
+		s, _ := rawString(raw)
 		return s
 	}
 	in.EventID = strings.TrimSpace(dotted(doc.Event.ID, "event.id"))
@@ -645,8 +655,11 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 	}
 
 	seen := NewSightings(d.limits.MaxIndicators)
+	var values []string
+	obj := new(ecsIPObject)
 	for _, field := range ECSIPFields {
-		for _, raw := range ecsValues(top, field) {
+		values = ecsValues(values[:0], obj, top, field)
+		for _, raw := range values {
 			seen.Add(field, raw)
 		}
 	}
@@ -659,24 +672,41 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 // ecsValues returns the strings in an ECS IP field, nested ({"source":{"ip":…}}) or dotted
 // ({"source.ip":…}); each may hold a string or an array of strings. Values of other types are
 // returned as their JSON text so that they are reported, not ignored.
-func ecsValues(top map[string]json.RawMessage, field string) []string {
+func ecsValues(out []string, scratch *ecsIPObject, top map[string]json.RawMessage, field string) []string {
 	obj, key, _ := strings.Cut(field, ".")
-	var out []string
 	if raw, ok := top[obj]; ok && len(raw) > 0 && raw[0] == '{' {
-		m := make(map[string]json.RawMessage, 4)
-		if unmarshal(raw, &m) == nil {
-			out = appendIPValues(out, m[key])
-		}
+		out = appendIPValues(out, ecsMember(scratch, raw, key))
 	}
 	return appendIPValues(out, top[field])
+}
+
+// ecsIPObject is an ECS object ("source", "destination", ...) as far as its "ip" is concerned.
+type ecsIPObject struct {
+	IP json.RawMessage `json:"ip"`
+}
+
+// ecsMember returns the member key of the JSON object raw (nil if absent). The ECS objects
+// read are keyed "ip", which a struct (o, reused) reads without a map of the object's members.
+func ecsMember(o *ecsIPObject, raw json.RawMessage, key string) json.RawMessage {
+	if key == "ip" {
+		*o = ecsIPObject{}
+		rest, err := fastjson.Parse(raw, o, fastjson.DontCopyRawMessage|fastjson.DontMatchCaseInsensitiveStructFields)
+		if err == nil && len(bytes.TrimSpace(rest)) == 0 {
+			return o.IP
+		}
+	}
+	m := make(map[string]json.RawMessage, 4)
+	if unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m[key]
 }
 
 func appendIPValues(out []string, raw json.RawMessage) []string {
 	if len(raw) == 0 || string(raw) == "null" {
 		return out
 	}
-	var s string
-	if unmarshal(raw, &s) == nil {
+	if s, ok := rawString(raw); ok {
 		return append(out, s)
 	}
 	var list []json.RawMessage
@@ -685,8 +715,7 @@ func appendIPValues(out []string, raw json.RawMessage) []string {
 			if string(item) == "null" {
 				continue
 			}
-			var v string
-			if unmarshal(item, &v) == nil {
+			if v, ok := rawString(item); ok {
 				out = append(out, v)
 			} else {
 				out = append(out, string(item))

@@ -63,3 +63,34 @@ func TestNativeFastPathMatchesGeneralPath(t *testing.T) {
 		})
 	}
 }
+
+// TestECSObjectMembers holds the struct read of the ECS address objects to the map read it
+// replaced: exact key case, last duplicate wins, nulls and non-strings as before.
+func TestECSObjectMembers(t *testing.T) {
+	for _, tc := range []struct {
+		name, msg string
+		want      []string // indicator values, in order
+		warnings  int
+	}{
+		{"nested and dotted", `{"source":{"ip":"20.1.2.3","port":1},"destination.ip":"20.1.2.4"}`, []string{"20.1.2.3", "20.1.2.4"}, 0},
+		{"other case not read", `{"source":{"IP":"20.1.2.3"},"destination":{"ip":"20.1.2.4"}}`, []string{"20.1.2.4"}, 0},
+		{"last duplicate", `{"source":{"ip":"20.1.2.3","ip":"20.1.2.5"}}`, []string{"20.1.2.5"}, 0},
+		{"null and list", `{"source":{"ip":null},"related":{"ip":["20.1.2.3",null,"20.1.2.6"]}}`, []string{"20.1.2.3", "20.1.2.6"}, 0},
+		{"escaped string", `{"source":{"ip":"20.1.2.\u0033"}}`, []string{"20.1.2.3"}, 0},
+		{"not a string", `{"source":{"ip":5},"destination":{"ip":"20.1.2.4"}}`, []string{"20.1.2.4"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, err := NewDecoder(1<<20, 32).Decode([]byte(tc.msg), time.Time{}, "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range in.Sightings {
+				got = append(got, s.Indicator.Value)
+			}
+			if !reflect.DeepEqual(got, tc.want) || len(in.Warnings) != tc.warnings {
+				t.Fatalf("indicators %v, warnings %q; want %v and %d warnings", got, in.Warnings, tc.want, tc.warnings)
+			}
+		})
+	}
+}
