@@ -194,13 +194,18 @@ func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, ids idSource) 
 		ni.top, extra = nativeFromMap(top)
 		return d.decodeNative(ni, extra, fallbackTime)
 	}
-	if isECS(top) {
+	if hasECSAddressField(top) {
 		return d.decodeECS(value, top, fallbackTime, ids.id)
 	}
+	// Before ECS by @timestamp alone: shippers add one to other formats' documents (Filebeat to
+	// raw Suricata EVE, say), which would otherwise be ECS events naming no address.
 	for _, f := range d.formats {
 		if f.JSON() && f.Sniff(value) {
 			return f.Decode(value, d.record(fallbackTime, ids))
 		}
+	}
+	if isECS(top) {
+		return d.decodeECS(value, top, fallbackTime, ids.id)
 	}
 	return nil, decodeErr(ClassUnknownFormat,
 		"neither a native indicator event (no \"indicator\"), an ECS event (no source/destination/client/server/related IP field) nor any other input format threatpipe reads")
@@ -571,6 +576,11 @@ func isECS(top map[string]json.RawMessage) bool {
 	if _, ok := top["@timestamp"]; ok {
 		return true
 	}
+	return hasECSAddressField(top)
+}
+
+// hasECSAddressField reports whether top has one of the ECS address fields, nested or dotted.
+func hasECSAddressField(top map[string]json.RawMessage) bool {
 	for _, f := range ECSIPFields {
 		obj, _, _ := strings.Cut(f, ".")
 		if raw, ok := top[obj]; ok && len(raw) > 0 && raw[0] == '{' {

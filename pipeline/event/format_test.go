@@ -19,7 +19,8 @@ func (f fakeFormat) Sniff(value []byte) bool { return bytes.HasPrefix(value, []b
 func (f fakeFormat) Decode(value []byte, rec Record) (*Input, error) {
 	in := &Input{Format: f.name, EventID: rec.ID(), ObservedAt: rec.Time, Source: string(f.name)}
 	s := NewSightings(rec.MaxIndicators)
-	s.Add("addr", string(bytes.Trim(value[len(f.prefix):], `"}`)))
+	addr, _, _ := bytes.Cut(value[len(f.prefix):], []byte(`"`))
+	s.Add("addr", string(addr))
 	return in, s.Finish(in, "addr")
 }
 
@@ -51,6 +52,8 @@ func TestFormatDispatch(t *testing.T) {
 		{"auto: native", auto, native, FormatNative, ""},
 		{"auto: a line format", auto, []byte("LINE|9.9.9.9"), "line", ""},
 		{"auto: a JSON format after native and ECS", auto, []byte(`{"obj":"1.1.1.1"}`), "obj", ""},
+		{"auto: a JSON format a shipper added @timestamp to", auto, []byte(`{"obj":"1.1.1.1","@timestamp":"2026-03-14T09:26:53Z"}`), "obj", ""},
+		{"auto: ECS address fields win", auto, []byte(`{"obj":"1.1.1.1","source":{"ip":"8.8.8.8"}}`), FormatECS, ""},
 		{"auto: JSON formats get the depth check", auto, deep, "", ClassTooDeep},
 		{"auto: nothing claims it", auto, []byte("hello"), "", ClassMalformedJSON},
 		{"auto: an object nothing claims", auto, []byte(`{"a":1}`), "", ClassUnknownFormat},
