@@ -1,11 +1,14 @@
 // Command tpbench is threatpipe's benchmark harness (`make bench`). On the real Kafka broker and
 // Redis started by scripts/services.sh it runs, in one invocation and on the same generated
-// load: a plain consume-and-produce copy (the baseline), the enricher on a warm cache (hits),
-// the enricher with a share of cache misses against the provider simulator (mixed), and three
-// enricher processes in one group on that mixed load (replicas). For each it reports events/s,
-// the ratio to the baseline, end-to-end latency at a fixed rate below saturation, paid calls per
-// distinct new IP, peak RSS, RSS growth and CPU seconds per million events, and writes JSON,
-// Markdown and an SVG chart to bench/results/.
+// load: a plain consume-and-produce copy by threatpipe's engine (the baseline) and another
+// written with franz-go (franz), the enricher on a warm cache (hits), on a warm-cache load of
+// Suricata EVE, Zeek, CEF and FortiGate lines mixed with native events (formats), with a share
+// of cache misses against the provider simulator (mixed), the hits load on 2 and 3 enricher
+// processes (scaling), and three processes on a mixed load (replicas). For each it reports
+// events/s, the ratio to both copies, end-to-end latency at a fixed rate below saturation, paid
+// calls per distinct new IP, dead letters by class, peak RSS, RSS growth and CPU seconds per
+// million events; it profiles each scenario's CPU and compares the profile with the previous
+// run's; and it writes JSON, Markdown and an SVG chart to bench/results/.
 package main
 
 import (
@@ -16,7 +19,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -47,20 +49,17 @@ type options struct {
 	seed              uint64
 	enricherExtraEnv  string
 	replicas          int
+	scale             string
+	nativeShare       float64
 	drainTimeout      time.Duration
 	completionTimeout time.Duration
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "copy" {
-		// Subprocess mode: the baseline copier, configured like the enricher.
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		if err := runCopy(ctx, os.Environ(), os.Args[2], os.Args[3]); err != nil {
-			fmt.Fprintln(os.Stderr, "tpbench copy:", err)
-			os.Exit(1)
-		}
-		return
+	if len(os.Args) > 3 && (os.Args[1] == "copy" || os.Args[1] == "franz-copy") {
+		// Subprocess mode: a baseline copier, configured like the enricher:
+		// tpbench copy|franz-copy IN OUT [CPUPROFILE].
+		os.Exit(copyMain(os.Args[1], os.Args[2], os.Args[3], strings.Join(os.Args[4:], "")))
 	}
 	var o options
 	flag.StringVar(&o.brokers, "brokers", envOr("THREATPIPE_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka bootstrap broker")
@@ -77,13 +76,15 @@ func main() {
 	flag.IntVar(&o.latencySeconds, "latency-seconds", 8, "length of the paced latency phase")
 	flag.DurationVar(&o.simLatency, "sim-latency", 100*time.Millisecond, "provider simulator latency")
 	flag.Float64Var(&o.simRateLimit, "sim-rate-limit", 5000, "provider simulator rate limit (requests/s)")
-	flag.StringVar(&o.scenarios, "scenarios", "baseline,hits,mixed,replicas", "scenarios to run, in order")
+	flag.StringVar(&o.scenarios, "scenarios", "baseline,franz,hits,formats,mixed,scaling,replicas", "scenarios to run, in order")
 	flag.StringVar(&o.outDir, "out", "bench/results", "directory for results")
-	flag.BoolVar(&o.profile, "profile", true, "CPU and allocation profiles of one scenario's (first) enricher")
-	flag.StringVar(&o.profileScenario, "profile-scenario", "hits", "scenario to profile")
+	flag.BoolVar(&o.profile, "profile", true, "CPU profile of each scenario's first process, compared with the previous run's")
+	flag.StringVar(&o.profileScenario, "profile-scenario", "hits", "scenario whose first enricher also gets an allocation profile")
 	flag.Uint64Var(&o.seed, "seed", 1, "load generator seed")
 	flag.StringVar(&o.enricherExtraEnv, "env", "", "extra THREATPIPE_* settings for the enricher, comma-separated K=V")
 	flag.IntVar(&o.replicas, "replicas", 3, "enricher processes in the replicas scenario")
+	flag.StringVar(&o.scale, "scale", "2,3", "enricher processes of the scaling scenario's runs of the hits load (1 is the hits scenario)")
+	flag.Float64Var(&o.nativeShare, "native-share", 0.4, "share of native events in the formats scenario (the rest: EVE, Zeek, CEF, key=value in equal parts)")
 	flag.Parse()
 	o.drainTimeout = 60 * time.Second
 	o.completionTimeout = 10 * time.Minute
@@ -96,6 +97,23 @@ func main() {
 	}
 }
 
+// copyMain runs a copy subprocess until SIGINT or SIGTERM and returns its exit status.
+func copyMain(mode, in, out, cpuProfile string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := withCPUProfile(cpuProfile, func() error {
+		if mode == "franz-copy" {
+			return franzCopyMain(ctx, os.Environ(), in, out)
+		}
+		return runCopy(ctx, os.Environ(), in, out)
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tpbench %s: %v\n", mode, err)
+		return 1
+	}
+	return 0
+}
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -105,26 +123,38 @@ func envOr(k, def string) string {
 
 // Result is one scenario's measurements.
 type Result struct {
-	Scenario         string  `json:"scenario"`
-	Processes        int     `json:"processes"`
-	Events           int     `json:"events"`
-	Outputs          int     `json:"outputs"`
-	Seconds          float64 `json:"seconds"`
-	EventsPerSec     float64 `json:"events_per_sec"`
-	RatioToBaseline  float64 `json:"ratio_to_baseline"`
-	HitEventsPerSec  float64 `json:"hit_events_per_sec"`
-	LatencyRate      int     `json:"latency_rate"`
-	LatencyP50ms     float64 `json:"latency_p50_ms"`
-	LatencyP99ms     float64 `json:"latency_p99_ms"`
-	LatencyMaxms     float64 `json:"latency_max_ms"`
-	FreshIPs         int     `json:"fresh_ips"`
-	PaidCalls        int64   `json:"paid_calls"`
-	PaidPerFreshIP   float64 `json:"paid_calls_per_fresh_ip"`
-	PeakRSSMB        float64 `json:"peak_rss_mb"`
-	RSSGrowth        float64 `json:"rss_growth"`
-	CPUSecPerMillion float64 `json:"cpu_seconds_per_million"`
+	Scenario        string  `json:"scenario"`
+	Processes       int     `json:"processes"`
+	Events          int     `json:"events"`
+	Outputs         int     `json:"outputs"`
+	Seconds         float64 `json:"seconds"`
+	EventsPerSec    float64 `json:"events_per_sec"`
+	RatioToBaseline float64 `json:"ratio_to_baseline"`
+	// RatioToFranz is the ratio to the franz-go copy of the same run.
+	RatioToFranz           float64 `json:"ratio_to_franz,omitempty"`
+	PerProcessEventsPerSec float64 `json:"per_process_events_per_sec"`
+	HitEventsPerSec        float64 `json:"hit_events_per_sec"`
+	LatencyRate            int     `json:"latency_rate"`
+	LatencyP50ms           float64 `json:"latency_p50_ms"`
+	LatencyP99ms           float64 `json:"latency_p99_ms"`
+	LatencyMaxms           float64 `json:"latency_max_ms"`
+	FreshIPs               int     `json:"fresh_ips"`
+	PaidCalls              int64   `json:"paid_calls"`
+	PaidPerFreshIP         float64 `json:"paid_calls_per_fresh_ip"`
+	PeakRSSMB              float64 `json:"peak_rss_mb"`
+	RSSGrowth              float64 `json:"rss_growth"`
+	CPUSecPerMillion       float64 `json:"cpu_seconds_per_million"`
 	// Statuses counts the criminalip outcomes in the backlog's scored events.
 	Statuses map[string]int `json:"statuses,omitempty"`
+	// DeadLetters counts the backlog's dead letters, by error class in DeadLetterClasses.
+	DeadLetters       int            `json:"dead_letters"`
+	DeadLetterClasses map[string]int `json:"dead_letter_classes,omitempty"`
+	// Kinds counts the load's events per input format (formats scenario).
+	Kinds map[string]int `json:"kinds,omitempty"`
+	// Profile is the CPU profile of the scenario's first process; ProfileDiffBase the previous
+	// run's profile of the same scenario it was compared with.
+	Profile         string `json:"profile,omitempty"`
+	ProfileDiffBase string `json:"profile_diff_base,omitempty"`
 }
 
 // Report is a whole run.
@@ -182,51 +212,35 @@ func run(ctx context.Context, o *options) error {
 			"simulator":     fmt.Sprintf("latency %s, rate limit %.0f/s", o.simLatency, o.simRateLimit),
 			"latency_phase": fmt.Sprintf("%d events/s for %ds", o.latencyRate, o.latencySeconds),
 		}}
-	baseMix := o.mix
-	baseMix.Miss = 0
 	warmed := false
 	for _, sc := range strings.Split(o.scenarios, ",") {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var res *Result
-		var err error
-		switch sc {
-		case "baseline":
-			res, err = b.scenario(ctx, sc, []string{self, "copy"}, 1, generate(o.events, o.warm, baseMix, 0, 0, o.seed, false), baseMix, false)
-		case "hits":
-			if !warmed {
-				if err := b.warmUp(ctx); err != nil {
-					return err
-				}
-				warmed = true
-			}
-			res, err = b.scenario(ctx, sc, []string{o.bin, "enrich"}, 1, generate(o.events, o.warm, baseMix, 0, 0, o.seed, false), baseMix, o.profile && o.profileScenario == sc)
-		case "mixed", "replicas":
-			if !warmed {
-				if err := b.warmUp(ctx); err != nil {
-					return err
-				}
-				warmed = true
-			}
-			n, run := 1, 1
-			if sc == "replicas" {
-				n, run = o.replicas, 2
-			}
-			res, err = b.scenario(ctx, sc, []string{o.bin, "enrich"}, n, generate(o.events, o.warm, o.mix, run, 0, o.seed+uint64(run), false), o.mix, o.profile && o.profileScenario == sc)
-		default:
-			return fmt.Errorf("unknown scenario %q", sc)
-		}
+		plans, err := b.plans(sc, self)
 		if err != nil {
-			return fmt.Errorf("%s: %w", sc, err)
+			return err
 		}
-		fmt.Fprintf(os.Stderr, "tpbench: %s: %.0f events/s, p99 %.1f ms, %.2f paid calls per new IP, peak RSS %.0f MB\n",
-			sc, res.EventsPerSec, res.LatencyP99ms, res.PaidPerFreshIP, res.PeakRSSMB)
-		rep.Results = append(rep.Results, *res)
+		for _, pl := range plans {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !pl.copy && !warmed {
+				if err := b.warmUp(ctx); err != nil {
+					return err
+				}
+				warmed = true
+			}
+			res, err := b.scenario(ctx, pl)
+			if err != nil {
+				return fmt.Errorf("%s: %w", pl.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "tpbench: %s: %.0f events/s, p99 %.1f ms, %.2f paid calls per new IP, %d dead letters, peak RSS %.0f MB\n",
+				pl.name, res.EventsPerSec, res.LatencyP99ms, res.PaidPerFreshIP, res.DeadLetters, res.PeakRSSMB)
+			rep.Results = append(rep.Results, *res)
+		}
 	}
 	finish(rep)
 	if o.profile {
-		rep.Profile = profileTop(o.bin, b.dir)
+		rep.Profile = profileReport(rep.Results, b.dir, o.outDir, b.runID)
+		_ = os.WriteFile(filepath.Join(b.dir, "profile-top.md"), []byte(rep.Profile), 0o644)
 	}
 	return writeReport(rep, b.dir, o.outDir)
 }
@@ -251,62 +265,6 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%d cores (%s)%s, %s/%s, %s; Kafka and Redis on the same machine", runtime.NumCPU(), cpu, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
-}
-
-// finish computes ratios and checks the targets.
-func finish(rep *Report) {
-	byName := map[string]*Result{}
-	for i := range rep.Results {
-		byName[rep.Results[i].Scenario] = &rep.Results[i]
-	}
-	if base := byName["baseline"]; base != nil && base.EventsPerSec > 0 {
-		for i := range rep.Results {
-			rep.Results[i].RatioToBaseline = rep.Results[i].EventsPerSec / base.EventsPerSec
-		}
-	}
-	if hits := byName["hits"]; hits != nil {
-		if base := byName["baseline"]; base != nil {
-			rep.Targets = append(rep.Targets, Target{"hits throughput / baseline", hits.RatioToBaseline, ">= 0.80", hits.RatioToBaseline >= 0.8})
-		}
-		if mixed := byName["mixed"]; mixed != nil && hits.EventsPerSec > 0 {
-			r := mixed.HitEventsPerSec / hits.EventsPerSec
-			rep.Targets = append(rep.Targets, Target{"mixed hit throughput / hits throughput", r, ">= 0.70", r >= 0.7})
-		}
-		rep.Targets = append(rep.Targets, Target{"hits p99 latency (ms, below saturation)", hits.LatencyP99ms, "< 50", hits.LatencyP99ms < 50})
-	}
-	for _, name := range []string{"mixed", "replicas"} {
-		if r := byName[name]; r != nil {
-			rep.Targets = append(rep.Targets, Target{name + ": paid calls per new IP", r.PaidPerFreshIP, "== 1.00", r.PaidPerFreshIP == 1})
-		}
-	}
-	for _, r := range rep.Results {
-		if r.Scenario != "baseline" {
-			rep.Targets = append(rep.Targets, Target{r.Scenario + ": RSS growth over the run (last quarter / second quarter)", r.RSSGrowth, "<= 1.25 (flat)", r.RSSGrowth <= 1.25})
-		}
-	}
-}
-
-func profileTop(bin, dir string) string {
-	var out strings.Builder
-	for _, p := range []struct{ file, flag string }{{"cpu.prof", ""}, {"allocs.prof", "-sample_index=alloc_space"}} {
-		path := filepath.Join(dir, p.file)
-		if _, err := os.Stat(path); err != nil {
-			continue
-		}
-		args := []string{"tool", "pprof", "-top", "-nodecount=20"}
-		if p.flag != "" {
-			args = append(args, p.flag)
-		}
-		cmd := exec.Command("go", append(args, bin, path)...)
-		raw, err := cmd.CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(&out, "pprof %s: %v\n", p.file, err)
-			continue
-		}
-		fmt.Fprintf(&out, "### %s\n\n```text\n%s```\n\n", p.file, raw)
-	}
-	_ = os.WriteFile(filepath.Join(dir, "profile-top.md"), []byte(out.String()), 0o644)
-	return out.String()
 }
 
 func writeReport(rep *Report, dir, outDir string) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -160,35 +159,36 @@ func (b *bench) readRange(ctx context.Context, topic string, from map[int]int64)
 	return readback.ReadRange(rctx, []string{b.o.brokers}, topic, from, ends)
 }
 
-// span returns the first and last record timestamps of topic's messages in [from, end).
+// span returns the first and last record timestamps of topic's messages in [from, end): it
+// reads each partition's first and last record, all partitions at once (a reader per record
+// with kafka-go's default fetch wait had cost about 55 s per scenario).
 func (b *bench) span(ctx context.Context, topic string, from map[int]int64) (first, last time.Time, err error) {
 	ends, err := b.endOffsets(ctx, topic)
 	if err != nil {
 		return first, last, err
 	}
+	heads, tails := map[int]int64{}, map[int]int64{}
 	for p, end := range ends {
-		if end <= from[p] {
-			continue
+		if end > from[p] {
+			heads[p], tails[p] = from[p]+1, end-1
 		}
-		for _, off := range []int64{from[p], end - 1} {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.o.brokers}, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20})
-			if err := r.SetOffset(off); err != nil {
-				r.Close()
-				return first, last, err
-			}
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			m, err := r.ReadMessage(rctx)
-			cancel()
-			r.Close()
-			if err != nil {
-				return first, last, err
-			}
-			if first.IsZero() || m.Time.Before(first) {
-				first = m.Time
-			}
-			if m.Time.After(last) {
-				last = m.Time
-			}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var msgs []kafka.Message
+	for _, r := range []struct{ from, to map[int]int64 }{{from, heads}, {tails, ends}} {
+		got, err := readback.ReadRange(rctx, []string{b.o.brokers}, topic, r.from, r.to)
+		if err != nil {
+			return first, last, err
+		}
+		msgs = append(msgs, got...)
+	}
+	for _, m := range msgs {
+		if first.IsZero() || m.Time.Before(first) {
+			first = m.Time
+		}
+		if m.Time.After(last) {
+			last = m.Time
 		}
 	}
 	return first, last, nil
@@ -247,10 +247,29 @@ func (b *bench) warmUp(ctx context.Context) error {
 	return nil
 }
 
+// plan is one measured scenario.
+type plan struct {
+	name  string
+	argv  []string // the process to run: the enricher, or a copy (which gets IN OUT [CPUPROFILE])
+	nproc int
+	data  *dataset
+	// paced builds n events stamped now for the latency phase (run and freshBase as generate's).
+	paced func(n, run, freshBase int, seed uint64) *dataset
+	// copy: one output per input, no dead-letter topic (the baselines).
+	copy bool
+	// settle: the outputs are not known in advance (formats whose decoders may not be
+	// registered), so the backlog is done when every input offset is committed.
+	settle bool
+	// allocs: also take an allocation profile of the first process.
+	allocs bool
+}
+
 // scenario runs one measured scenario: the load is produced first (a backlog), the processes
 // start, throughput is the input events over the span between the first and the last output
-// record; then a paced phase at a fixed rate measures end-to-end latency.
-func (b *bench) scenario(ctx context.Context, name string, argv []string, nproc int, d *dataset, m mix, profile bool) (*Result, error) {
+// record; then a paced phase at a fixed rate measures end-to-end latency. The first process's
+// CPU is profiled to <scenario>.cpu.prof.
+func (b *bench) scenario(ctx context.Context, pl plan) (*Result, error) {
+	name, d := pl.name, pl.data
 	t, err := b.topics(ctx, name)
 	if err != nil {
 		return nil, err
@@ -261,21 +280,28 @@ func (b *bench) scenario(ctx context.Context, name string, argv []string, nproc 
 	}
 	expected := int64(d.outputs + d.deadLetter)
 	outTopics := []string{t.out, t.dlq}
-	if name == "baseline" {
+	if pl.copy {
 		expected, outTopics = int64(len(d.msgs)), []string{t.out}
 	}
 	simBefore := b.sim.Stats().Lookups
 
 	var procs []*proc
-	for i := range nproc {
-		args := slices.Clone(argv[1:])
-		env := b.enricherEnv(t)
-		if name == "baseline" {
-			args = append(args, t.in, t.out)
-		} else if profile && i == 0 {
-			args = append(args, "--cpuprofile", filepath.Join(b.dir, "cpu.prof"), "--memprofile", filepath.Join(b.dir, "allocs.prof"))
+	for i := range pl.nproc {
+		args := slices.Clone(pl.argv[1:])
+		cpuProf := ""
+		if b.o.profile && i == 0 {
+			cpuProf = filepath.Join(b.dir, cpuProfileName(name))
 		}
-		p, err := startProc(argv[0], args, env, filepath.Join(b.dir, fmt.Sprintf("%s-%d.log", name, i)))
+		switch {
+		case pl.copy:
+			args = append(args, t.in, t.out, cpuProf)
+		case cpuProf != "":
+			args = append(args, "--cpuprofile", cpuProf)
+			if pl.allocs {
+				args = append(args, "--memprofile", filepath.Join(b.dir, "allocs.prof"))
+			}
+		}
+		p, err := startProc(pl.argv[0], args, b.enricherEnv(t), filepath.Join(b.dir, fmt.Sprintf("%s-%d.log", name, i)))
 		if err != nil {
 			return nil, err
 		}
@@ -297,8 +323,10 @@ func (b *bench) scenario(ctx context.Context, name string, argv []string, nproc 
 
 	cpuStart := cpuOf(procs)
 	markStart := procs[0].mark()
-	if err := b.waitCount(ctx, expected, outTopics...); err != nil {
-		return nil, err
+	if !pl.settle {
+		if err := b.waitCount(ctx, expected, outTopics...); err != nil {
+			return nil, err
+		}
 	}
 	// Outputs can include redeliveries (replicas joining one after another rebalance the group),
 	// so the backlog is done when every input offset is committed, not when enough outputs exist.
@@ -307,36 +335,47 @@ func (b *bench) scenario(ctx context.Context, name string, argv []string, nproc 
 	}
 	cpuBacklog := cpuOf(procs) - cpuStart
 	markEnd := procs[0].mark()
+	if pl.settle {
+		if expected, err = b.count(ctx, outTopics...); err != nil {
+			return nil, err
+		}
+	}
 	first, last, err := b.span(ctx, outTopics[0], map[int]int64{})
 	if err != nil {
 		return nil, err
 	}
 	secs := last.Sub(first).Seconds()
-	res := &Result{Scenario: name, Processes: nproc, Events: len(d.msgs), Outputs: int(expected), Seconds: secs,
-		FreshIPs: d.freshIPs}
+	res := &Result{Scenario: name, Processes: pl.nproc, Events: len(d.msgs), Outputs: int(expected), Seconds: secs,
+		FreshIPs: d.freshIPs, Kinds: d.kinds}
 	if secs > 0 {
 		res.EventsPerSec = float64(len(d.msgs)) / secs
+		res.PerProcessEventsPerSec = res.EventsPerSec / float64(pl.nproc)
 		misses := 0.0
-		if name != "baseline" {
+		if !pl.copy {
 			misses = float64(d.freshIPs)
 		}
 		res.HitEventsPerSec = (float64(len(d.msgs)) - misses) / secs
 	}
 	res.CPUSecPerMillion = cpuBacklog.Seconds() / float64(len(d.msgs)) * 1e6
 	res.RSSGrowth = growth(procs[0].samplesBetween(markStart, markEnd))
-	if name != "baseline" {
+	if !pl.copy {
 		res.PaidCalls = b.sim.Stats().Lookups - simBefore
 		if d.freshIPs > 0 {
 			res.PaidPerFreshIP = float64(res.PaidCalls) / float64(d.freshIPs)
 		}
 	}
 
-	if name != "baseline" {
+	if !pl.copy {
 		all, err := b.readRange(ctx, t.out, map[int]int64{})
 		if err != nil {
 			return nil, err
 		}
 		res.Statuses = statuses(all)
+		dead, err := b.readRange(ctx, t.dlq, map[int]int64{})
+		if err != nil {
+			return nil, err
+		}
+		res.DeadLetters, res.DeadLetterClasses = len(dead), deadLetterClasses(dead)
 	}
 
 	// Latency below saturation: a steady trickle of fresh-stamped events of the same mix.
@@ -344,21 +383,28 @@ func (b *bench) scenario(ctx context.Context, name string, argv []string, nproc 
 	if err != nil {
 		return nil, err
 	}
-	pacedMsgs, pacedOutputs, err := b.paced(ctx, t.in, m, b.o.latencyRate, b.o.latencySeconds, len(name))
+	pacedMsgs, pacedOutputs, err := b.paced(ctx, t.in, pl.paced, b.o.latencyRate, b.o.latencySeconds, len(name))
 	if err != nil {
 		return nil, err
 	}
-	if name == "baseline" {
+	if pl.copy {
 		pacedOutputs = pacedMsgs // the copy is one to one
 	}
-	if err := b.waitCount(ctx, expected+pacedOutputs, outTopics...); err != nil {
+	if pl.settle {
+		err = b.waitCommitted(ctx, t, int64(len(d.msgs))+pacedMsgs)
+	} else {
+		err = b.waitCount(ctx, expected+pacedOutputs, outTopics...)
+	}
+	if err != nil {
 		return nil, err
 	}
 	msgs, err := b.readRange(ctx, t.out, from)
 	if err != nil {
 		return nil, err
 	}
-	ms := latencies(msgs)
+	// Only native events' own timestamps are sure to be read as set: a format decoder that
+	// does not parse its timestamp falls back to the record time, which would flatter latency.
+	ms := latencies(msgs, pl.settle)
 	slices.Sort(ms)
 	res.LatencyRate = b.o.latencyRate
 	res.LatencyP50ms, res.LatencyP99ms = percentile(ms, 0.5), percentile(ms, 0.99)
@@ -371,7 +417,7 @@ func (b *bench) scenario(ctx context.Context, name string, argv []string, nproc 
 
 // paced produces rate events/s for secs seconds, each stamped when produced, and returns how
 // many messages it produced and how many outputs they must give.
-func (b *bench) paced(ctx context.Context, topic string, m mix, rate, secs, run int) (msgs, outputs int64, err error) {
+func (b *bench) paced(ctx context.Context, topic string, gen func(n, run, freshBase int, seed uint64) *dataset, rate, secs, run int) (msgs, outputs int64, err error) {
 	w := &kafka.Writer{Addr: kafka.TCP(b.o.brokers), Topic: topic, Balancer: &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000}
 	defer w.Close()
@@ -380,7 +426,7 @@ func (b *bench) paced(ctx context.Context, topic string, m mix, rate, secs, run 
 	fresh := 0
 	next := time.Now()
 	for i := 0; i < rate*secs; i += perTick {
-		d := generate(perTick, b.o.warm, m, 100+run, fresh, b.o.seed+uint64(i), true)
+		d := gen(perTick, 100+run, fresh, b.o.seed+uint64(i))
 		fresh += d.freshIPs
 		msgs += int64(len(d.msgs))
 		outputs += int64(d.outputs + d.deadLetter)
@@ -391,82 +437,4 @@ func (b *bench) paced(ctx context.Context, topic string, m mix, rate, secs, run 
 		time.Sleep(time.Until(next))
 	}
 	return msgs, outputs, nil
-}
-
-// latencies are, per output, its record time minus the event's own timestamp, in ms.
-func latencies(msgs []kafka.Message) []float64 {
-	out := make([]float64, 0, len(msgs))
-	for _, m := range msgs {
-		var v struct {
-			ObservedAt string `json:"observed_at"`
-			Timestamp  string `json:"@timestamp"`
-		}
-		if json.Unmarshal(m.Value, &v) != nil {
-			continue
-		}
-		ts := v.ObservedAt
-		if ts == "" {
-			ts = v.Timestamp
-		}
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			continue
-		}
-		out = append(out, float64(m.Time.Sub(t).Microseconds())/1000)
-	}
-	return out
-}
-
-// statuses counts the criminalip outcome of each scored event ("gated" when it was not looked
-// up).
-func statuses(msgs []kafka.Message) map[string]int {
-	out := map[string]int{}
-	for _, m := range msgs {
-		var ev struct {
-			Providers map[string]struct {
-				Status string `json:"status"`
-				Cache  *struct {
-					Hit    bool `json:"hit"`
-					Joined bool `json:"joined"`
-				} `json:"cache"`
-			} `json:"providers"`
-		}
-		if json.Unmarshal(m.Value, &ev) != nil {
-			continue
-		}
-		p, ok := ev.Providers["criminalip"]
-		switch {
-		case !ok:
-			out["gated"]++
-		case p.Cache != nil && p.Cache.Hit:
-			out[p.Status+" (cache hit)"]++
-		case p.Cache != nil && p.Cache.Joined:
-			out[p.Status+" (joined)"]++
-		default:
-			out[p.Status+" (looked up)"]++
-		}
-	}
-	return out
-}
-
-func cpuOf(procs []*proc) time.Duration {
-	var d time.Duration
-	for _, p := range procs {
-		d += p.cpu()
-	}
-	return d
-}
-
-// growth compares resident memory late in the backlog with memory early in it: about 1.0 is
-// flat.
-func growth(samples []int64) float64 {
-	if len(samples) < 8 {
-		return 1
-	}
-	q := len(samples) / 4
-	early, late := median(samples[q:2*q]), median(samples[3*q:])
-	if early == 0 {
-		return 1
-	}
-	return late / early
 }
