@@ -3,7 +3,7 @@
 // load: a plain consume-and-produce copy by threatpipe's engine (the baseline) and another
 // written with franz-go (franz), the enricher on a warm cache (hits), on a warm-cache load of
 // Suricata EVE, Zeek, CEF and FortiGate lines mixed with native events (formats), with a share
-// of cache misses against the provider simulator (mixed), the hits load on 2 and 3 enricher
+// of cache misses against the provider simulator (mixed), the hits load on 1, 2 and 3 enricher
 // processes (scaling), and three processes on a mixed load (replicas). For each it reports
 // events/s, the ratio to both copies, end-to-end latency at a fixed rate below saturation, paid
 // calls per distinct new IP, dead letters by class, peak RSS, RSS growth and CPU seconds per
@@ -83,7 +83,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "load generator seed")
 	flag.StringVar(&o.enricherExtraEnv, "env", "", "extra THREATPIPE_* settings for the enricher, comma-separated K=V")
 	flag.IntVar(&o.replicas, "replicas", 3, "enricher processes in the replicas scenario")
-	flag.StringVar(&o.scale, "scale", "2,3", "enricher processes of the scaling scenario's runs of the hits load (1 is the hits scenario)")
+	flag.StringVar(&o.scale, "scale", "1,2,3", "enricher processes of the scaling scenario's runs of the hits load")
 	flag.Float64Var(&o.nativeShare, "native-share", 0.4, "share of native events in the formats scenario (the rest: EVE, Zeek, CEF, key=value in equal parts)")
 	flag.Parse()
 	o.drainTimeout = 60 * time.Second

@@ -36,7 +36,7 @@ func (b *bench) plans(sc, self string) ([]plan, error) {
 			n, run = o.replicas, 2
 		}
 		return []plan{{name: sc, argv: enrich, nproc: n, data: generate(o.events, o.warm, o.mix, run, 0, o.seed+uint64(run), false),
-			paced: mixGen(o.mix), allocs: o.profileScenario == sc}}, nil
+			paced: mixGen(o.mix), allocs: o.profileScenario == sc, joinFirst: n > 1}}, nil
 	case "scaling":
 		counts, err := scaleCounts(o.scale)
 		if err != nil {
@@ -44,7 +44,9 @@ func (b *bench) plans(sc, self string) ([]plan, error) {
 		}
 		var out []plan
 		for _, n := range counts {
-			out = append(out, plan{name: scalingName(n), argv: enrich, nproc: n, data: hitsLoad(), paced: mixGen(hitMix)})
+			// Joined first at every count, 1 included, so that the counts compare with each other
+			// (the hits scenario, produced first, compares with the copies).
+			out = append(out, plan{name: scalingName(n), argv: enrich, nproc: n, data: hitsLoad(), paced: mixGen(hitMix), joinFirst: true})
 		}
 		return out, nil
 	}

@@ -119,6 +119,43 @@ func (b *bench) waitCount(ctx context.Context, want int64, topics ...string) err
 	}
 }
 
+// waitGroup waits until the group is stable with n members, each assigned partitions of the
+// input topic.
+func (b *bench) waitGroup(ctx context.Context, t topics, n int) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		res, err := b.kclient.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{t.group}})
+		if err == nil && len(res.Groups) == 1 && groupReady(res.Groups[0], t.in, n) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("group %s did not settle with %d members: %v", t.group, n, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// groupReady reports whether g is stable with n members that each own partitions of topic.
+func groupReady(g kafka.DescribeGroupsResponseGroup, topic string, n int) bool {
+	if g.Error != nil || g.GroupState != "Stable" || len(g.Members) != n {
+		return false
+	}
+	for _, m := range g.Members {
+		owns := false
+		for _, a := range m.MemberAssignments.Topics {
+			owns = owns || a.Topic == topic && len(a.Partitions) > 0
+		}
+		if !owns {
+			return false
+		}
+	}
+	return true
+}
+
 // waitCommitted waits until the group has committed every input offset.
 func (b *bench) waitCommitted(ctx context.Context, t topics, want int64) error {
 	parts := make([]int, b.o.partitions)
@@ -262,6 +299,11 @@ type plan struct {
 	settle bool
 	// allocs: also take an allocation profile of the first process.
 	allocs bool
+	// joinFirst: the processes join the group on an empty topic and the backlog is produced
+	// once every one has its partitions. Several processes joining one after another would
+	// rebalance the group in the middle of the backlog (redelivering part of it), and the
+	// rebalances, not the processing, would set the figure.
+	joinFirst bool
 }
 
 // scenario runs one measured scenario: the load is produced first (a backlog), the processes
@@ -275,8 +317,11 @@ func (b *bench) scenario(ctx context.Context, pl plan) (*Result, error) {
 		return nil, err
 	}
 	defer b.deleteTopics(t)
-	if err := b.produce(ctx, t.in, d.msgs); err != nil {
-		return nil, err
+	joinFirst := pl.joinFirst
+	if !joinFirst {
+		if err := b.produce(ctx, t.in, d.msgs); err != nil {
+			return nil, err
+		}
 	}
 	expected := int64(d.outputs + d.deadLetter)
 	outTopics := []string{t.out, t.dlq}
@@ -321,8 +366,18 @@ func (b *bench) scenario(ctx context.Context, pl plan) (*Result, error) {
 	}
 	defer stopAll()
 
+	if joinFirst {
+		if err := b.waitGroup(ctx, t, pl.nproc); err != nil {
+			return nil, err
+		}
+	}
 	cpuStart := cpuOf(procs)
 	markStart := procs[0].mark()
+	if joinFirst {
+		if err := b.produce(ctx, t.in, d.msgs); err != nil {
+			return nil, err
+		}
+	}
 	if !pl.settle {
 		if err := b.waitCount(ctx, expected, outTopics...); err != nil {
 			return nil, err

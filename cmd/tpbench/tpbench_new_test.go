@@ -254,3 +254,24 @@ func TestFranzCopyCopiesAndCommits(t *testing.T) {
 		t.Error("franz-copy without brokers and group accepted")
 	}
 }
+
+func TestGroupReady(t *testing.T) {
+	member := func(parts ...int) kafka.DescribeGroupsResponseMember {
+		return kafka.DescribeGroupsResponseMember{MemberAssignments: kafka.DescribeGroupsResponseAssignments{
+			Topics: []kafka.GroupMemberTopic{{Topic: "in", Partitions: parts}}}}
+	}
+	for _, tc := range []struct {
+		name string
+		g    kafka.DescribeGroupsResponseGroup
+		want bool
+	}{
+		{"stable, all assigned", kafka.DescribeGroupsResponseGroup{GroupState: "Stable", Members: []kafka.DescribeGroupsResponseMember{member(0, 1, 2), member(3, 4, 5)}}, true},
+		{"rebalancing", kafka.DescribeGroupsResponseGroup{GroupState: "PreparingRebalance", Members: []kafka.DescribeGroupsResponseMember{member(0, 1, 2), member(3, 4, 5)}}, false},
+		{"one member missing", kafka.DescribeGroupsResponseGroup{GroupState: "Stable", Members: []kafka.DescribeGroupsResponseMember{member(0, 1, 2, 3, 4, 5)}}, false},
+		{"a member without partitions", kafka.DescribeGroupsResponseGroup{GroupState: "Stable", Members: []kafka.DescribeGroupsResponseMember{member(0, 1, 2, 3, 4, 5), member()}}, false},
+	} {
+		if got := groupReady(tc.g, "in", 2); got != tc.want {
+			t.Errorf("%s: groupReady = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
