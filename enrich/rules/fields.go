@@ -234,32 +234,64 @@ func newMerger(fields []field) *merger {
 // Merge implements enrich.FieldMerger: per field, the first source (in the mapping's order)
 // with a value, or the union of every source's values. It runs for every event, cache hits
 // included, so it copies what it can and never decodes: the values are the extractor's own
-// compact JSON.
+// compact JSON. When every merged value is one source's value as it is, and that source has no
+// other, the result is that source's own map (the usual case of one source mapping fields):
+// the scored event shares it read-only, as it already shares the outcome that holds it.
 func (m *merger) Merge(outcomes map[string]*event.ProviderOutcome) map[string]json.RawMessage {
-	var out map[string]json.RawMessage
-	var parts []json.RawMessage
+	var (
+		partsBuf [4]json.RawMessage
+		valsBuf  [16]namedValue
+		vals     = valsBuf[:0]
+		whole    *event.ProviderOutcome // the one outcome every value so far is taken from as it is
+		mixed    bool                   // some value is not, or comes from another outcome
+	)
 	for i, f := range m.fields {
-		parts = parts[:0]
+		parts := partsBuf[:0]
+		var from *event.ProviderOutcome
 		for _, src := range m.sources[i] {
 			o := outcomes[src]
 			if o == nil || o.Fields == nil {
 				continue
 			}
 			if v, ok := o.Fields[f.name]; ok {
-				parts = append(parts, v)
+				parts, from = append(parts, v), o
 				if !f.union {
 					break
 				}
 			}
 		}
-		if v := mergeValues(parts, f.union); v != nil {
-			if out == nil {
-				out = make(map[string]json.RawMessage, len(m.fields))
-			}
-			out[f.name] = v
+		v := mergeValues(parts, f.union)
+		if v == nil {
+			continue
 		}
+		vals = append(vals, namedValue{f.name, v})
+		if len(parts) != 1 || !sameBytes(v, parts[0]) || (whole != nil && whole != from) {
+			mixed = true
+		}
+		whole = from
+	}
+	switch {
+	case len(vals) == 0:
+		return nil
+	case !mixed && len(vals) == len(whole.Fields): // field names are unique: the same keys
+		return whole.Fields
+	}
+	out := make(map[string]json.RawMessage, len(vals))
+	for _, nv := range vals {
+		out[nv.name] = nv.value
 	}
 	return out
+}
+
+// namedValue is one merged field.
+type namedValue struct {
+	name  string
+	value json.RawMessage
+}
+
+// sameBytes reports whether a and b are the same bytes in memory, not merely equal.
+func sameBytes(a, b json.RawMessage) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // mergeValues combines the parts: the first as it is, or for a union every distinct value of

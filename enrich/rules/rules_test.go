@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -232,4 +233,63 @@ func TestMergeValuesUnionIsBounded(t *testing.T) {
 	if v := mergeValues([]json.RawMessage{json.RawMessage(`"a"`), json.RawMessage(`["a","b"]`)}, true); string(v) != `["a","b"]` {
 		t.Errorf("union %s", v)
 	}
+}
+
+// TestMergeSharesOneSourcesMap: when every merged field is one source's value as it is and the
+// source has no other, Merge returns that source's own map; otherwise a new map with the same
+// values as ever (a union of one scalar becomes an array, a missing field is left out).
+func TestMergeSharesOneSourcesMap(t *testing.T) {
+	f, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.Compile(known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := c.Plan(nil)
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	cip := map[string]json.RawMessage{"threat_type": raw(`["scanner","hosting"]`), "cves": raw(`["CVE-2024-1"]`)}
+	abuse := map[string]json.RawMessage{"usage_type": raw(`"Data Center"`), "abuse_reports": raw(`12`)}
+	for _, tt := range []struct {
+		name     string
+		outcomes map[string]*event.ProviderOutcome
+		want     map[string]string
+		shares   bool // Merge returns a source's own map
+	}{
+		{"one source", map[string]*event.ProviderOutcome{"criminalip": {Fields: cip}},
+			map[string]string{"threat_type": `["scanner","hosting"]`, "cves": `["CVE-2024-1"]`}, true},
+		{"first-wins fields of one source", map[string]*event.ProviderOutcome{"abuseipdb": {Fields: abuse}, "criminalip": {}},
+			map[string]string{"usage_type": `"Data Center"`, "abuse_reports": `12`}, true},
+		{"two sources", map[string]*event.ProviderOutcome{"criminalip": {Fields: cip}, "abuseipdb": {Fields: abuse}},
+			map[string]string{"threat_type": `["scanner","hosting"]`, "cves": `["CVE-2024-1"]`, "usage_type": `"Data Center"`, "abuse_reports": `12`}, false},
+		{"a union of one scalar", map[string]*event.ProviderOutcome{"greynoise": {Fields: map[string]json.RawMessage{"threat_type": raw(`"malicious"`)}}},
+			map[string]string{"threat_type": `["malicious"]`}, false},
+		{"a field the rules do not map", map[string]*event.ProviderOutcome{"criminalip": {Fields: map[string]json.RawMessage{"cves": raw(`["CVE-1"]`), "gone": raw(`1`)}}},
+			map[string]string{"cves": `["CVE-1"]`}, false},
+		{"none", map[string]*event.ProviderOutcome{"criminalip": {}}, nil, false},
+	} {
+		got := plan.Fields.Merge(tt.outcomes)
+		if len(got) != len(tt.want) {
+			t.Errorf("%s: %d fields %v, want %d", tt.name, len(got), got, len(tt.want))
+		}
+		for k, v := range tt.want {
+			if string(got[k]) != v {
+				t.Errorf("%s: %s = %s, want %s", tt.name, k, got[k], v)
+			}
+		}
+		if shared := sharesMap(got, tt.outcomes); shared != tt.shares {
+			t.Errorf("%s: returns a source's own map: %v, want %v", tt.name, shared, tt.shares)
+		}
+	}
+}
+
+// sharesMap reports whether m is one of the outcomes' own Fields maps.
+func sharesMap(m map[string]json.RawMessage, outcomes map[string]*event.ProviderOutcome) bool {
+	for _, o := range outcomes {
+		if m != nil && o.Fields != nil && reflect.ValueOf(m).Pointer() == reflect.ValueOf(o.Fields).Pointer() {
+			return true
+		}
+	}
+	return false
 }
