@@ -42,8 +42,8 @@ type vote struct {
 // the time the evidence's age is measured at (decay); the zero time decays nothing.
 //
 // It runs for every event, cache hits included, so the verdict's reasons, tags, validators, AS
-// and geo share one allocation (a store), the text it writes (cache ages, decay notes, silences,
-// list hits, tag points) is one more, and its working lists stay on the stack.
+// and geo share one allocation (a store) with the text it writes (cache ages, decay notes,
+// silences, list hits, tag points) when that fits, and its working lists stay on the stack.
 func (m *Model) Fuse(outcomes map[string]*event.ProviderOutcome, order []string, now time.Time) Fused {
 	var (
 		votes    [8]vote
@@ -72,7 +72,7 @@ func (m *Model) Fuse(outcomes map[string]*event.ProviderOutcome, order []string,
 			total = float64(m.BenignCap)
 		}
 	}
-	fz.setTexts(&f)
+	fz.setTexts(&f, st)
 	f.Score = clamp(int(math.Round(total)))
 	settle(f.Reasons, f.Score)
 	f.Severity = event.SeverityOf(f.Score)
