@@ -298,10 +298,17 @@ playbooks:
 			t.Errorf("%s: page resolved %d times after its block lapsed, want 1", ip, resolves["threatpipe:"+ip])
 		}
 	}
-	blocked := map[string]int{}
+	blocked, lifted, redelivered := map[string]int{}, map[string]int{}, map[string]int{}
 	for _, r := range records {
-		if r.Kind == "block" && r.Outcome == act.OutcomeDone && r.Step == "block" {
-			blocked[r.Target]++
+		if r.Kind == "block" && r.Step == "block" {
+			switch r.Outcome {
+			case act.OutcomeDone:
+				blocked[r.Target]++
+			case act.OutcomeLifted:
+				lifted[r.Target]++
+			case act.OutcomeDuplicate:
+				redelivered[r.Target]++
+			}
 		}
 		for _, ip := range private {
 			if r.Target == ip && r.Kind == "block" && r.Outcome != act.OutcomeNeverBlock && r.Outcome != act.OutcomeDuplicate {
@@ -313,7 +320,11 @@ playbooks:
 		}
 	}
 	for _, ip := range public {
-		if blocked[ip] < 1 || blocked[ip] > 2 {
+		// A kill between the ledger settling a block and its audit record being published loses
+		// the record (docs/playbooks.md, Known limits): the redelivered event is then a duplicate,
+		// and the block's lifting is what shows it happened.
+		lostRecord := blocked[ip] == 0 && lifted[ip] == 1 && redelivered[ip] > 0
+		if (blocked[ip] < 1 || blocked[ip] > 2) && !lostRecord {
 			t.Errorf("%s: %d block records, want 1 (2 when a crash interrupted it and it was repeated)", ip, blocked[ip])
 		}
 	}
