@@ -151,6 +151,9 @@ a part at a real system. Ctrl-C stops everything cleanly.`)
 		config.Prefix + "SINK_EDL_ENABLED=true",
 		config.Prefix + "SINK_WEBHOOK_URL=" + receiverURL,
 		config.Prefix + "SINK_WEBHOOK_SECRET=" + string(receiver.secret),
+		// Signed scored events, as a deployment should run them (docs/operations.md): act acts
+		// only on what the demo's enricher produced.
+		config.Prefix + "SIGNING_KEY=" + randomHex(32),
 	}
 	common = append(common, sourceVars...)
 	// Variables the user set win over the demo's, so any part can be pointed elsewhere.
