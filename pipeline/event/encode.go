@@ -379,12 +379,17 @@ const hexDigits = "0123456789abcdef"
 
 // appendString quotes s as encoding/json does with HTML escaping on: control characters, quote,
 // backslash, <, > and & escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
+func appendString(b []byte, s string) []byte { return AppendJSONString(b, s, true) }
+
+// AppendJSONString appends s quoted as a JSON string, escaping as encoding/json does; with html
+// false '<', '>' and '&' are kept as written (JSON does not require escaping them), as
+// encoding/json's SetEscapeHTML(false) does.
+func AppendJSONString(b []byte, s string, html bool) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' && (!html || c != '<' && c != '>' && c != '&') {
 				i++
 				continue
 			}

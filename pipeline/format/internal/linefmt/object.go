@@ -2,7 +2,8 @@ package linefmt
 
 import (
 	"encoding/json"
-	"unicode/utf8"
+
+	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
 // Object builds a flat JSON object of string members, in the order they are added. The line
@@ -54,59 +55,7 @@ func (o *Object) JSON() json.RawMessage {
 	return append(o.buf, '}')
 }
 
-const hex = "0123456789abcdef"
-
 // AppendString appends s as a JSON string, escaping as encoding/json does except for '<', '>'
 // and '&', which JSON does not require and which SOC readers of the context should see as
 // written; invalid UTF-8 becomes U+FFFD.
-func AppendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+func AppendString(b []byte, s string) []byte { return event.AppendJSONString(b, s, false) }
