@@ -182,6 +182,15 @@ func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, ids idSource) 
 			return d.decodeNative(ni, nil, fallbackTime)
 		}
 	}
+	// A message that cannot be native or ECS (neither key appears anywhere in it) goes straight
+	// to the other JSON formats: the map of its members would be parsed only to say no.
+	if !mayBeNativeOrECS(value) {
+		for _, f := range d.formats {
+			if f.JSON() && f.Sniff(value) {
+				return f.Decode(value, d.record(fallbackTime, ids))
+			}
+		}
+	}
 	top, err := topLevel(value)
 	if err != nil {
 		return nil, err
@@ -207,6 +216,21 @@ func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, ids idSource) 
 	}
 	return nil, decodeErr(ClassUnknownFormat,
 		"neither a native indicator event (no \"indicator\"), an ECS event (no source/destination/client/server/related IP field) nor any other input format threatpipe reads")
+}
+
+// nativeOrECSKeys are the top-level keys that make a message native or ECS by address; a message
+// holding none of them anywhere cannot be either (a key spelled with escapes is the exception,
+// and is still read by whichever format claims it).
+var nativeOrECSKeys = [][]byte{[]byte(`"indicator"`), []byte(`"source`), []byte(`"destination`),
+	[]byte(`"client`), []byte(`"server`), []byte(`"related`)}
+
+func mayBeNativeOrECS(value []byte) bool {
+	for _, k := range nativeOrECSKeys {
+		if bytes.Contains(value, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeAs decodes value as format f, with the JSON checks when f reads JSON.

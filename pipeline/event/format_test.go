@@ -79,3 +79,25 @@ func TestFormatDispatch(t *testing.T) {
 		t.Error("an unknown format name was accepted")
 	}
 }
+
+// BenchmarkAutoOtherJSONFormat: a JSON message of another format (an EVE alert's shape), sniffed
+// and handed over in auto mode.
+func BenchmarkAutoOtherJSONFormat(b *testing.B) {
+	obj := fakeFormat{name: "obj", json: true, prefix: `{"obj":"`}
+	dec, err := NewDecoder(1<<20, 32).WithFormats(AutoFormat, obj)
+	if err != nil {
+		b.Fatal(err)
+	}
+	value := []byte(`{"obj":"185.220.101.7","timestamp":"2017-04-07T22:24:37.251547+0100","flow_id":586497171462735,` +
+		`"in_iface":"eth0","event_type":"alert","src_port":22,"dest_ip":"192.168.2.14","dest_port":39745,"proto":"TCP",` +
+		`"alert":{"action":"allowed","gid":1,"signature_id":2018358,"rev":2,"signature":"ET HUNTING GENERIC SUSPICIOUS POST",` +
+		`"category":"Potentially Bad Traffic","severity":2},"http":{"hostname":"209.53.113.5","url":"/api/v1/fakefile.php",` +
+		`"http_user_agent":"Mozilla/5.0","http_method":"POST","protocol":"HTTP/1.1","status":200,"length":0},"app_proto":"http"}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(value)))
+	for b.Loop() {
+		if _, err := dec.Decode(value, time.Time{}, "t/0/1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
