@@ -174,6 +174,7 @@ func TestActRequiresItsTopics(t *testing.T) {
 	var out syncBuffer
 	env := &environment{environ: append(actEnv(brokers, pipelinetest.Redis(t), prefix, pipelinetest.Topic(t, brokers, "scored", 1),
 		pipelinetest.Topic(t, brokers, "results", 1), missing, pipelinetest.Topic(t, brokers, "alerts", 1), playbooks, "http://127.0.0.1:1"),
+		"THREATPIPE_KAFKA_CHANGES_TOPIC="+pipelinetest.Topic(t, brokers, "changes", 1),
 		"THREATPIPE_HTTP_ADDR=127.0.0.1:0", "THREATPIPE_LOG_LEVEL=error"), stdout: &out, stderr: &out}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -31,7 +33,8 @@ func ensureTopics(ctx context.Context, clients *kafkax.Clients, log *zap.Logger,
 // the variable: a writer would otherwise retry "unknown topic" for ever. While the brokers
 // cannot be reached it waits for them, like ensureTopics.
 func requireTopics(ctx context.Context, clients *kafkax.Clients, log *zap.Logger, topics map[string]string) error {
-	for name, topic := range topics {
+	for _, name := range slices.Sorted(maps.Keys(topics)) { // the same topic named first each time
+		topic := topics[name]
 		err := untilBrokersAnswer(ctx, log, func(ctx context.Context) error {
 			err := clients.Ping(ctx, topic)
 			if errors.Is(err, kafka.UnknownTopicOrPartition) {
