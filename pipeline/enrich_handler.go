@@ -29,6 +29,7 @@ type EnrichHandler struct {
 	gated                         map[string]interface{ Inc() } // by gate reason
 	observer                      GateObserver                  // nil when proc is not one
 	enrichOwn                     bool                          // own-range indicators are processed too
+	detail                        event.Detail                  // of the scored events published
 	scratch                       sync.Pool                     // *[]byte encoding buffers (scoredMessage)
 }
 
@@ -41,6 +42,13 @@ type handlerConfig struct {
 	limits  event.Limits
 	only    event.Format
 	formats []event.FormatDecoder
+	detail  event.Detail
+}
+
+// WithScoredDetail sets how much of each provider's answer the scored events carry
+// (THREATPIPE_PIPELINE_SCORED_DETAIL; default event.DetailCompact).
+func WithScoredDetail(d event.Detail) HandlerOption {
+	return func(c *handlerConfig) { c.detail = d }
 }
 
 // WithInputLimits sets the nesting depth and carried-context limits of the input decoder
@@ -76,6 +84,7 @@ func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.P
 	h := &EnrichHandler{
 		opts: opts, proc: proc, gate: g, metrics: m, now: time.Now,
 		dec:            dec,
+		detail:         cfg.detail,
 		indicators:     indicators,
 		decodeSeconds:  m.StageSeconds.WithLabelValues(telemetry.StageDecode),
 		processSeconds: m.StageSeconds.WithLabelValues(telemetry.StageProcess),

@@ -163,3 +163,50 @@ func TestOversizedScoredEventSaysWhatWasDropped(t *testing.T) {
 		t.Errorf("context %s extra %v truncated %+v", ev.Context, ev.Extra, ev.ContextTruncated)
 	}
 }
+
+// answeringProcessor gives every indicator one provider answer with members only a full scored
+// event carries.
+type answeringProcessor struct{}
+
+func (answeringProcessor) Process(_ context.Context, s *event.Scored) error {
+	s.Providers = map[string]*event.ProviderOutcome{"criminalip": {Status: event.StatusOK, Result: &event.Intel{
+		Verdict: event.VerdictMalicious, Score: 90, Detail: "inbound Critical", Tags: []string{"scanner"},
+		InboundLevel: "Critical", OpenPorts: []int{22}, ASNumber: 64500,
+	}}}
+	s.Reasons = []event.Reason{{Source: "criminalip", Detail: "inbound Critical", Points: 90}}
+	return nil
+}
+
+// TestScoredDetail checks what the published events carry of a provider's answer: the compact
+// members by default, everything with WithScoredDetail(event.DetailFull).
+func TestScoredDetail(t *testing.T) {
+	native := `{"event_id":"e","indicator":{"type":"ipv4-addr","value":"20.0.0.1"}}`
+	for _, tc := range []struct {
+		name      string
+		opts      []HandlerOption
+		wantPorts bool
+	}{
+		{"default compact", nil, false},
+		{"full on request", []HandlerOption{WithScoredDetail(event.DetailFull)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := telemetry.NewPipelineMetrics(prometheus.NewRegistry())
+			opts := Options{OutputTopic: "out", DLQTopic: "dlq", MaxEventBytes: 1 << 20, MaxIndicators: 32}
+			outs, err := NewEnrichHandler(opts, answeringProcessor{}, gate.New(nil, nil), m, tc.opts...).Handle(context.Background(), ecsMsg(1, native))
+			if err != nil || len(outs) != 1 {
+				t.Fatalf("%d outputs, %v", len(outs), err)
+			}
+			var ev event.Scored
+			if err := json.Unmarshal(outs[0].Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			r := ev.Providers["criminalip"].Result
+			if r.Verdict != event.VerdictMalicious || r.Score != 90 || len(r.Tags) != 1 {
+				t.Errorf("result %+v lost what the score and playbooks read", r)
+			}
+			if got := len(r.OpenPorts) == 1 && r.InboundLevel != "" && r.ASNumber != 0 && r.Detail != ""; got != tc.wantPorts {
+				t.Errorf("full members present = %v, want %v: %s", got, tc.wantPorts, outs[0].Value)
+			}
+		})
+	}
+}

@@ -323,6 +323,26 @@ type indicatorPage struct {
 type providerRow struct {
 	Name string
 	*event.ProviderOutcome
+	// Detail is the answer's summary: the result's own in a full scored event, else the
+	// source's reason (a compact event carries it there only).
+	Detail string
+}
+
+func newProviderRow(name string, p *event.ProviderOutcome, reasons []event.Reason) providerRow {
+	row := providerRow{Name: name, ProviderOutcome: p}
+	if p.Result == nil {
+		return row
+	}
+	if row.Detail = p.Result.Detail; row.Detail != "" {
+		return row
+	}
+	for _, r := range reasons {
+		if r.Source == name {
+			row.Detail = r.Detail
+			break
+		}
+	}
+	return row
 }
 
 func (u *UI) serveIndicator(w http.ResponseWriter, r *http.Request) {
@@ -351,7 +371,7 @@ func (u *UI) serveIndicator(w http.ResponseWriter, r *http.Request) {
 		sort.Strings(names)
 		for _, n := range names {
 			if p := ind.Latest.Providers[n]; p != nil {
-				d.Providers = append(d.Providers, providerRow{n, p})
+				d.Providers = append(d.Providers, newProviderRow(n, p, ind.Latest.Reasons))
 			}
 		}
 		d.Warnings = ind.Latest.Warnings

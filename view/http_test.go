@@ -487,3 +487,22 @@ func TestDetailPageForIPv6EncodedAsTheScriptLinksIt(t *testing.T) {
 		t.Errorf("redirect %d %q", res.StatusCode, res.Header.Get("Location"))
 	}
 }
+
+// TestProviderRowDetail: a full event's answer has its own summary; a compact one's is the
+// source's reason; an answer-less outcome has none.
+func TestProviderRowDetail(t *testing.T) {
+	reasons := []event.Reason{{Source: "abuseipdb", Detail: "other"}, {Source: "criminalip", Detail: "from the reason"}}
+	for _, tc := range []struct {
+		name string
+		out  *event.ProviderOutcome
+		want string
+	}{
+		{"full", &event.ProviderOutcome{Status: event.StatusOK, Result: &event.Intel{Detail: "own summary"}}, "own summary"},
+		{"compact", &event.ProviderOutcome{Status: event.StatusOK, Result: &event.Intel{Verdict: event.VerdictMalicious}}, "from the reason"},
+		{"failed", &event.ProviderOutcome{Status: event.StatusFailed, Error: "timeout"}, ""},
+	} {
+		if got := newProviderRow("criminalip", tc.out, reasons).Detail; got != tc.want {
+			t.Errorf("%s: detail %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

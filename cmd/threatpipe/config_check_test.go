@@ -67,6 +67,7 @@ var badString = map[string]badValue{
 	"THREATPIPE_ACT_GROUP_PREFIX":                {value: " "},
 	"THREATPIPE_ACT_RESULTS_TOPIC":               {value: "bad topic"},
 	"THREATPIPE_KAFKA_INPUT_FORMAT":              {value: "syslog"},
+	"THREATPIPE_PIPELINE_SCORED_DETAIL":          {value: "verbose"},
 	"THREATPIPE_ACT_DLQ_TOPIC":                   {value: "bad topic"},
 	"THREATPIPE_ACT_NEVER_BLOCK_CIDRS":           {value: "10.0.0.0/33"},
 	"THREATPIPE_ACT_REDIS_ADDR":                  {value: "redis"},

@@ -96,7 +96,8 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	}
 	handler := pipeline.NewEnrichHandler(opts, enr.proc, gate.New(own, allow), metrics,
 		pipeline.WithInputLimits(cfg.Pipeline.MaxNestingDepth, cfg.Pipeline.MaxContextBytes),
-		pipeline.WithInputFormats(event.Format(k.InputFormat), formats.Formats()...))
+		pipeline.WithInputFormats(event.Format(k.InputFormat), formats.Formats()...),
+		pipeline.WithScoredDetail(scoredDetail(cfg)))
 	newWriter := func(done func([]kafka.Message, error)) pipeline.Publisher {
 		return sign.NewWriter(clients.Writer(done), signs, signedTopics(k))
 	}

@@ -172,7 +172,7 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 	// Parked lookups are finished in the background and their events revised (docs/lifecycle.md).
 	signs, _ := signer(&cfg.Signing) // validated by config.Load
 	revisions := &revisionWriter{w: sign.NewWriter(clients.Writer(nil), signs, signedTopics(&cfg.Kafka)),
-		topic: cfg.Kafka.OutputTopic, changes: cfg.Kafka.ChangesTopic}
+		topic: cfg.Kafka.OutputTopic, changes: cfg.Kafka.ChangesTopic, detail: scoredDetail(cfg)}
 	retrier := enrich.NewRetrier(enrich.RetrierOptions{
 		Parking: parking, Enricher: enr, Lookupers: e.lookupers, Metrics: metrics, Log: log.Named("retrier"), Owner: owner,
 		Publisher: revisions,
@@ -202,6 +202,13 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 type revisionWriter struct {
 	w              sign.Writer
 	topic, changes string
+	detail         event.Detail
+}
+
+// scoredDetail is THREATPIPE_PIPELINE_SCORED_DETAIL's value (validated by config.Load).
+func scoredDetail(cfg *config.Config) event.Detail {
+	d, _ := event.ParseDetail(cfg.Pipeline.ScoredDetail)
+	return d
 }
 
 func (r *revisionWriter) PublishChanges(ctx context.Context, changes []*event.Change) error {
@@ -211,7 +218,7 @@ func (r *revisionWriter) PublishChanges(ctx context.Context, changes []*event.Ch
 func (r *revisionWriter) PublishRevisions(ctx context.Context, evs []*event.Scored, changes []*event.Change) error {
 	msgs := make([]kafka.Message, 0, len(evs)+len(changes))
 	for _, ev := range evs {
-		msgs = append(msgs, kafka.Message{Topic: r.topic, Key: []byte(ev.Indicator.Value), Value: ev.AppendJSON(nil)})
+		msgs = append(msgs, kafka.Message{Topic: r.topic, Key: []byte(ev.Indicator.Value), Value: ev.Append(nil, r.detail)})
 	}
 	for _, c := range changes {
 		raw, err := json.Marshal(c)

@@ -144,6 +144,8 @@ type Result struct {
 	PeakRSSMB              float64 `json:"peak_rss_mb"`
 	RSSGrowth              float64 `json:"rss_growth"`
 	CPUSecPerMillion       float64 `json:"cpu_seconds_per_million"`
+	// ScoredBytes is the mean size of the backlog's scored events of enriched native inputs.
+	ScoredBytes float64 `json:"scored_bytes,omitempty"`
 	// Statuses counts the criminalip outcomes in the backlog's scored events.
 	Statuses map[string]int `json:"statuses,omitempty"`
 	// DeadLetters counts the backlog's dead letters, by error class in DeadLetterClasses.

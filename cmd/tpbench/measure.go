@@ -67,6 +67,27 @@ func statuses(msgs []kafka.Message) map[string]int {
 	return out
 }
 
+// scoredBytes is the mean size of the scored events of native inputs that were enriched (a
+// provider outcome present, not gated): the "typical native input" of the size target.
+func scoredBytes(msgs []kafka.Message) float64 {
+	var n, total int
+	for _, m := range msgs {
+		var ev struct {
+			InputFormat string          `json:"input_format"`
+			Providers   json.RawMessage `json:"providers"`
+		}
+		if json.Unmarshal(m.Value, &ev) != nil || ev.InputFormat != kindNative || len(ev.Providers) == 0 {
+			continue
+		}
+		n++
+		total += len(m.Value)
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(total) / float64(n)
+}
+
 // deadLetterClasses counts dead letters by their error class header.
 func deadLetterClasses(msgs []kafka.Message) map[string]int {
 	out := map[string]int{}

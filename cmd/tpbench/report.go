@@ -41,6 +41,9 @@ func finish(rep *Report) {
 			}
 		}
 		add("hits p99 latency (ms, below saturation)", hits.LatencyP99ms, "< 20", hits.LatencyP99ms < 20)
+		if hits.ScoredBytes > 0 {
+			add("hits: bytes per scored event (enriched native input)", hits.ScoredBytes, "<= 600", hits.ScoredBytes <= 600)
+		}
 	}
 	for _, name := range []string{"mixed", "replicas"} {
 		if r := byName[name]; r != nil {
@@ -76,16 +79,20 @@ func markdown(rep *Report) string {
 	for _, k := range []string{"events", "warm_ips", "partitions", "mix", "simulator", "latency_phase"} {
 		fmt.Fprintf(&b, "%s: %s.  \n", k, rep.Settings[k])
 	}
-	b.WriteString("\n| scenario | procs | events/s | per process | ratio to engine copy | ratio to franz-go copy | hit events/s | latency p50 / p99 ms (at rate) | paid calls per new IP | dead letters | peak RSS MB | RSS growth | CPU s per M events |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n| scenario | procs | events/s | per process | ratio to engine copy | ratio to franz-go copy | hit events/s | latency p50 / p99 ms (at rate) | paid calls per new IP | dead letters | peak RSS MB | RSS growth | CPU s per M events | bytes per scored event |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.Results {
 		paid := "n/a"
 		if r.FreshIPs > 0 && r.Scenario != "baseline" {
 			paid = fmt.Sprintf("%.2f (%d calls / %d IPs)", r.PaidPerFreshIP, r.PaidCalls, r.FreshIPs)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.2f | %.2f | %.0f | %.1f / %.1f (%d/s) | %s | %d | %.0f | %.2f | %.1f |\n",
+		size := "n/a"
+		if r.ScoredBytes > 0 {
+			size = fmt.Sprintf("%.0f", r.ScoredBytes)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.2f | %.2f | %.0f | %.1f / %.1f (%d/s) | %s | %d | %.0f | %.2f | %.1f | %s |\n",
 			r.Scenario, r.Processes, r.EventsPerSec, r.PerProcessEventsPerSec, r.RatioToBaseline, r.RatioToFranz, r.HitEventsPerSec,
-			r.LatencyP50ms, r.LatencyP99ms, r.LatencyRate, paid, r.DeadLetters, r.PeakRSSMB, r.RSSGrowth, r.CPUSecPerMillion)
+			r.LatencyP50ms, r.LatencyP99ms, r.LatencyRate, paid, r.DeadLetters, r.PeakRSSMB, r.RSSGrowth, r.CPUSecPerMillion, size)
 	}
 	b.WriteString("\nCriminal IP outcomes in the scored events of each backlog:\n\n")
 	for _, r := range rep.Results {

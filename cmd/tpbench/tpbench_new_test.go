@@ -151,7 +151,7 @@ func TestRatiosTargetsAndMissCost(t *testing.T) {
 	rep := &Report{Settings: map[string]string{}, Results: []Result{
 		{Scenario: "baseline", EventsPerSec: 1000, Processes: 1},
 		{Scenario: "franz", EventsPerSec: 800, Processes: 1},
-		{Scenario: "hits", EventsPerSec: 600, Processes: 1, CPUSecPerMillion: 10, LatencyP99ms: 12, PeakRSSMB: 100},
+		{Scenario: "hits", EventsPerSec: 600, Processes: 1, CPUSecPerMillion: 10, LatencyP99ms: 12, PeakRSSMB: 100, ScoredBytes: 640},
 		// 1,000,000 events, 10,000 misses: 30 s of CPU against 9.9 s for as many hits.
 		{Scenario: "mixed", Events: 1_000_000, FreshIPs: 10_000, EventsPerSec: 300, HitEventsPerSec: 297, Processes: 1, CPUSecPerMillion: 30, PaidPerFreshIP: 1},
 		{Scenario: "hits-x2", EventsPerSec: 900, PerProcessEventsPerSec: 450, Processes: 2, DeadLetters: 3, DeadLetterClasses: map[string]int{"malformed_json": 3}},
@@ -169,6 +169,7 @@ func TestRatiosTargetsAndMissCost(t *testing.T) {
 		"hits: CPU s per million events": false, "hits throughput / engine copy (baseline)": true, "hits throughput / franz-go copy": true,
 		"mixed hit throughput / hits throughput": false, "mixed: enricher CPU ms per miss (beyond the hit cost)": false,
 		"hits p99 latency (ms, below saturation)": true, "hits: peak RSS MB": true, "mixed: paid calls per new IP": true,
+		"hits: bytes per scored event (enriched native input)": false,
 	} {
 		if got, ok := met[name]; !ok || got != want {
 			t.Errorf("target %q met=%v (present %v), want %v", name, got, ok, want)
@@ -178,10 +179,27 @@ func TestRatiosTargetsAndMissCost(t *testing.T) {
 		t.Errorf("miss cost %v ms, want (30 - 9.9) s / 10,000 = 2.01 ms", ms)
 	}
 	md := markdown(rep)
-	for _, want := range []string{"| hits-x2 | 2 | 900 | 450 | 0.90 | 1.12 |", "- hits-x2: malformed_json 3"} {
+	for _, want := range []string{"| hits-x2 | 2 | 900 | 450 | 0.90 | 1.12 |", "- hits-x2: malformed_json 3", "| 10.0 | 640 |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestScoredBytesCountsEnrichedNativeEvents(t *testing.T) {
+	msgs := []kafka.Message{
+		{Value: []byte(`{"input_format":"native","providers":{"criminalip":{"status":"ok"}}}`)},
+		{Value: []byte(`{"input_format":"native","providers":{"criminalip":{"status":"ok"}},"context":{"a":"padding"}}`)},
+		{Value: []byte(`{"input_format":"native","gate":{"reason":"private"}}`)},
+		{Value: []byte(`{"input_format":"ecs","providers":{"criminalip":{"status":"ok"}}}`)},
+		{Value: []byte(`not json`)},
+	}
+	want := float64(len(msgs[0].Value)+len(msgs[1].Value)) / 2
+	if got := scoredBytes(msgs); got != want {
+		t.Errorf("scoredBytes = %v, want %v", got, want)
+	}
+	if got := scoredBytes(nil); got != 0 {
+		t.Errorf("scoredBytes(nil) = %v", got)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/pipeline/gate"
 	"github.com/threatpipe/threatpipe/pipeline/sign"
 )
@@ -116,6 +117,7 @@ type Pipeline struct {
 	MaxIndicators    int           `env:"MAX_INDICATORS_PER_EVENT" envDefault:"32" desc:"Distinct indicators taken from one ECS event. An event naming more has these scored and is dead-lettered as too_many_indicators as well, so that the rest are not lost."`
 	MaxNestingDepth  int           `env:"MAX_NESTING_DEPTH" envDefault:"64" desc:"Deepest nesting of JSON objects and arrays in an input message (the message itself is level 1); deeper ones are dead-lettered as too_deep before they are parsed, so no record threatpipe publishes nests deeper than standard JSON parsers accept (Python's about 1,000 levels)."`
 	MaxContextBytes  int           `env:"MAX_CONTEXT_BYTES" envDefault:"16384" desc:"Most bytes of carried context (a native event's context and unknown fields, an ECS event's whole document) copied into each of an input's scored events. Above it the largest top-level fields are left out, and each scored event names them in context_truncated; the whole input stays at its origin topic, partition and offset."`
+	ScoredDetail     string        `env:"SCORED_DETAIL" envDefault:"compact" desc:"How much of each provider's answer a scored event carries: compact (verdict, score, tags, benign service and list hits: what the score, the playbooks and the view read; AS, location and ISP are at the event's top level, the summary in its reasons) or full (every normalised field each provider returned: levels, ports, CVEs, AS and location per source). Compact halves the bytes per event."`
 	LocalCacheSize   int           `env:"LOCAL_CACHE_SIZE" envDefault:"100000" desc:"Provider answers kept in process memory besides Redis, so repeats skip the round trip; 0 disables."`
 	LocalCacheTTL    time.Duration `env:"LOCAL_CACHE_TTL" envDefault:"30s" desc:"Longest an in-process copy is used (never past its Redis expiry); bounds how stale a replica can be after an answer changes."`
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" desc:"On SIGTERM, how long in-flight events may take to finish and commit before exit."`
@@ -241,6 +243,9 @@ func (c *Config) Validate() error {
 		if !topicName.MatchString(t) || t == "." || t == ".." {
 			add(name, "%q is not a valid topic name (1-249 of a-z A-Z 0-9 . _ -)", t)
 		}
+	}
+	if _, ok := event.ParseDetail(c.Pipeline.ScoredDetail); !ok {
+		add("PIPELINE_SCORED_DETAIL", "%q is neither compact nor full", c.Pipeline.ScoredDetail)
 	}
 	if k.InputTopic == k.OutputTopic || k.InputTopic == k.DLQTopic {
 		add("KAFKA_INPUT_TOPIC", "%q must differ from the output and dead-letter topics", k.InputTopic)

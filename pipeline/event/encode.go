@@ -18,6 +18,45 @@ import (
 // It exists because encoding every scored event through reflection was the largest single cost
 // of the cache-hit path.
 func (s *Scored) AppendJSON(b []byte) []byte {
+	return s.Append(b, DetailFull)
+}
+
+// Detail says how much of each provider's answer a published scored event carries.
+type Detail uint8
+
+// Details.
+const (
+	// DetailCompact: each answer's Intel.Compact, what the score, the playbooks and the view
+	// read; the default, as it halves the bytes the brokers carry per event.
+	DetailCompact Detail = iota
+	// DetailFull: each answer as the provider gave it, normalised (ports, CVEs, levels, AS and
+	// location per source).
+	DetailFull
+)
+
+// ParseDetail reads a Detail's name: "compact" or "full".
+func ParseDetail(name string) (Detail, bool) {
+	switch name {
+	case "compact":
+		return DetailCompact, true
+	case "full":
+		return DetailFull, true
+	}
+	return 0, false
+}
+
+// String is the Detail's name.
+func (d Detail) String() string {
+	if d == DetailFull {
+		return "full"
+	}
+	return "compact"
+}
+
+// Append appends the scored event's JSON encoding at the given detail: DetailFull is what
+// AppendJSON writes; DetailCompact writes what encoding/json would write for the event with
+// every provider's Result replaced by Result.Compact().
+func (s *Scored) Append(b []byte, d Detail) []byte {
 	b = append(b, `{"schema_version":`...)
 	b = appendString(b, s.SchemaVersion)
 	b = append(b, `,"event_id":`...)
@@ -86,7 +125,7 @@ func (s *Scored) AppendJSON(b []byte) []byte {
 			}
 			b = appendString(b, name)
 			b = append(b, ':')
-			b = s.Providers[name].appendJSON(b)
+			b = s.Providers[name].appendJSON(b, d)
 		}
 		b = append(b, '}')
 	}
@@ -136,7 +175,7 @@ func (s *Scored) AppendJSON(b []byte) []byte {
 	return append(b, "}}"...)
 }
 
-func (o *ProviderOutcome) appendJSON(b []byte) []byte {
+func (o *ProviderOutcome) appendJSON(b []byte, d Detail) []byte {
 	if o == nil {
 		return append(b, "null"...)
 	}
@@ -144,7 +183,11 @@ func (o *ProviderOutcome) appendJSON(b []byte) []byte {
 	b = appendString(b, string(o.Status))
 	if o.Result != nil {
 		b = append(b, `,"result":`...)
-		b = o.Result.appendJSON(b)
+		if d == DetailCompact {
+			b = o.Result.appendCompactJSON(b)
+		} else {
+			b = o.Result.appendJSON(b)
+		}
 	}
 	if o.Error != "" {
 		b = append(b, `,"error":`...)
@@ -172,8 +215,7 @@ func (r *Intel) appendJSON(b []byte) []byte {
 	b = appendString(b, string(r.Verdict))
 	b = append(b, `,"score":`...)
 	b = strconv.AppendInt(b, int64(r.Score), 10)
-	b = append(b, `,"detail":`...)
-	b = appendString(b, r.Detail)
+	b = appendOptString(b, `,"detail":`, r.Detail)
 	if len(r.Tags) > 0 {
 		b = append(b, `,"tags":`...)
 		b = appendStrings(b, r.Tags)
@@ -210,6 +252,25 @@ func (r *Intel) appendJSON(b []byte) []byte {
 		b = append(b, `,"last_seen":`...)
 		b = appendTime(b, *r.LastSeen)
 	}
+	return r.appendTail(b)
+}
+
+// appendCompactJSON writes what appendJSON writes for r.Compact().
+func (r *Intel) appendCompactJSON(b []byte) []byte {
+	b = append(b, `{"verdict":`...)
+	b = appendString(b, string(r.Verdict))
+	b = append(b, `,"score":`...)
+	b = strconv.AppendInt(b, int64(r.Score), 10)
+	if len(r.Tags) > 0 {
+		b = append(b, `,"tags":`...)
+		b = appendStrings(b, r.Tags)
+	}
+	return r.appendTail(b)
+}
+
+// appendTail writes the service and list hits and closes the object: the fields both details
+// end with.
+func (r *Intel) appendTail(b []byte) []byte {
 	b = appendOptString(b, `,"service":`, r.Service)
 	if len(r.Lists) > 0 {
 		b = append(b, `,"lists":[`...)

@@ -4,20 +4,40 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
 
-// requireSameAsEncodingJSON fails unless AppendJSON writes what encoding/json writes, once the
-// carried raw values are compacted and HTML-escaped as encoding/json does to them (AppendJSON
-// copies them as they are).
+// requireSameAsEncodingJSON fails unless Append writes what encoding/json writes at both details,
+// once the carried raw values are compacted and HTML-escaped as encoding/json does to them
+// (Append copies them as they are). The compact encoding is held to encoding/json of the event
+// with every provider's result replaced by its Compact.
 func requireSameAsEncodingJSON(t *testing.T, s *Scored) {
+	t.Helper()
+	requireSameEncoding(t, s, s.AppendJSON(nil))
+	compact := *s
+	compact.Providers = nil
+	for name, o := range s.Providers {
+		if compact.Providers == nil {
+			compact.Providers = make(map[string]*ProviderOutcome, len(s.Providers))
+		}
+		if o != nil && o.Result != nil {
+			c := *o
+			c.Result = o.Result.Compact()
+			o = &c
+		}
+		compact.Providers[name] = o
+	}
+	requireSameEncoding(t, &compact, s.Append(nil, DetailCompact))
+}
+
+func requireSameEncoding(t *testing.T, s *Scored, got []byte) {
 	t.Helper()
 	want, err := json.Marshal(s)
 	if err != nil {
 		t.Fatalf("encoding/json: %v", err)
 	}
-	got := s.AppendJSON(nil)
 	if !json.Valid(got) {
 		t.Fatalf("AppendJSON wrote invalid JSON:\n%s", got)
 	}
@@ -28,7 +48,7 @@ func requireSameAsEncodingJSON(t *testing.T, s *Scored) {
 	var escaped bytes.Buffer
 	json.HTMLEscape(&escaped, compact.Bytes())
 	if !bytes.Equal(escaped.Bytes(), want) {
-		t.Fatalf("AppendJSON differs from encoding/json:\n got %s\nwant %s", escaped.Bytes(), want)
+		t.Fatalf("Append differs from encoding/json:\n got %s\nwant %s", escaped.Bytes(), want)
 	}
 }
 
@@ -149,4 +169,34 @@ func FuzzAppendJSON(f *testing.F) {
 			requireSameAsEncodingJSON(t, s)
 		}
 	})
+}
+
+// TestCompactKeepsWhatConsumersRead pins the compact result's members: the fused score's inputs
+// that the playbooks and the view read, nothing the event carries elsewhere.
+func TestCompactKeepsWhatConsumersRead(t *testing.T) {
+	s := &Scored{SchemaVersion: SchemaVersion, Providers: map[string]*ProviderOutcome{"criminalip": {Status: StatusOK, Result: &Intel{
+		Verdict: VerdictBenign, Score: 5, Detail: "d", Tags: []string{"dns"}, InboundLevel: "Safe", ASNumber: 15169,
+		ISP: "Google", CountryISO: "US", Location: &Geo{Lat: 1, Lon: 2}, OpenPorts: []int{53}, Service: "Google Public DNS",
+		Lists: []ListHit{{Name: "resolvers", Kind: ListBenign, Prefix: "8.8.8.0/24"}},
+	}}}}
+	var got struct {
+		Providers map[string]struct {
+			Result map[string]json.RawMessage `json:"result"`
+		} `json:"providers"`
+	}
+	full, compact := s.Append(nil, DetailFull), s.Append(nil, DetailCompact)
+	if err := json.Unmarshal(compact, &got); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range got.Providers["criminalip"].Result {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"lists", "score", "service", "tags", "verdict"}; !slices.Equal(keys, want) {
+		t.Errorf("compact result members = %v, want %v", keys, want)
+	}
+	if len(compact) >= len(full) {
+		t.Errorf("compact is %d bytes, full %d", len(compact), len(full))
+	}
 }

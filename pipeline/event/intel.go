@@ -24,8 +24,9 @@ type Intel struct {
 	Verdict Verdict `json:"verdict"`
 	// Score is the provider's own risk on 0-100 (documented per provider in docs/scoring.md).
 	Score int `json:"score"`
-	// Detail is a one-line human summary used in the scored event's reasons.
-	Detail string   `json:"detail"`
+	// Detail is a one-line human summary used in the scored event's reasons (which is where a
+	// compact scored event carries it).
+	Detail string   `json:"detail,omitempty"`
 	Tags   []string `json:"tags,omitempty"`
 
 	InboundLevel   string  `json:"inbound_level,omitempty"`
@@ -56,6 +57,14 @@ type Intel struct {
 	// Raw is the provider's response body, read by the enrichment rules' field mapping on the
 	// lookup that fetched it. Never cached, never published.
 	Raw []byte `json:"-"`
+}
+
+// Compact is the part of the answer that the fused score, the playbooks and the view read
+// (verdict, score, tags, benign service, list hits): what a compact scored event carries. The
+// rest (the summary, which the event's reasons repeat; AS, location and ISP, which the event
+// carries once at its top level; ports, CVEs, levels) is in a full scored event.
+func (r *Intel) Compact() *Intel {
+	return &Intel{Verdict: r.Verdict, Score: r.Score, Tags: r.Tags, Service: r.Service, Lists: r.Lists}
 }
 
 // List kinds.
