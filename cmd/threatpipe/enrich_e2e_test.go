@@ -112,7 +112,9 @@ func TestE2EThreeReplicasPayOncePerIP(t *testing.T) {
 	const ttl = 6 * time.Second
 	pEnv := providerEnv(t, redisAddr, url, "sim-key",
 		"THREATPIPE_CRIMINALIP_TTL_MALICIOUS="+ttl.String(), "THREATPIPE_CRIMINALIP_TTL_BENIGN="+ttl.String(),
-		"THREATPIPE_CRIMINALIP_TTL_NOT_FOUND="+ttl.String())
+		"THREATPIPE_CRIMINALIP_TTL_NOT_FOUND="+ttl.String(),
+		// Full answers, so that each can be checked against the simulator's levels.
+		"THREATPIPE_PIPELINE_SCORED_DETAIL=full")
 	var procs []*proc
 	for range 3 {
 		addr := freeAddr(t)
