@@ -9,6 +9,13 @@
 #   scripts/services.sh up-secure      also start the SECURED pair on other ports: Kafka with a
 #                                      SASL_SSL (SCRAM-SHA-512) listener, redis-server with TLS + ACL
 #   scripts/services.sh down-secure | status-secure | env-secure [--test]   (see scripts/secure.sh)
+#   scripts/services.sh up-cluster     a 3-master Redis Cluster (no replicas) on ports 7001-7003
+#   scripts/services.sh up-sentinel    a Redis primary (6391) and replica (6392) watched by three
+#                                      Sentinels (26391-26393, quorum 2) under the master name threatpipe
+#   scripts/services.sh down-cluster | down-sentinel | status-cluster | status-sentinel   (scripts/redis-topologies.sh)
+#   scripts/services.sh env-cluster | env-sentinel [--app]   THREATPIPE_TEST_REDIS_CLUSTER_ADDRS, or
+#                                      THREATPIPE_TEST_REDIS_SENTINEL_ADDRS and _MASTER (--app: the
+#                                      THREATPIPE_REDIS_ADDR / THREATPIPE_REDIS_MASTER_NAME to run threatpipe on it)
 #
 # Kafka has no Debian package and there is no Docker: its jars come from Maven Central via
 # scripts/kafka/pom.xml and are cached outside git in $THREATPIPE_CACHE_DIR/kafka-<version>/libs.
@@ -21,6 +28,10 @@
 #   THREATPIPE_STATE_DIR      ${TMPDIR:-/tmp}/threatpipe-services
 #   THREATPIPE_KAFKA_HEAP     512m
 #   THREATPIPE_READY_TIMEOUT  90    (seconds, per service)
+#   THREATPIPE_REDIS_CLUSTER_PORT   7001  (first of the three masters' ports)
+#   THREATPIPE_REDIS_SENTINEL_PORT  6391  (the first primary; the replica on port+1)
+#   THREATPIPE_SENTINEL_PORT        26391 (first of the three Sentinels)
+#   THREATPIPE_SENTINEL_MASTER      threatpipe
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -387,8 +398,11 @@ cmd_kafka_restart() {
 # shellcheck source=scripts/secure.sh
 source "$SCRIPT_DIR/secure.sh"
 
+# shellcheck source=scripts/redis-topologies.sh
+source "$SCRIPT_DIR/redis-topologies.sh"
+
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 case "${1:-}" in
@@ -401,6 +415,14 @@ case "${1:-}" in
   down-secure) cmd_down_secure ;;
   status-secure) cmd_status_secure ;;
   env-secure) cmd_env_secure "${2:-}" ;;
+  up-cluster) cmd_up_cluster ;;
+  down-cluster) cmd_down_cluster ;;
+  status-cluster) cmd_status_cluster ;;
+  env-cluster) cmd_env_cluster "${2:-}" ;;
+  up-sentinel) cmd_up_sentinel ;;
+  down-sentinel) cmd_down_sentinel ;;
+  status-sentinel) cmd_status_sentinel ;;
+  env-sentinel) cmd_env_sentinel "${2:-}" ;;
   -h | --help | help) usage ;;
   *) usage; exit 2 ;;
 esac
