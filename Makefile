@@ -9,10 +9,11 @@ SERVICES := scripts/services.sh
 TEST_ENV := THREATPIPE_TEST_KAFKA_BROKERS=127.0.0.1:$${THREATPIPE_KAFKA_PORT:-9092} \
 	THREATPIPE_TEST_REDIS_ADDR=127.0.0.1:$${THREATPIPE_REDIS_PORT:-6379} \
 	THREATPIPE_TEST_REQUIRE_SERVICES=1 THREATPIPE_TEST_REQUIRE_SECURE_SERVICES=1 THREATPIPE_TEST_ARTIFACTS=$(ARTIFACTS) \
+	THREATPIPE_TEST_REQUIRE_REDIS_TOPOLOGIES=1 \
 	THREATPIPE_TEST_REQUIRE_BROWSER=$$(command -v chromium >/dev/null && echo 1)
 
 .PHONY: all build run run-local test test-unit bench fuzz lint services-up services-down services-status \
-	services-secure-up services-secure-down services-secure-status clean
+	services-secure-up services-secure-down services-secure-status services-topologies-up services-topologies-down clean
 
 all: build
 
@@ -26,11 +27,12 @@ run-local: build services-up ## the simulator and the enricher on the real local
 	scripts/run-local.sh
 
 # The secured pair's addresses, CA and credentials reach the tests as THREATPIPE_TEST_SECURE_*.
-test: services-up services-secure-up ## every test: unit, fuzz seed corpora, and integration on real Kafka and Redis (plain and secured)
+test: services-up services-secure-up services-topologies-up ## every test: unit, fuzz seed corpora, and integration on real Kafka and Redis (plain, secured, Cluster and Sentinel)
 	@scripts/install-nft.sh
 	@scripts/install-chromium.sh
 	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
-	eval "$$($(SERVICES) env-secure --test)" && $(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m -skip '^TestE2EChaos$$' ./...
+	eval "$$($(SERVICES) env-secure --test)" && eval "$$($(SERVICES) env-cluster)" && eval "$$($(SERVICES) env-sentinel)" && \
+		$(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m -skip '^TestE2EChaos$$' ./...
 	@# The chaos suite's bounded cases alone: its load and outages are timed, so not beside other packages.
 	$(TEST_ENV) $(GO) test -count=1 -timeout 10m -run '^TestE2EChaos$$' ./cmd/threatpipe
 	@if ls $(ARTIFACTS)/*.txt >/dev/null 2>&1; then echo "--- test reports ($(ARTIFACTS))"; cat $(ARTIFACTS)/*.txt; fi
@@ -84,6 +86,14 @@ services-secure-down: ## stop the secured pair and remove its certificates, pass
 
 services-secure-status:
 	$(SERVICES) status-secure
+
+services-topologies-up: ## start a 3-master Redis Cluster and a Sentinel-managed primary and replica beside the plain Redis
+	$(SERVICES) up-cluster
+	$(SERVICES) up-sentinel
+
+services-topologies-down:
+	$(SERVICES) down-cluster
+	$(SERVICES) down-sentinel
 
 clean:
 	rm -rf bin $(ARTIFACTS)

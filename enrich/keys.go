@@ -64,9 +64,10 @@ func (k Keys) RefreshUsed(provider, period string) string {
 }
 
 // Budget counts one budget's lookups at a provider in one quota period (an input source's
-// share, an IPv6 /64's budget).
+// share, an IPv6 /64's budget). The provider and period are the hash tag: one lookup spends a
+// source's and a /64's budget in one script, which Redis Cluster runs only on keys of one slot.
 func (k Keys) Budget(provider, period, budget string) string {
-	return k.key("budget", provider+":"+period+":"+budget)
+	return k.key("budget", "{"+provider+":"+period+"}:"+budget)
 }
 
 // Sightings counts an address's lookups while quota is short, for ranking.
