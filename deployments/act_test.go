@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -242,8 +241,8 @@ func checkActTopicsAndGroups(t *testing.T, where string, cfg *config.Config, ale
 // actWorkload is the act Deployment with its ConfigMaps, and the enricher to compare it with.
 type actWorkload struct {
 	*workload
-	actCM     *corev1.ConfigMap // act-configmap.yaml
-	playbooks *corev1.ConfigMap // act-playbooks.yaml
+	actCM     *corev1.ConfigMap // base/act-config-configmap.yaml
+	playbooks *corev1.ConfigMap // base/act-playbooks-configmap.yaml
 	enricher  *workload
 }
 
@@ -254,11 +253,11 @@ func loadAct(t *testing.T) *actWorkload {
 		t.Fatalf("manifests do not decode strictly (see TestKubernetesManifestsDecodeStrictly):\n%s", strings.Join(ks.errs, "\n"))
 	}
 	a := &actWorkload{
-		workload: loadWorkload(t, ks, "act-deployment.yaml", "act-service.yaml", "act-pdb.yaml"),
-		enricher: loadWorkload(t, ks, "deployment.yaml", "service.yaml", "pdb.yaml"),
+		workload: loadWorkload(t, ks, "base/act-deployment.yaml", "base/act-service.yaml", "base/act-pdb.yaml"),
+		enricher: loadWorkload(t, ks, "base/enricher-deployment.yaml", "base/enricher-service.yaml", "base/enricher-pdb.yaml"),
 	}
-	a.actCM, _ = one[*corev1.ConfigMap](t, ks, "v1/ConfigMap", "act-configmap.yaml")
-	a.playbooks, _ = one[*corev1.ConfigMap](t, ks, "v1/ConfigMap", "act-playbooks.yaml")
+	a.actCM, _ = one[*corev1.ConfigMap](t, ks, "v1/ConfigMap", "base/act-config-configmap.yaml")
+	a.playbooks, _ = one[*corev1.ConfigMap](t, ks, "v1/ConfigMap", "base/act-playbooks-configmap.yaml")
 	return a
 }
 
@@ -439,99 +438,13 @@ func TestKubernetesActDeployment(t *testing.T) {
 		_, raw := a.playbookFile(t)
 		checkActProcess(t, startAct(t, "act-deployment.yaml + act-playbooks.yaml", a.loadEnv, raw))
 	})
-	t.Run("sink secrets", func(t *testing.T) {
-		checkSinkSecrets(t, a)
-	})
 	checkDeploymentCommon(t, a.workload, "act-deployment.yaml")
 }
-
-// sinkSecretsDir is where act-deployment.yaml mounts the optional sink credentials.
-const sinkSecretsDir = "/var/run/secrets/threatpipe-sinks"
 
 // sinkKeyVar is the _FILE variable a sink-* key of the Secret is for: sink-slack-webhook-url is
 // THREATPIPE_SINK_SLACK_WEBHOOK_URL_FILE.
 func sinkKeyVar(key string) string {
 	return config.Prefix + strings.ToUpper(strings.ReplaceAll(key, "-", "_")) + "_FILE"
-}
-
-// commentedEnv matches the commented-out env entries of act-deployment.yaml that turn a sink's
-// secret file on, written in flow style: # - {name: ..., value: ...}
-var commentedEnv = regexp.MustCompile(`(?m)^\s*#\s*-\s*(\{name:\s*THREATPIPE_\S+,\s*value:\s*\S+\})\s*$`)
-
-// checkSinkSecrets: the optional volume of sink credentials projects every sink-* key of the
-// Secret example, each for a sink's secret _FILE variable, and act-deployment.yaml's commented
-// env line for each points at its file.
-func checkSinkSecrets(t *testing.T, a *actWorkload) {
-	t.Helper()
-	var vol *corev1.SecretVolumeSource
-	mounts := map[string]*corev1.SecretVolumeSource{}
-	vols := map[string]corev1.Volume{}
-	for _, v := range a.dep.Spec.Template.Spec.Volumes {
-		vols[v.Name] = v
-	}
-	for _, m := range a.container.VolumeMounts {
-		if v, ok := vols[m.Name]; ok && v.Secret != nil {
-			mounts[path.Clean(m.MountPath)] = v.Secret
-		}
-	}
-	vol, ok := mounts[sinkSecretsDir]
-	if !ok {
-		t.Fatalf("no secret volumeMount at %s", sinkSecretsDir)
-	}
-	if vol.Optional == nil || !*vol.Optional {
-		t.Error("the sink secret volume is not optional: every pod would wait for credentials of sinks nobody turned on")
-	}
-	projected := map[string]string{} // key -> file
-	for _, it := range vol.Items {
-		projected[it.Key] = it.Path
-		if !strings.HasPrefix(it.Key, "sink-") {
-			t.Errorf("the sink secret volume projects %q, which is not a sink-* key", it.Key)
-		}
-		if !isSecretFileVar(sinkKeyVar(it.Key)) {
-			t.Errorf("Secret key %q is for %s, which is not a sink's secret _FILE variable", it.Key, sinkKeyVar(it.Key))
-		}
-	}
-	for k := range a.secret.StringData {
-		if _, ok := projected[k]; strings.HasPrefix(k, "sink-") && !ok {
-			t.Errorf("secret.example.yaml has %s, but the sink secret volume does not project it", k)
-		}
-	}
-	// The commented env lines, decoded as the API server would decode them uncommented, and the
-	// lines already uncommented (a sink turned on): one of the two for each projected key.
-	raw := readFile(t, kubeDir+"/act-deployment.yaml")
-	entries := slices.Clone(a.container.Env)
-	for _, m := range commentedEnv.FindAllSubmatch(raw, -1) {
-		var ev corev1.EnvVar
-		if err := decodeStrict(m[1], &ev); err != nil {
-			t.Errorf("commented env %s does not decode as an EnvVar: %v", m[1], err)
-			continue
-		}
-		if !isSecretFileVar(ev.Name) {
-			t.Errorf("commented env %s: not a secret _FILE variable", ev.Name)
-		}
-		checkSecretFile(t, a.workload, mounts, ev.Name, ev.Value)
-		entries = append(entries, ev)
-	}
-	guided := map[string]bool{}
-	for _, ev := range entries {
-		dir, file := path.Split(ev.Value)
-		if path.Clean(dir) != sinkSecretsDir {
-			continue
-		}
-		for key, f := range projected {
-			if f == file {
-				guided[key] = true
-				if want := sinkKeyVar(key); ev.Name != want {
-					t.Errorf("env %s reads Secret key %s, which is for %s", ev.Name, key, want)
-				}
-			}
-		}
-	}
-	for key := range projected {
-		if !guided[key] {
-			t.Errorf("act-deployment.yaml has no env line, commented (# - {name: %s, value: %s/%s}) or not, for Secret key %s", sinkKeyVar(key), sinkSecretsDir, projected[key], key)
-		}
-	}
 }
 
 func TestKubernetesActServiceAndPDB(t *testing.T) {

@@ -18,6 +18,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	yamlv3 "gopkg.in/yaml.v3"
+
+	"github.com/threatpipe/threatpipe/view"
 )
 
 // The Compose Specification keys docker-compose.yml uses, and no others: decoding with
@@ -604,6 +606,125 @@ func TestComposeAct(t *testing.T) {
 		}
 		if a.Healthcheck != nil {
 			t.Error("act has a healthcheck, but the distroless image has no shell or HTTP client to run one")
+		}
+	})
+}
+
+// TestComposeEveryRole: the stack runs every role, wired to each other: the simulator answers the
+// enricher's providers (with a key it accepts), the view reads what the enricher and act write
+// and is published on the host, and a producer feeds the enricher's input topic.
+func TestComposeEveryRole(t *testing.T) {
+	f := loadCompose(t)
+	for _, name := range []string{"kafka", "redis", "kafka-topics", "sim", "enricher", "act", "view", "producer"} {
+		if _, ok := f.Services[name]; !ok {
+			t.Fatalf("docker-compose.yml has no service %q", name)
+		}
+	}
+	enr, sim, vw, prod := f.Services["enricher"], f.Services["sim"], f.Services["view"], f.Services["producer"]
+	roles := map[string]string{"sim": "sim", "enricher": "enrich", "act": "act", "view": "view", "producer": "produce"}
+	for name, cmd := range roles {
+		s := f.Services[name]
+		if s.Build == nil || *s.Build != *enr.Build || len(s.Command) == 0 || s.Command[0] != cmd {
+			t.Errorf("service %s: build %+v command %v; want the enricher's build and command %s", name, s.Build, s.Command, cmd)
+		}
+		for k := range s.Environment {
+			checkActVarName(t, "docker-compose.yml "+name+" environment", k)
+		}
+	}
+	enrCfg := loadConfig(t, "enricher environment", enr.Environment)
+
+	t.Run("the simulator answers the enricher's providers", func(t *testing.T) {
+		addr, keys := "127.0.0.1:8090", "sim-key"
+		for i := 1; i < len(sim.Command)-1; i++ {
+			switch sim.Command[i] {
+			case "--addr":
+				addr = sim.Command[i+1]
+			case "--keys":
+				keys = sim.Command[i+1]
+			}
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || (host != "0.0.0.0" && host != "") {
+			t.Fatalf("sim --addr %q: want 0.0.0.0:PORT, reachable from the other containers", addr)
+		}
+		if d, ok := enr.DependsOn["sim"]; !ok || d.Condition != "service_started" {
+			t.Errorf("enricher depends_on sim: %+v, want service_started", d)
+		}
+		names := 0
+		for k, v := range enr.Environment {
+			p, ok := strings.CutSuffix(strings.TrimPrefix(k, "THREATPIPE_"), "_BASE_URL")
+			if !ok {
+				continue
+			}
+			names++
+			name := strings.ToLower(p)
+			if want := "http://sim:" + port + "/" + name; v != want {
+				t.Errorf("%s=%s, want %s (the simulator serves each provider under /<name>)", k, v, want)
+			}
+			if key := enr.Environment["THREATPIPE_"+p+"_API_KEY"]; key == "" || !slices.Contains(strings.Split(keys, ","), key) {
+				t.Errorf("THREATPIPE_%s_API_KEY %q is not a key the simulator accepts (--keys %s)", p, key, keys)
+			}
+		}
+		if names == 0 || enr.Environment["THREATPIPE_CRIMINALIP_BASE_URL"] == "" {
+			t.Error("the enricher points no provider (Criminal IP at least) at the simulator: every event would score 0")
+		}
+		env := map[string]string{}
+		for k, v := range enr.Environment {
+			env[k] = v
+		}
+		checkEnricherProviders(t, "docker-compose.yml enricher", env, []string{"criminalip", "abuseipdb", "greynoise", "otx"})
+	})
+	t.Run("the view reads the pipeline and is published", func(t *testing.T) {
+		cfg := loadConfig(t, "view environment", vw.Environment)
+		if _, err := view.LoadConfig(environ(vw.Environment)); err != nil {
+			t.Errorf("view.LoadConfig rejects the view's environment: %v", err)
+		}
+		if cfg.Kafka.OutputTopic != enrCfg.Kafka.OutputTopic || !slices.Equal(cfg.Kafka.Brokers, enrCfg.Kafka.Brokers) || !slices.Equal(cfg.Redis.Addrs, enrCfg.Redis.Addrs) {
+			t.Errorf("view reads %s on %v (Redis %v); the enricher writes %s on %v (Redis %v)", cfg.Kafka.OutputTopic, cfg.Kafka.Brokers, cfg.Redis.Addrs,
+				enrCfg.Kafka.OutputTopic, enrCfg.Kafka.Brokers, enrCfg.Redis.Addrs)
+		}
+		checkListensBeyondLoopback(t, "docker-compose.yml view", cfg.HTTPAddr)
+		_, p, _ := net.SplitHostPort(cfg.HTTPAddr)
+		if !publishes(t, vw.Ports, p) {
+			t.Errorf("view ports %v do not publish THREATPIPE_HTTP_ADDR's port %s", vw.Ports, p)
+		}
+		for _, dep := range []string{"kafka", "redis"} {
+			if d, ok := vw.DependsOn[dep]; !ok || d.Condition != "service_healthy" {
+				t.Errorf("view depends_on %s: %+v, want service_healthy", dep, d)
+			}
+		}
+		d, err := time.ParseDuration(vw.StopGracePeriod)
+		if err != nil || d <= cfg.Pipeline.ShutdownTimeout+5*time.Second {
+			t.Errorf("view stop_grace_period %q must exceed THREATPIPE_PIPELINE_SHUTDOWN_TIMEOUT + 5s", vw.StopGracePeriod)
+		}
+	})
+	t.Run("the producer feeds the enricher", func(t *testing.T) {
+		cfg := loadConfig(t, "producer environment", prod.Environment)
+		if !slices.Equal(cfg.Kafka.Brokers, enrCfg.Kafka.Brokers) {
+			t.Errorf("producer brokers %v, the enricher's %v", cfg.Kafka.Brokers, enrCfg.Kafka.Brokers)
+		}
+		topic := cfg.Kafka.InputTopic
+		if i := slices.Index(prod.Command, "--topic"); i >= 0 && i+1 < len(prod.Command) {
+			topic = prod.Command[i+1]
+		}
+		if topic != enrCfg.Kafka.InputTopic {
+			t.Errorf("producer publishes to %s, the enricher consumes %s", topic, enrCfg.Kafka.InputTopic)
+		}
+		file := prod.Command[len(prod.Command)-1]
+		found := false
+		for _, v := range prod.Volumes {
+			if v.Target == file {
+				found = true
+				if _, err := os.Stat(filepath.Join(repoRoot, filepath.FromSlash(v.Source))); err != nil || !v.ReadOnly {
+					t.Errorf("producer volume %+v: %v (want an existing file, read_only)", v, err)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("producer reads %s, which no volume mounts", file)
+		}
+		if prod.Restart != "no" {
+			t.Errorf("producer restart %q: it runs once (want \"no\")", prod.Restart)
 		}
 	})
 }

@@ -15,7 +15,9 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/threatpipe/threatpipe/enrich/providers"
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/view"
 )
 
 // Paths are relative to this package's directory, where `go test` runs.
@@ -24,10 +26,16 @@ const (
 	kubeDir  = "kubernetes"
 )
 
-// knownVars is the set of THREATPIPE_* variables pipeline/config reads.
+// knownVars is the set of THREATPIPE_* variables of the enricher and the view: pipeline/config's,
+// every enrichment provider's and the view's (`threatpipe config` lists them all, with the sinks').
 func knownVars() map[string]config.Var {
 	m := make(map[string]config.Var)
-	for _, v := range config.Vars() {
+	vars := config.Vars()
+	for _, r := range providers.All() {
+		vars = append(vars, r.Vars()...)
+	}
+	vars = append(vars, view.Vars()...)
+	for _, v := range vars {
 		m[v.Name] = v
 	}
 	return m
@@ -48,7 +56,7 @@ func checkVarName(t *testing.T, where, name string) {
 // closestVar names the known variable sharing the longest prefix with name, for error messages.
 func closestVar(name string) string {
 	best, bestLen := "", -1
-	for _, v := range config.Vars() {
+	for _, v := range knownActVars() {
 		n := 0
 		for n < len(name) && n < len(v.Name) && name[n] == v.Name[n] {
 			n++

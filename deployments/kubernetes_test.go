@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -185,6 +186,12 @@ func newObject(gvk string) (any, bool) {
 		return &scaledObject{}, true
 	case "keda.sh/v1alpha1/TriggerAuthentication":
 		return &triggerAuthentication{}, true
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, true
+	case "monitoring.coreos.com/v1/ServiceMonitor":
+		return &serviceMonitor{}, true
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		return &prometheusRule{}, true
 	}
 	return nil, false
 }
@@ -268,7 +275,7 @@ func or(a, b string) string {
 // workload bundles a Deployment and the manifests the semantic checks compare it with.
 type workload struct {
 	ks        *kubeSet
-	cm        *corev1.ConfigMap // configmap.yaml, the settings every workload reads
+	cm        *corev1.ConfigMap // base/config-configmap.yaml, the settings every workload reads
 	secret    *corev1.Secret
 	dep       *appsv1.Deployment
 	svc       *corev1.Service
@@ -279,14 +286,14 @@ type workload struct {
 	cfg       *config.Config    // loadEnv loaded by config.Load
 }
 
-// loadEnricher loads the enricher: deployment.yaml, service.yaml, pdb.yaml and configmap.yaml.
+// loadEnricher loads the enricher: its Deployment, Service and PodDisruptionBudget in base/.
 func loadEnricher(t *testing.T) *workload {
 	t.Helper()
 	ks := loadKube(t)
 	if len(ks.errs) > 0 {
 		t.Fatalf("manifests do not decode strictly (see TestKubernetesManifestsDecodeStrictly):\n%s", strings.Join(ks.errs, "\n"))
 	}
-	return loadWorkload(t, ks, "deployment.yaml", "service.yaml", "pdb.yaml")
+	return loadWorkload(t, ks, "base/enricher-deployment.yaml", "base/enricher-service.yaml", "base/enricher-pdb.yaml")
 }
 
 // loadWorkload loads the Deployment of depFile with its Service and PodDisruptionBudget, the
@@ -296,7 +303,7 @@ func loadEnricher(t *testing.T) *workload {
 func loadWorkload(t *testing.T, ks *kubeSet, depFile, svcFile, pdbFile string) *workload {
 	t.Helper()
 	e := &workload{ks: ks}
-	e.cm, _ = one[*corev1.ConfigMap](t, ks, "v1/ConfigMap", "configmap.yaml")
+	e.cm, _ = one[*corev1.ConfigMap](t, ks, "v1/ConfigMap", sharedConfigFile)
 	e.secret, _ = one[*corev1.Secret](t, ks, "v1/Secret", "secret.example.yaml")
 	e.dep, _ = one[*appsv1.Deployment](t, ks, "apps/v1/Deployment", depFile)
 	e.svc, _ = one[*corev1.Service](t, ks, "v1/Service", svcFile)
@@ -451,9 +458,9 @@ func TestKustomizations(t *testing.T) {
 	if len(ks.errs) > 0 {
 		t.Fatalf("manifests do not decode strictly:\n%s", strings.Join(ks.errs, "\n"))
 	}
-	base, ok := ks.kustomizations["."]
+	base, ok := ks.kustomizations["base"]
 	if !ok {
-		t.Fatal("deployments/kubernetes/kustomization.yaml is missing")
+		t.Fatal("deployments/kubernetes/base/kustomization.yaml is missing")
 	}
 	listed := map[string]bool{} // files reachable from any kustomization, relative to kubernetes/
 	for dir, k := range ks.kustomizations {
@@ -486,8 +493,8 @@ func TestKustomizations(t *testing.T) {
 	t.Run("base has no CRD dependency", func(t *testing.T) {
 		for _, r := range base.Resources {
 			for _, m := range ks.manifests {
-				if m.file == path.Clean(r) && !strings.Contains(m.gvk, "k8s.io") && strings.Contains(m.gvk, ".") {
-					t.Errorf("the base lists %s, a custom resource: put it in an overlay such as keda/", m)
+				if m.file == path.Join("base", path.Clean(r)) && !strings.Contains(m.gvk, "k8s.io") && strings.Contains(m.gvk, ".") {
+					t.Errorf("the base lists %s, a custom resource: put it in an overlay such as overlays/keda", m)
 				}
 			}
 		}
@@ -653,10 +660,8 @@ func TestKubernetesDeployment(t *testing.T) {
 			}
 		}
 	})
-	t.Run("envFrom is the ConfigMap", func(t *testing.T) {
-		if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != e.cm.Name {
-			t.Errorf("container envFrom %+v, want one configMapRef to %q", c.EnvFrom, e.cm.Name)
-		}
+	t.Run("envFrom is the shared and the enricher's ConfigMap", func(t *testing.T) {
+		checkEnvFrom(t, e, e.cm.Name, "threatpipe-enricher-config")
 	})
 	t.Run("args run the enricher", func(t *testing.T) {
 		if len(c.Command) != 0 {
@@ -1092,9 +1097,45 @@ func TestKubernetesSecretExample(t *testing.T) {
 	}
 }
 
+// checkEnvFrom: the container's envFrom is exactly the ConfigMaps named, in order, each required
+// and without prefix, and no key is in two of them (with envFrom the later one silently wins).
+func checkEnvFrom(t *testing.T, e *workload, want ...string) {
+	t.Helper()
+	var got []string
+	seen := map[string]string{}
+	for _, src := range e.container.EnvFrom {
+		if src.ConfigMapRef == nil || src.Prefix != "" || (src.ConfigMapRef.Optional != nil && *src.ConfigMapRef.Optional) {
+			t.Errorf("envFrom %+v: want a required configMapRef without prefix", src)
+			continue
+		}
+		got = append(got, src.ConfigMapRef.Name)
+		for k := range configMapNamed(t, e.ks, src.ConfigMapRef.Name).Data {
+			if prev, dup := seen[k]; dup {
+				t.Errorf("ConfigMaps %s and %s both set %s: with envFrom the later one silently wins", prev, src.ConfigMapRef.Name, k)
+			}
+			seen[k] = src.ConfigMapRef.Name
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("envFrom ConfigMaps %v, want %v", got, want)
+	}
+}
+
+// scaledObjectFor returns the ScaledObject named like the Deployment (in any overlay).
+func scaledObjectFor(t *testing.T, ks *kubeSet, dep string) *scaledObject {
+	t.Helper()
+	for _, m := range ks.manifests {
+		if so, ok := m.obj.(*scaledObject); ok && so.Name == dep {
+			return so
+		}
+	}
+	t.Fatalf("no ScaledObject %s under %s", dep, kubeDir)
+	return nil
+}
+
 func TestKEDA(t *testing.T) {
 	e := loadEnricher(t)
-	so, _ := one[*scaledObject](t, e.ks, "keda.sh/v1alpha1/ScaledObject", "")
+	so := scaledObjectFor(t, e.ks, e.dep.Name)
 	spec := &so.Spec
 	t.Run("targets the Deployment", func(t *testing.T) {
 		ref := spec.ScaleTargetRef
@@ -1135,7 +1176,7 @@ func TestKEDA(t *testing.T) {
 			{"topic", md["topic"], e.cfg.Kafka.InputTopic, "THREATPIPE_KAFKA_INPUT_TOPIC"},
 		} {
 			if c.got != c.want {
-				t.Errorf("trigger %s %q differs from %s %q in configmap.yaml", c.key, c.got, c.variable, c.want)
+				t.Errorf("trigger %s %q differs from %s %q in the ConfigMaps", c.key, c.got, c.variable, c.want)
 			}
 		}
 		wantSASL := map[string]string{"none": "", "plain": "plaintext", "scram-sha-256": "scram_sha256", "scram-sha-512": "scram_sha512"}[e.cfg.Kafka.SASLMechanism]
