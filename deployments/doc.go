@@ -1,6 +1,6 @@
 // Package deployments holds no code, only tests of the deployment artefacts next to it and at the
 // repository root: the container image (Dockerfile, ../.dockerignore), the Compose stack
-// (../docker-compose.yml) and the Kubernetes manifests (kubernetes/, kubernetes/keda/).
+// (../docker-compose.yml) and the Helm chart (helm/threatpipe) and the kustomize base and overlays generated from it (kubernetes/base, kubernetes/overlays).
 //
 // No container engine or cluster is needed: the tests decode every file strictly into the real
 // types (k8s.io/api, a Compose model, compose-go's schema validation) so that a misspelt key

@@ -24,7 +24,7 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
 )
 
-// hostileRSSLimit is the enricher's memory limit in deployments/kubernetes/deployment.yaml.
+// hostileRSSLimit is the enricher's memory limit in the Helm chart (deployments/helm/threatpipe, enricher.resources) and the kustomize base generated from it.
 const hostileRSSLimit = 512 << 20
 
 // TestE2EHostileCorpus runs the hostile input corpus (pipeline/event/hostile) through one real
