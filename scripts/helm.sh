@@ -5,7 +5,7 @@
 #   scripts/helm.sh version    the same, then print `helm version` on stderr
 #
 # There is no download of a prebuilt helm: `go install` builds it from the Go module proxy into
-# $THREATPIPE_CACHE_DIR/helm-v<version>/ (about a minute on 2 cores the first time; instant after).
+# $THREATPIPE_CACHE_DIR/helm-v<version>/ (about 3 minutes on 2 cores from an empty Go build cache; instant after).
 #
 # Environment (defaults):
 #   THREATPIPE_HELM_VERSION  4.3.2
