@@ -5,15 +5,16 @@ BIN := bin/threatpipe
 ARTIFACTS ?= $(CURDIR)/test-artifacts
 FUZZTIME ?= 1m
 SERVICES := scripts/services.sh
+KUBE := scripts/kube.sh
 # Real services for tests: the ones scripts/services.sh starts (or reuses when already up).
 TEST_ENV := THREATPIPE_TEST_KAFKA_BROKERS=127.0.0.1:$${THREATPIPE_KAFKA_PORT:-9092} \
 	THREATPIPE_TEST_REDIS_ADDR=127.0.0.1:$${THREATPIPE_REDIS_PORT:-6379} \
 	THREATPIPE_TEST_REQUIRE_SERVICES=1 THREATPIPE_TEST_REQUIRE_SECURE_SERVICES=1 THREATPIPE_TEST_ARTIFACTS=$(ARTIFACTS) \
-	THREATPIPE_TEST_REQUIRE_REDIS_TOPOLOGIES=1 \
+	THREATPIPE_TEST_REQUIRE_REDIS_TOPOLOGIES=1 THREATPIPE_TEST_REQUIRE_KUBE=1 \
 	THREATPIPE_TEST_REQUIRE_BROWSER=$$(command -v chromium >/dev/null && echo 1)
 
 .PHONY: all build run run-local test test-unit bench fuzz lint services-up services-down services-status \
-	services-secure-up services-secure-down services-secure-status services-topologies-up services-topologies-down clean
+	services-secure-up services-secure-down services-secure-status services-topologies-up services-topologies-down kube-up kube-down kube-status gen-kustomize clean
 
 all: build
 
@@ -27,11 +28,12 @@ run-local: build services-up ## the simulator and the enricher on the real local
 	scripts/run-local.sh
 
 # The secured pair's addresses, CA and credentials reach the tests as THREATPIPE_TEST_SECURE_*.
-test: services-up services-secure-up services-topologies-up ## every test: unit, fuzz seed corpora, and integration on real Kafka and Redis (plain, secured, Cluster and Sentinel)
+test: services-up services-secure-up services-topologies-up kube-up ## every test: unit, fuzz seed corpora, integration on real Kafka and Redis (plain, secured, Cluster, Sentinel), deployments dry-run on a real kube-apiserver
 	@scripts/install-nft.sh
 	@scripts/install-chromium.sh
 	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
 	eval "$$($(SERVICES) env-secure --test)" && eval "$$($(SERVICES) env-cluster)" && eval "$$($(SERVICES) env-sentinel)" && \
+		eval "$$($(KUBE) env)" && \
 		$(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m -skip '^TestE2EChaos$$' ./...
 	@# The chaos suite's bounded cases alone: its load and outages are timed, so not beside other packages.
 	$(TEST_ENV) $(GO) test -count=1 -timeout 10m -run '^TestE2EChaos$$' ./cmd/threatpipe
@@ -94,6 +96,18 @@ services-topologies-up: ## start a 3-master Redis Cluster and a Sentinel-managed
 services-topologies-down:
 	$(SERVICES) down-cluster
 	$(SERVICES) down-sentinel
+
+kube-up: ## build (first time: 5-10 min, cached in ~/.cache/threatpipe) and start a local kube-apiserver and etcd with the KEDA and Prometheus Operator CRDs; reuses a running one
+	$(KUBE) up
+
+kube-down: ## stop the local API server and etcd; remove their state
+	$(KUBE) down
+
+kube-status:
+	$(KUBE) status
+
+gen-kustomize: ## re-render deployments/kubernetes/{base,overlays} from the Helm chart
+	scripts/gen-kustomize.sh
 
 clean:
 	rm -rf bin $(ARTIFACTS)
