@@ -151,7 +151,14 @@ func (l *Lookuper) joinResult(ctx context.Context, key, token string, usable fun
 }
 
 func (l *Lookuper) holdAndFetch(ctx context.Context, key string, ind event.Indicator, leaseKey, token string) *event.ProviderOutcome {
-	renewCtx, stopRenew := context.WithCancel(ctx)
+	// The lease is renewed, and the outcome stored, for as long as the request takes, even past
+	// the flight's deadline (ctx's, which still bounds the waits before a request is sent): a
+	// request sent is waited for (Instrument), and another replica taking the lease meanwhile, or
+	// the answer not stored, would pay for the address again. Close still ends it.
+	hold, cancelHold := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHold()
+	defer context.AfterFunc(l.lifetime, cancelHold)()
+	renewCtx, stopRenew := context.WithCancel(hold)
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
@@ -171,15 +178,15 @@ func (l *Lookuper) holdAndFetch(ctx context.Context, key string, ind event.Indic
 	release := func(pipe redis.Pipeliner) {
 		// EVAL, not EVALSHA: a pipeline cannot fall back when a fresh Redis has not cached the
 		// script yet (NOSCRIPT), and the lease would then stay until it lapses.
-		releaseScript.Eval(ctx, pipe, []string{leaseKey}, token)
+		releaseScript.Eval(hold, pipe, []string{leaseKey}, token)
 	}
-	out := l.fetch(ctx, key, ind, release)
+	out := l.fetch(ctx, hold, key, ind, release)
 	stopRenew()
 	<-renewed
 	if out.Status != event.StatusOK && out.Status != event.StatusNotFound {
-		_, _ = l.o.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		_, _ = l.o.Redis.Pipelined(hold, func(pipe redis.Pipeliner) error {
 			if raw, err := json.Marshal(out); err == nil {
-				pipe.Set(ctx, l.o.Keys.LeaseFailed(token), raw, l.o.LeaseTTL+2*time.Second)
+				pipe.Set(hold, l.o.Keys.LeaseFailed(token), raw, l.o.LeaseTTL+2*time.Second)
 			}
 			release(pipe)
 			return nil
@@ -188,8 +195,6 @@ func (l *Lookuper) holdAndFetch(ctx context.Context, key string, ind event.Indic
 	return out
 }
 
-// fetch asks the provider through its middleware chain and stores a cacheable answer;
-// alongside, in the same round trip, it runs the commands with queues (the lease release), if any.
 func randomToken() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)

@@ -363,13 +363,16 @@ func (l *Lookuper) hit(e *CacheEntry) *event.ProviderOutcome {
 	return &h.out
 }
 
-func (l *Lookuper) fetch(ctx context.Context, key string, ind event.Indicator, with func(redis.Pipeliner)) *event.ProviderOutcome {
+// fetch asks the provider through its middleware chain (bounded by ctx) and stores a cacheable
+// answer with store, which outlives ctx: an answer paid for is kept even when it came late.
+// Alongside, in the same round trip, it runs the commands with queues (the lease release), if any.
+func (l *Lookuper) fetch(ctx, store context.Context, key string, ind event.Indicator, with func(redis.Pipeliner)) *event.ProviderOutcome {
 	res, err := l.chain.Lookup(ctx, ind)
 	if err != nil {
 		return l.failed(err)
 	}
 	entry := &CacheEntry{Fields: l.extract(res), Result: res, StoredAt: l.o.Now().UTC()}
-	if err := l.o.Cache.Set(ctx, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
+	if err := l.o.Cache.Set(store, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
 		l.log.Warn("answer not stored in Redis; only this replica keeps it, in process", zap.Error(err))
 	}
 	return l.answer(entry, nil)

@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,9 +24,20 @@ type Instrument struct {
 var _ Provider = (*Instrument)(nil)
 
 // Lookup implements Provider.
+//
+// A request sent is a request billed, so its answer is waited for up to ATTEMPT_TIMEOUT even when
+// the caller's deadline (the event's retry budget) passes first: cut short, the answer would be
+// paid for and thrown away, and the next lookup of the address would pay again. Cancellation
+// (shutdown) still stops it.
 func (in *Instrument) Lookup(ctx context.Context, ind event.Indicator) (*Result, error) {
-	actx, cancel := context.WithTimeout(ctx, in.timeout)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.timeout)
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	defer stop()
 	start := time.Now()
 	r, err := in.next.Lookup(actx, ind)
 	outcome := classifyCall(ctx, err, attemptTimedOut(actx, err))
