@@ -174,7 +174,7 @@ func objectMembers(obj []byte) []member {
 		start := skipSpace(obj, i+1)
 		end := valueEnd(obj, start)
 		var name string
-		if err := unmarshal(key, &name); err != nil {
+		if err := Unmarshal(key, &name); err != nil {
 			name = string(key)
 		}
 		out = append(out, member{name: "context." + name, key: key, value: obj[start:end], size: len(key) + 2 + end - start})

@@ -165,7 +165,7 @@ func (d *Decoder) decodeAny(value []byte, fallbackTime time.Time, ids idSource) 
 	if d.only != nil {
 		return d.decodeAs(d.only, value, d.record(fallbackTime, ids))
 	}
-	if !isJSONObject(value) {
+	if !IsJSONObject(value) {
 		for _, f := range d.formats {
 			if !f.JSON() && f.Sniff(value) {
 				return f.Decode(value, d.record(fallbackTime, ids))
@@ -247,7 +247,7 @@ func (d *Decoder) decodeAs(f FormatDecoder, value []byte, rec Record) (*Input, e
 func topLevel(value []byte) (map[string]json.RawMessage, error) {
 	// Sized for a typical event: the fast decoder would otherwise allocate room for 64 keys.
 	top := make(map[string]json.RawMessage, 8)
-	if err := unmarshal(value, &top); err != nil {
+	if err := Unmarshal(value, &top); err != nil {
 		return nil, decodeErr(ClassMalformedJSON, "%s", jsonErrMsg(err))
 	}
 	if top == nil {
@@ -256,8 +256,22 @@ func topLevel(value []byte) (map[string]json.RawMessage, error) {
 	return top, nil
 }
 
-// isJSONObject reports whether value starts, after white space, with '{'.
-func isJSONObject(value []byte) bool {
+// DecodeObject parses value, which must be one JSON object, into v as the built-in formats are
+// parsed: strings and raw values in v point into value instead of copying it (the value lives
+// as long as the event it becomes). Anything else is a malformed_json *DecodeError. It is for
+// the formats behind the FormatDecoder port (pipeline/format).
+func DecodeObject(value []byte, v any) error {
+	if !IsJSONObject(value) {
+		return decodeErr(ClassMalformedJSON, "message is not a JSON object")
+	}
+	if err := Unmarshal(value, v); err != nil {
+		return decodeErr(ClassMalformedJSON, "%s", jsonErrMsg(err))
+	}
+	return nil
+}
+
+// IsJSONObject reports whether value starts, after white space, with '{'.
+func IsJSONObject(value []byte) bool {
 	for _, c := range value {
 		switch c {
 		case ' ', '\t', '\r', '\n':
@@ -349,12 +363,13 @@ func limit(list []string, n int) []string {
 	return append(list[:n:n], fmt.Sprintf("and %d more", len(list)-n))
 }
 
-// unmarshal decodes with segmentio/encoding (several times faster than encoding/json on this
-// hot path) and falls back to encoding/json when that fails: bad input is rare, and the standard
-// library's error messages and its keep-going handling of mistyped fields are the contract.
+// Unmarshal decodes with segmentio/encoding (several times faster than encoding/json on this
+// hot path; the formats of pipeline/format use it too) and falls back to encoding/json when that
+// fails: bad input is rare, and the standard library's error messages and its keep-going
+// handling of mistyped fields are the contract.
 // Decoded strings and raw values point into data instead of copying it: the message value lives
 // as long as the event it becomes.
-func unmarshal(data []byte, v any) error {
+func Unmarshal(data []byte, v any) error {
 	rest, err := fastjson.Parse(data, v, fastjson.DontCopyRawMessage|fastjson.DontCopyString|fastjson.DontCopyNumber)
 	if err != nil || len(bytes.TrimSpace(rest)) != 0 {
 		return json.Unmarshal(data, v)

@@ -62,7 +62,7 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 		dst any
 	}{{"@timestamp", &doc.Timestamp}, {"event", &doc.Event}, {"observer", &doc.Observer}, {"agent", &doc.Agent}, {"host", &doc.Host}} {
 		if raw, ok := top[m.key]; ok {
-			_ = unmarshal(raw, m.dst)
+			_ = Unmarshal(raw, m.dst)
 		}
 	}
 
@@ -144,7 +144,7 @@ func ecsMember(o *ecsIPObject, raw json.RawMessage, key string) json.RawMessage 
 		}
 	}
 	m := make(map[string]json.RawMessage, 4)
-	if unmarshal(raw, &m) != nil {
+	if Unmarshal(raw, &m) != nil {
 		return nil
 	}
 	return m[key]
@@ -158,7 +158,7 @@ func appendIPValues(out []string, raw json.RawMessage) []string {
 		return append(out, s)
 	}
 	var list []json.RawMessage
-	if unmarshal(raw, &list) == nil {
+	if Unmarshal(raw, &list) == nil {
 		for _, item := range list {
 			if string(item) == "null" {
 				continue

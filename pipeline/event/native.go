@@ -211,7 +211,7 @@ func (d *Decoder) decodeNative(ni *nativeInput, extra map[string]json.RawMessage
 	}
 
 	indicator := &ni.indicator
-	if err := unmarshal(top.Indicator, indicator); err != nil {
+	if err := Unmarshal(top.Indicator, indicator); err != nil {
 		return nil, decodeErr(ClassInvalidField, "indicator must be an object with string type and value")
 	}
 	typ := IndicatorType(strings.ToLower(strings.TrimSpace(indicator.Type)))
@@ -269,5 +269,5 @@ func rawString(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	var s string
-	return s, unmarshal(raw, &s) == nil
+	return s, Unmarshal(raw, &s) == nil
 }

@@ -10,7 +10,6 @@ package jsondoc
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -27,59 +26,19 @@ import (
 // record's id, as for ECS events.
 const MaxEventID = 256
 
-// Decode parses value, which must be one JSON object, into v. Strings and raw values in v point
-// into value rather than copying it: the message value lives as long as the event it becomes.
-// A value that is not a JSON object is a malformed_json *event.DecodeError.
-func Decode(value []byte, v any) error {
-	if !IsObject(value) {
-		return event.NewDecodeError(event.ClassMalformedJSON, "message is not a JSON object")
-	}
-	if err := parse(value, v); err != nil {
-		return event.NewDecodeError(event.ClassMalformedJSON, "%s", errMsg(err))
-	}
-	return nil
-}
-
-// parse decodes with segmentio/encoding (several times faster than encoding/json, as in
-// pipeline/event) and falls back to encoding/json when that fails: bad input is rare, and the
-// standard library's messages are the ones the dead letters carry.
-func parse(data []byte, v any) error {
-	rest, err := fastjson.Parse(data, v, fastjson.DontCopyRawMessage|fastjson.DontCopyString|fastjson.DontCopyNumber)
-	if err == nil && len(bytes.TrimSpace(rest)) == 0 {
-		return nil
-	}
-	return json.Unmarshal(data, v)
-}
+// Decode parses value, which must be one JSON object, into v without copying it
+// (event.DecodeObject); anything else is a malformed_json *event.DecodeError.
+func Decode(value []byte, v any) error { return event.DecodeObject(value, v) }
 
 // Sniff parses value into v, a struct of the few top-level keys a format's Sniff looks at, and
 // reports whether it could. It is only reached for values that already contain one of the
 // format's key names, so that most messages of other formats cost a bytes.Contains.
 func Sniff(value []byte, v any) bool {
-	if !IsObject(value) {
+	if !event.IsJSONObject(value) {
 		return false
 	}
 	rest, err := fastjson.Parse(value, v, fastjson.DontCopyRawMessage|fastjson.DontCopyString|fastjson.DontCopyNumber)
 	return err == nil && len(bytes.TrimSpace(rest)) == 0
-}
-
-func errMsg(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, err)
-	}
-	return err.Error()
-}
-
-// IsObject reports whether value starts, after white space, with '{'.
-func IsObject(value []byte) bool {
-	for _, c := range value {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c == '{'
-	}
-	return false
 }
 
 // Present reports whether raw holds a value other than null.
@@ -130,7 +89,7 @@ func AddAddresses(s *event.Sightings, field string, raw json.RawMessage) {
 		return
 	}
 	var list []json.RawMessage
-	if parse(raw, &list) != nil {
+	if event.Unmarshal(raw, &list) != nil {
 		s.Add(field, string(raw))
 		return
 	}
