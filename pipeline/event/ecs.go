@@ -78,14 +78,14 @@ func (d *Decoder) decodeECS(value []byte, top map[string]json.RawMessage, fallba
 	}
 	in.EventID = strings.TrimSpace(dotted(doc.Event.ID, "event.id"))
 	var fallbackID string
-	if in.EventID == "" || len(in.EventID) > 256 {
+	if in.EventID == "" || len(in.EventID) > MaxEventIDBytes {
 		fallbackID = fallbackIDFunc()
 	}
 	switch {
 	case in.EventID == "":
 		in.EventID = fallbackID
-	case len(in.EventID) > 256:
-		in.Warnings = append(in.Warnings, fmt.Sprintf("event.id is %d bytes (limit 256): replaced by %s", len(in.EventID), fallbackID))
+	case len(in.EventID) > MaxEventIDBytes:
+		in.Warnings = append(in.Warnings, fmt.Sprintf("event.id is %d bytes (limit %d): replaced by %s", len(in.EventID), MaxEventIDBytes, fallbackID))
 		in.EventID = fallbackID
 	}
 	in.Source = firstNonEmpty(dotted(doc.Observer.Name, "observer.name"), dotted(doc.Observer.Hostname, "observer.hostname"),

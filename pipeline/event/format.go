@@ -1,6 +1,9 @@
 package event
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // FormatDecoder is the port of one input format: one package per format (pipeline/format/...),
 // registered in pipeline/format/all. The shared Decoder runs the checks every format needs first
@@ -35,4 +38,21 @@ type Record struct {
 	ID func() string
 	// MaxIndicators is the most distinct indicators one message may yield.
 	MaxIndicators int
+}
+
+// MaxEventIDBytes is the longest event id an input may carry: a native event's is refused
+// beyond it, the other formats' is replaced by the record's id.
+const MaxEventIDBytes = 256
+
+// EventID returns id, or the record's id when id is empty or longer than MaxEventIDBytes; the
+// latter with a warning naming field, the message's key the id came from.
+func (r Record) EventID(id, field string) (string, string) {
+	switch {
+	case id == "":
+		return r.ID(), ""
+	case len(id) > MaxEventIDBytes:
+		fallback := r.ID()
+		return fallback, fmt.Sprintf("%s is %d bytes (limit %d): replaced by %s", field, len(id), MaxEventIDBytes, fallback)
+	}
+	return id, ""
 }

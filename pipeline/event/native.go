@@ -189,8 +189,8 @@ func (d *Decoder) decodeNative(ni *nativeInput, extra map[string]json.RawMessage
 	if strings.TrimSpace(in.EventID) == "" {
 		return nil, decodeErr(ClassMissingField, "event_id is missing or empty")
 	}
-	if len(in.EventID) > 256 {
-		return nil, decodeErr(ClassInvalidField, "event_id is %d bytes, the limit is 256", len(in.EventID))
+	if len(in.EventID) > MaxEventIDBytes {
+		return nil, decodeErr(ClassInvalidField, "event_id is %d bytes, the limit is %d", len(in.EventID), MaxEventIDBytes)
 	}
 	if in.Source, err = stringField(top.Source, "source"); err != nil {
 		return nil, err

@@ -108,12 +108,9 @@ func (*Decoder) Decode(value []byte, rec event.Record) (*event.Input, error) {
 		}
 		return ""
 	}
-	in.EventID = strings.TrimSpace(ext1("externalId"))
-	if in.EventID == "" || len(in.EventID) > 256 {
-		if in.EventID != "" {
-			in.Warnings = append(in.Warnings, fmt.Sprintf("externalId is %d bytes (limit 256): the record's id was used", len(in.EventID)))
-		}
-		in.EventID = rec.ID()
+	var warn string
+	if in.EventID, warn = rec.EventID(strings.TrimSpace(ext1("externalId")), "externalId"); warn != "" {
+		in.Warnings = append(in.Warnings, warn)
 	}
 	in.Source = strings.TrimSpace(ext1("dvchost"))
 	if in.Source == "" {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/pipeline/format/formattest"
-	"github.com/threatpipe/threatpipe/pipeline/format/internal/linefmttest"
+	"github.com/threatpipe/threatpipe/pipeline/format/internal/fmttest"
 )
 
 var rec = event.Record{
@@ -19,8 +19,8 @@ var rec = event.Record{
 }
 
 func TestContract(t *testing.T) {
-	formattest.Run(t, New(), linefmttest.Fixtures(t, "testdata/cef.txt"), formattest.Options{
-		Others: linefmttest.Others(t, "cef"),
+	formattest.Run(t, New(), fmttest.Fixtures(t, "testdata/cef.txt"), formattest.Options{
+		Others: fmttest.Others(t, "cef"),
 	})
 }
 
@@ -108,7 +108,7 @@ func TestFields(t *testing.T) {
 // TestContextIsStrictJSON decodes the context of every fixture with encoding/json and checks
 // the header fields and extension values come back unescaped.
 func TestContextIsStrictJSON(t *testing.T) {
-	for _, line := range linefmttest.Messages(t, "cef") {
+	for _, line := range fmttest.Messages(t, "cef") {
 		in, err := New().Decode(line, rec)
 		if err != nil {
 			continue
@@ -173,23 +173,13 @@ func TestLongLine(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, line := range linefmttest.Messages(f, "cef") {
+	for _, line := range fmttest.Messages(f, "cef") {
 		f.Add(line)
 	}
 	d := New()
 	f.Fuzz(func(t *testing.T, value []byte) {
-		in, err := d.Decode(value, rec)
-		if err != nil {
-			if event.ClassOf(err) == "" {
-				t.Fatalf("unclassed error %v", err)
-			}
+		if _, err := fmttest.CheckDecoded(t, d, value, rec); err != nil {
 			return
-		}
-		if len(in.Sightings) == 0 || in.EventID == "" || in.Source == "" || in.ObservedAt.IsZero() {
-			t.Fatalf("incomplete input %+v", in)
-		}
-		if !json.Valid(in.Context) {
-			t.Fatalf("context is not JSON: %s", in.Context)
 		}
 		if utf8.Valid(value) && !d.Sniff(value) {
 			t.Fatalf("decoded but not sniffed: %q", value)
@@ -199,7 +189,7 @@ func FuzzDecode(f *testing.F) {
 
 // BenchmarkDecode: Fortinet's published CEF traffic line, sniffed and decoded.
 func BenchmarkDecode(b *testing.B) {
-	line := linefmttest.Messages(b, "cef")[4]
+	line := fmttest.Messages(b, "cef")[4]
 	d := New()
 	b.ReportAllocs()
 	for b.Loop() {

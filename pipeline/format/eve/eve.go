@@ -94,7 +94,7 @@ func (*Decoder) Decode(value []byte, rec event.Record) (*event.Input, error) {
 
 	ts, _ := jsondoc.Text(d.Timestamp)
 	var warn string
-	in.EventID, warn = jsondoc.EventID(eventID(&d, ts, &in.Warnings), rec)
+	in.EventID, warn = rec.EventID(eventID(&d, ts, &in.Warnings), "event id")
 	in.Warnings = appendNonEmpty(in.Warnings, warn)
 	in.ObservedAt = rec.Time.UTC()
 	if jsondoc.Present(d.Timestamp) {

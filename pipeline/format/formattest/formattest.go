@@ -6,8 +6,6 @@ package formattest
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -121,24 +119,6 @@ func CheckLimit(t *testing.T, dec event.FormatDecoder, value []byte, limit int) 
 	if len(in.Sightings) != limit || in.Partial == nil || in.Partial.Class != event.ClassTooManyIndicators {
 		t.Fatalf("%d sightings, partial %v; want %d and a too_many_indicators partial", len(in.Sightings), in.Partial, limit)
 	}
-}
-
-// Lines reads testdata fixtures: one message per line, blank lines and lines starting with #
-// skipped.
-func Lines(t *testing.T, path string) [][]byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Clean(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for _, l := range strings.Split(string(data), "\n") {
-		if l = strings.TrimRight(l, "\r"); l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		out = append(out, []byte(l))
-	}
-	return out
 }
 
 func sameSet(a, b []string) bool {

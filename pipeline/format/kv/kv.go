@@ -118,9 +118,9 @@ func (*Decoder) Decode(value []byte, rec event.Record) (*event.Input, error) {
 		}
 		return ""
 	}
-	in.EventID = eventID(get)
-	if in.EventID == "" || len(in.EventID) > 256 {
-		in.EventID = rec.ID()
+	var warn string
+	if in.EventID, warn = rec.EventID(eventID(get), "event id"); warn != "" {
+		in.Warnings = append(in.Warnings, warn)
 	}
 	in.Source = firstNonEmpty(get("devname"), get("origin"), get("hostname"), string(Format))
 	in.ObservedAt = observedAt(in, get, sc.header, rec.Time)

@@ -9,7 +9,7 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/pipeline/format/cef"
 	"github.com/threatpipe/threatpipe/pipeline/format/formattest"
-	"github.com/threatpipe/threatpipe/pipeline/format/internal/linefmttest"
+	"github.com/threatpipe/threatpipe/pipeline/format/internal/fmttest"
 )
 
 var rec = event.Record{
@@ -19,14 +19,14 @@ var rec = event.Record{
 }
 
 func TestContract(t *testing.T) {
-	formattest.Run(t, New(), linefmttest.Fixtures(t, "testdata/kv.txt"), formattest.Options{
-		Others: linefmttest.Others(t, "kv"),
+	formattest.Run(t, New(), fmttest.Fixtures(t, "testdata/kv.txt"), formattest.Options{
+		Others: fmttest.Others(t, "kv"),
 	})
 }
 
 // TestCEFIsNotClaimed: CEF extensions are key=value too, with src= and dst=.
 func TestCEFIsNotClaimed(t *testing.T) {
-	for _, line := range linefmttest.Messages(t, "cef") {
+	for _, line := range fmttest.Messages(t, "cef") {
 		if New().Sniff(line) {
 			t.Errorf("Sniff claims the CEF line %.80q", line)
 		}
@@ -73,9 +73,9 @@ func TestFields(t *testing.T) {
 		{"bad date: the record's time",
 			`date=14/03/2026 time=09:26:53 srcip=8.8.8.8`,
 			"topic/0/42", "kv", rec.Time, 1, "are not yyyy-mm-dd"},
-		{"an id over 256 bytes: the record's",
+		{"an id over 256 bytes: the record's, with a warning",
 			`loguid="` + strings.Repeat("u", 300) + `" srcip=8.8.8.8`,
-			"topic/0/42", "kv", rec.Time, 0, ""},
+			"topic/0/42", "kv", rec.Time, 1, "event id is 300 bytes (limit 256): replaced by topic/0/42"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,24 +169,14 @@ func TestLongLine(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, line := range linefmttest.Messages(f, "kv") {
+	for _, line := range fmttest.Messages(f, "kv") {
 		f.Add(line)
 	}
 	d := New()
 	f.Fuzz(func(t *testing.T, value []byte) {
 		sniffed := d.Sniff(value)
-		in, err := d.Decode(value, rec)
-		if err != nil {
-			if event.ClassOf(err) == "" {
-				t.Fatalf("unclassed error %v", err)
-			}
+		if _, err := fmttest.CheckDecoded(t, d, value, rec); err != nil {
 			return
-		}
-		if len(in.Sightings) == 0 || in.EventID == "" || in.Source == "" || in.ObservedAt.IsZero() {
-			t.Fatalf("incomplete input %+v", in)
-		}
-		if !json.Valid(in.Context) {
-			t.Fatalf("context is not JSON: %s", in.Context)
 		}
 		if sniffed && cef.New().Sniff(value) {
 			t.Fatalf("both kv and CEF claim %q", value)
@@ -197,7 +187,7 @@ func FuzzDecode(f *testing.F) {
 // BenchmarkDecode: Fortinet's published forward-traffic line and Check Point's Anti-Malware
 // line (address at the end), sniffed and decoded.
 func BenchmarkDecode(b *testing.B) {
-	lines := linefmttest.Messages(b, "kv")
+	lines := fmttest.Messages(b, "kv")
 	for _, bc := range []struct {
 		name string
 		line []byte

@@ -135,7 +135,7 @@ func (*Decoder) Decode(value []byte, rec event.Record) (*event.Input, error) {
 	ts, tsIsString := jsondoc.Text(d.TS)
 	path := jsondoc.String(d.Path)
 	var warn string
-	in.EventID, warn = jsondoc.EventID(eventID(path, jsondoc.String(d.UID), jsondoc.String(d.FUID), ts), rec)
+	in.EventID, warn = rec.EventID(eventID(path, jsondoc.String(d.UID), jsondoc.String(d.FUID), ts), "event id")
 	in.Warnings = appendNonEmpty(in.Warnings, warn)
 	in.ObservedAt, warn = observedAt(ts, tsIsString, rec)
 	in.Warnings = appendNonEmpty(in.Warnings, warn)

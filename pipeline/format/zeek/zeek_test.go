@@ -1,37 +1,22 @@
 package zeek
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
-	"github.com/threatpipe/threatpipe/pipeline/format/fixture"
 	"github.com/threatpipe/threatpipe/pipeline/format/formattest"
+	"github.com/threatpipe/threatpipe/pipeline/format/internal/fmttest"
 )
 
 const fixtures = "testdata/zeek.jsonl"
 
-func load(t testing.TB) []formattest.Fixture {
-	t.Helper()
-	fs, err := fixture.Load(fixtures)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fs
-}
+func load(t testing.TB) []formattest.Fixture { return fmttest.Fixtures(t, fixtures) }
 
 func TestContract(t *testing.T) {
-	others, err := fixture.Others("..", "../../event/testdata/decode/messages", "zeek")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(others) < 20 {
-		t.Fatalf("only %d messages of other formats", len(others))
-	}
-	formattest.Run(t, New(), load(t), formattest.Options{Others: others})
+	formattest.Run(t, New(), load(t), formattest.Options{Others: fmttest.Others(t, string(Name))})
 }
 
 var rec = event.Record{
@@ -43,74 +28,32 @@ var rec = event.Record{
 // TestFields checks what each kind of sample gives besides its addresses: the event id, the
 // time, the source, the warnings and the fields each address was found in.
 func TestFields(t *testing.T) {
-	byName := map[string][]byte{}
-	for _, f := range load(t) {
-		byName[f.Name] = f.Value
-	}
-	tests := []struct {
-		fixture  string
-		id       string
-		at       string
-		source   string
-		warnings []string
-		fields   map[string]string // address: the fields it was found in
-	}{
-		{fixture: "docs conn dns", id: "CMdzit1AMNsmfAIiQc:1591367999.305988", at: "2020-06-05T14:39:59.305988Z", source: "zeek",
-			fields: map[string]string{"192.168.4.76": "id.orig_h", "192.168.4.1": "id.resp_h"}},
-		{fixture: "docs dns aaaa", id: "CMdzit1AMNsmfAIiQc:1591367999.306059", at: "2020-06-05T14:39:59.306059Z", source: "zeek"},
-		{fixture: "docs files", id: "FEEsZS1w0Z0VJIb5x4:1591367999.604", at: "2020-06-05T14:39:59.604Z", source: "zeek",
-			fields: map[string]string{"31.3.245.133": "tx_hosts", "192.168.4.76": "rx_hosts"}},
-		{fixture: "tenzir conn iso", id: "Cx3bf12iVwo5m7Gkd1:2020-02-26T03:40:03.724911Z", at: "2020-02-26T03:40:03.724911Z", source: "zeek"},
-		{fixture: "tenzir conn nested id", id: "Cx3bf12iVwo5m7Gkd1:2020-02-26T03:40:03.724911", at: "2020-02-26T03:40:03.724911Z", source: "zeek",
-			warnings: []string{`timestamp "2020-02-26T03:40:03.724911" has no UTC offset: read as UTC`},
-			fields:   map[string]string{"193.10.255.99": "id.orig_h", "141.9.40.50": "id.resp_h"}},
-		{fixture: "tenzir notice long connection", id: "_0_0_2:Cpk0Nl33Zb5ZWLP1tc:2020-02-11T03:48:57.477193Z", at: "2020-02-11T03:48:57.477193Z", source: "_0_0_2",
-			fields: map[string]string{"185.100.59.59": "id.orig_h,src", "141.9.255.157": "id.resp_h,dst"}},
-		{fixture: "zed notice invalid cert", id: "notice:CxdbSa2KGTlMl3PPB2:FtEE2txjFBxLDbffi:2020-09-23T00:24:36.395445Z", at: "2020-09-23T00:24:36.395445Z", source: "notice"},
-		{fixture: "scan notice src only", id: "zeek/0/42", at: "2020-06-05T14:43:20.112233Z", source: "zeek",
-			warnings: []string{`dst: invalid IP address "192.168.4.76x"`}},
-		{fixture: "conn ipv6 with system name", id: "conn:C4J4Th3PJpwUYZZ6gc:1710408413.5", at: "2024-03-14T09:26:53.5Z", source: "zeek-sensor-3"},
-		{fixture: "milliseconds", id: "CmS1:1591367999306", at: "2020-06-05T14:39:59.306Z", source: "zeek"},
-		{fixture: "epoch as a string", id: "CstrTs:1704067200.0", at: "2024-01-01T00:00:00Z", source: "zeek"},
-		{fixture: "missing ts and uid", id: "zeek/0/42", at: "2026-03-14T09:26:53Z", source: "zeek"},
-		{fixture: "wrong types", id: "zeek/0/42", at: "2026-03-14T09:26:53Z", source: "zeek", warnings: []string{
+	fmttest.CheckDocuments(t, New(), load(t), rec, []fmttest.Want{
+		{Fixture: "docs conn dns", ID: "CMdzit1AMNsmfAIiQc:1591367999.305988", At: "2020-06-05T14:39:59.305988Z", Source: "zeek",
+			Fields: map[string]string{"192.168.4.76": "id.orig_h", "192.168.4.1": "id.resp_h"}},
+		{Fixture: "docs dns aaaa", ID: "CMdzit1AMNsmfAIiQc:1591367999.306059", At: "2020-06-05T14:39:59.306059Z", Source: "zeek"},
+		{Fixture: "docs files", ID: "FEEsZS1w0Z0VJIb5x4:1591367999.604", At: "2020-06-05T14:39:59.604Z", Source: "zeek",
+			Fields: map[string]string{"31.3.245.133": "tx_hosts", "192.168.4.76": "rx_hosts"}},
+		{Fixture: "tenzir conn iso", ID: "Cx3bf12iVwo5m7Gkd1:2020-02-26T03:40:03.724911Z", At: "2020-02-26T03:40:03.724911Z", Source: "zeek"},
+		{Fixture: "tenzir conn nested id", ID: "Cx3bf12iVwo5m7Gkd1:2020-02-26T03:40:03.724911", At: "2020-02-26T03:40:03.724911Z", Source: "zeek",
+			Warnings: []string{`timestamp "2020-02-26T03:40:03.724911" has no UTC offset: read as UTC`},
+			Fields:   map[string]string{"193.10.255.99": "id.orig_h", "141.9.40.50": "id.resp_h"}},
+		{Fixture: "tenzir notice long connection", ID: "_0_0_2:Cpk0Nl33Zb5ZWLP1tc:2020-02-11T03:48:57.477193Z", At: "2020-02-11T03:48:57.477193Z", Source: "_0_0_2",
+			Fields: map[string]string{"185.100.59.59": "id.orig_h,src", "141.9.255.157": "id.resp_h,dst"}},
+		{Fixture: "zed notice invalid cert", ID: "notice:CxdbSa2KGTlMl3PPB2:FtEE2txjFBxLDbffi:2020-09-23T00:24:36.395445Z", At: "2020-09-23T00:24:36.395445Z", Source: "notice"},
+		{Fixture: "scan notice src only", ID: "zeek/0/42", At: "2020-06-05T14:43:20.112233Z", Source: "zeek",
+			Warnings: []string{`dst: invalid IP address "192.168.4.76x"`}},
+		{Fixture: "conn ipv6 with system name", ID: "conn:C4J4Th3PJpwUYZZ6gc:1710408413.5", At: "2024-03-14T09:26:53.5Z", Source: "zeek-sensor-3"},
+		{Fixture: "milliseconds", ID: "CmS1:1591367999306", At: "2020-06-05T14:39:59.306Z", Source: "zeek"},
+		{Fixture: "epoch as a string", ID: "CstrTs:1704067200.0", At: "2024-01-01T00:00:00Z", Source: "zeek"},
+		{Fixture: "missing ts and uid", ID: "zeek/0/42", At: "2026-03-14T09:26:53Z", Source: "zeek"},
+		{Fixture: "wrong types", ID: "zeek/0/42", At: "2026-03-14T09:26:53Z", Source: "zeek", Warnings: []string{
 			`id.orig_h: invalid IP address "3232235777"`, `src: invalid IP address "{\"a\":1}"`,
 			`tx_hosts: invalid IP address "not an array"`, `ts "true" is neither epoch seconds nor an ISO 8601 time`}},
-		{fixture: "files hosts with non-strings and nulls", id: "Fx1:1591367999.604", at: "2020-06-05T14:39:59.604Z", source: "zeek",
-			warnings: []string{`tx_hosts: invalid IP address "17"`, `tx_hosts: invalid IP address "bogus"`},
-			fields:   map[string]string{"192.0.2.70": "tx_hosts,rx_hosts"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.fixture, func(t *testing.T) {
-			value, ok := byName[tt.fixture]
-			if !ok {
-				t.Fatalf("no fixture %q", tt.fixture)
-			}
-			in, err := New().Decode(value, rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if in.EventID != tt.id || in.ObservedAt.UTC().Format(time.RFC3339Nano) != tt.at || in.Source != tt.source {
-				t.Errorf("id %q, at %s, source %q; want %q, %s, %q", in.EventID, in.ObservedAt.UTC().Format(time.RFC3339Nano), in.Source, tt.id, tt.at, tt.source)
-			}
-			if len(in.Warnings) != len(tt.warnings) {
-				t.Errorf("warnings %q, want %d", in.Warnings, len(tt.warnings))
-			}
-			for _, w := range tt.warnings {
-				if !strings.Contains(strings.Join(in.Warnings, "\n"), w) {
-					t.Errorf("warnings %q lack %q", in.Warnings, w)
-				}
-			}
-			for _, s := range in.Sightings {
-				if want, ok := tt.fields[s.Indicator.Value]; ok && strings.Join(s.Fields, ",") != want {
-					t.Errorf("%s found in %v, want %s", s.Indicator.Value, s.Fields, want)
-				}
-			}
-			if string(in.Context) != string(value) {
-				t.Error("context is not the whole document")
-			}
-		})
-	}
+		{Fixture: "files hosts with non-strings and nulls", ID: "Fx1:1591367999.604", At: "2020-06-05T14:39:59.604Z", Source: "zeek",
+			Warnings: []string{`tx_hosts: invalid IP address "17"`, `tx_hosts: invalid IP address "bogus"`},
+			Fields:   map[string]string{"192.0.2.70": "tx_hosts,rx_hosts"}},
+	})
 }
 
 // TestLogsOfOneConnectionHaveTheirOwnIDs: the documentation's dns.log holds two records of one
@@ -186,23 +129,15 @@ func FuzzDecode(f *testing.F) {
 	limited.MaxIndicators = 2
 	f.Fuzz(func(t *testing.T, value []byte) {
 		sniffed := d.Sniff(value)
-		in, err := d.Decode(value, limited)
+		in, err := fmttest.CheckDecoded(t, d, value, limited)
 		if err != nil {
-			var de *event.DecodeError
-			if !errors.As(err, &de) || de.Class == "" || de.Msg == "" {
-				t.Fatalf("error %#v is not a classed DecodeError", err)
-			}
-			if sniffed && de.Class == event.ClassMalformedJSON {
+			if sniffed && event.ClassOf(err) == event.ClassMalformedJSON {
 				t.Fatalf("Sniff claims a message that is not a JSON object: %v", err)
 			}
 			return
 		}
-		if len(in.Sightings) == 0 || len(in.Sightings) > 2 || in.EventID == "" || len(in.EventID) > 256 ||
-			in.Source == "" || in.ObservedAt.IsZero() || in.Format != Name || string(in.Context) != string(value) {
-			t.Fatalf("incomplete input %+v", in)
-		}
-		if y := in.ObservedAt.UTC().Year(); y < 1970 || y > 9999 {
-			t.Fatalf("observed at %v", in.ObservedAt)
+		if string(in.Context) != string(value) {
+			t.Fatalf("context is not the whole document: %s", in.Context)
 		}
 	})
 }

@@ -22,10 +22,6 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
-// MaxEventID is the longest event id taken from a message; a longer one is replaced by the
-// record's id, as for ECS events.
-const MaxEventID = 256
-
 // Decode parses value, which must be one JSON object, into v without copying it
 // (event.DecodeObject); anything else is a malformed_json *event.DecodeError.
 func Decode(value []byte, v any) error { return event.DecodeObject(value, v) }
@@ -99,19 +95,6 @@ func AddAddresses(s *event.Sightings, field string, raw json.RawMessage) {
 			s.Add(field, text)
 		}
 	}
-}
-
-// EventID returns id, or the record's id when id is empty or longer than MaxEventID (with a
-// warning for the latter).
-func EventID(id string, rec event.Record) (string, string) {
-	switch {
-	case id == "":
-		return rec.ID(), ""
-	case len(id) > MaxEventID:
-		fallback := rec.ID()
-		return fallback, fmt.Sprintf("event id is %d bytes (limit %d): replaced by %s", len(id), MaxEventID, fallback)
-	}
-	return id, ""
 }
 
 // isoLayouts are the ISO 8601 forms the formats write: RFC 3339 (Zeek's TS_ISO8601, shippers),
