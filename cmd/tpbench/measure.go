@@ -35,13 +35,16 @@ func latencies(msgs []kafka.Message, nativeOnly bool) []float64 {
 	return out
 }
 
-// statuses counts the criminalip outcome of each scored event ("gated" when it was not looked
-// up).
-func statuses(msgs []kafka.Message) map[string]int {
+// outcomes reads the backlog's scored events once: it counts the criminalip outcome of each
+// ("gated" when it was not looked up), and returns the mean size of those of enriched native
+// inputs (a provider outcome present): the "typical native input" of the size target.
+func outcomes(msgs []kafka.Message) (map[string]int, float64) {
 	out := map[string]int{}
+	var n, total int
 	for _, m := range msgs {
 		var ev struct {
-			Providers map[string]struct {
+			InputFormat string `json:"input_format"`
+			Providers   map[string]struct {
 				Status string `json:"status"`
 				Cache  *struct {
 					Hit    bool `json:"hit"`
@@ -51,6 +54,10 @@ func statuses(msgs []kafka.Message) map[string]int {
 		}
 		if json.Unmarshal(m.Value, &ev) != nil {
 			continue
+		}
+		if ev.InputFormat == kindNative && len(ev.Providers) > 0 {
+			n++
+			total += len(m.Value)
 		}
 		p, ok := ev.Providers["criminalip"]
 		switch {
@@ -64,28 +71,10 @@ func statuses(msgs []kafka.Message) map[string]int {
 			out[p.Status+" (looked up)"]++
 		}
 	}
-	return out
-}
-
-// scoredBytes is the mean size of the scored events of native inputs that were enriched (a
-// provider outcome present, not gated): the "typical native input" of the size target.
-func scoredBytes(msgs []kafka.Message) float64 {
-	var n, total int
-	for _, m := range msgs {
-		var ev struct {
-			InputFormat string          `json:"input_format"`
-			Providers   json.RawMessage `json:"providers"`
-		}
-		if json.Unmarshal(m.Value, &ev) != nil || ev.InputFormat != kindNative || len(ev.Providers) == 0 {
-			continue
-		}
-		n++
-		total += len(m.Value)
-	}
 	if n == 0 {
-		return 0
+		return out, 0
 	}
-	return float64(total) / float64(n)
+	return out, float64(total) / float64(n)
 }
 
 // deadLetterClasses counts dead letters by their error class header.

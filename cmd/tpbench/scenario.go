@@ -425,7 +425,7 @@ func (b *bench) scenario(ctx context.Context, pl plan) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.Statuses, res.ScoredBytes = statuses(all), scoredBytes(all)
+		res.Statuses, res.ScoredBytes = outcomes(all)
 		dead, err := b.readRange(ctx, t.dlq, map[int]int64{})
 		if err != nil {
 			return nil, err

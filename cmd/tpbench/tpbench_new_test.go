@@ -186,7 +186,7 @@ func TestRatiosTargetsAndMissCost(t *testing.T) {
 	}
 }
 
-func TestScoredBytesCountsEnrichedNativeEvents(t *testing.T) {
+func TestOutcomesCountStatusesAndSizeEnrichedNativeEvents(t *testing.T) {
 	msgs := []kafka.Message{
 		{Value: []byte(`{"input_format":"native","providers":{"criminalip":{"status":"ok"}}}`)},
 		{Value: []byte(`{"input_format":"native","providers":{"criminalip":{"status":"ok"}},"context":{"a":"padding"}}`)},
@@ -195,11 +195,15 @@ func TestScoredBytesCountsEnrichedNativeEvents(t *testing.T) {
 		{Value: []byte(`not json`)},
 	}
 	want := float64(len(msgs[0].Value)+len(msgs[1].Value)) / 2
-	if got := scoredBytes(msgs); got != want {
-		t.Errorf("scoredBytes = %v, want %v", got, want)
+	counts, got := outcomes(msgs)
+	if got != want {
+		t.Errorf("bytes per scored event = %v, want %v", got, want)
 	}
-	if got := scoredBytes(nil); got != 0 {
-		t.Errorf("scoredBytes(nil) = %v", got)
+	if counts["ok (looked up)"] != 3 || counts["gated"] != 1 || len(counts) != 2 {
+		t.Errorf("criminalip outcomes %v, want 3 looked up and 1 gated", counts)
+	}
+	if _, got := outcomes(nil); got != 0 {
+		t.Errorf("bytes per scored event of nothing = %v", got)
 	}
 }
 
