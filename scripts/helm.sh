@@ -17,8 +17,9 @@ CACHE_DIR="${THREATPIPE_CACHE_DIR:-$HOME/.cache/threatpipe}"
 HELM_DIR="$CACHE_DIR/helm-v$HELM_VERSION"
 HELM_BIN="$HELM_DIR/helm"
 
-log() { printf 'helm.sh: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+LOG_NAME=helm.sh
+# shellcheck source=scripts/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 build_helm() {
   command -v go >/dev/null || die "go is not installed; helm is built from the Go module helm.sh/helm/v4"
