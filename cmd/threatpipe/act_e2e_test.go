@@ -42,6 +42,35 @@ type socFakes struct {
 
 var ipInSummary = regexp.MustCompile(`threatpipe: (\S+) scored`)
 
+// serveSOCFakes serves new SOC fakes (EDL, PagerDuty, Jira) for the test's life.
+func serveSOCFakes(t *testing.T, delay time.Duration) (*socFakes, string) {
+	t.Helper()
+	fakes := newSOCFakes(delay)
+	srv := httptest.NewServer(fakes)
+	t.Cleanup(srv.Close)
+	return fakes, srv.URL
+}
+
+// criticalPlaybook writes a playbook file that blocks, pages and tickets every address scoring
+// threshold or more, once an hour.
+func criticalPlaybook(t *testing.T, threshold int) string {
+	t.Helper()
+	playbooks := filepath.Join(t.TempDir(), "playbooks.yaml")
+	if err := os.WriteFile(playbooks, []byte(fmt.Sprintf(`
+playbooks:
+  - name: critical
+    when: score >= %d
+    window: 1h
+    steps:
+      - {name: block, action: block, sink: edl, duration: 1h}
+      - {name: page, action: alert, sink: pagerduty}
+      - {name: ticket, action: ticket, sink: jira}
+`, threshold)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return playbooks
+}
+
 func newSOCFakes(delay time.Duration) *socFakes {
 	return &socFakes{triggers: map[string]int{}, resolves: map[string]int{}, creates: map[string]int{},
 		labels: map[string]string{}, comments: map[string]int{}, issueIP: map[string]string{}, delay: delay}

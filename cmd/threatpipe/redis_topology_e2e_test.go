@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -147,28 +145,14 @@ func runTopologyE2E(t *testing.T, topo *redisTopology) {
 	cachePrefix := providerPrefix(t, pEnv)
 
 	const threshold = 50
-	fakes := newSOCFakes(10 * time.Millisecond)
-	srv := httptest.NewServer(fakes)
-	t.Cleanup(srv.Close)
-	playbooks := filepath.Join(t.TempDir(), "playbooks.yaml")
-	if err := os.WriteFile(playbooks, []byte(fmt.Sprintf(`
-playbooks:
-  - name: critical
-    when: score >= %d
-    window: 1h
-    steps:
-      - {name: block, action: block, sink: edl, duration: 1h}
-      - {name: page, action: alert, sink: pagerduty}
-      - {name: ticket, action: ticket, sink: jira}
-`, threshold)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fakes, sinksURL := serveSOCFakes(t, 10*time.Millisecond)
+	playbooks := criticalPlaybook(t, threshold)
 	actPrefix := pipelinetest.Name(t, "act")
 	results := pipelinetest.Topic(t, brokers, "results", 1)
 	actHTTP := freeAddr(t)
 	actDLQ := pipelinetest.Topic(t, brokers, "actdlq", 1)
 	aEnv := actEnv(brokers, "", actPrefix, tp.out, results, actDLQ,
-		pipelinetest.Topic(t, brokers, "alerts", 1), playbooks, srv.URL,
+		pipelinetest.Topic(t, brokers, "alerts", 1), playbooks, sinksURL,
 		append([]string{"THREATPIPE_KAFKA_CHANGES_TOPIC=" + tp.changes, "THREATPIPE_HTTP_ADDR=" + actHTTP,
 			"THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=100000"}, topo.env...)...)
 	aEnv = slices.DeleteFunc(aEnv, func(kv string) bool { return kv == "THREATPIPE_REDIS_ADDR=" })

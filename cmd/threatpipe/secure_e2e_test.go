@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,26 +79,12 @@ func TestE2ESecuredEnrichAndAct(t *testing.T) {
 		t.Fatalf("%d of %d addresses score %d or more: the playbook would not tell acting from not acting", len(qualifying), len(ips), threshold)
 	}
 
-	fakes := newSOCFakes(0)
-	srv := httptest.NewServer(fakes)
-	t.Cleanup(srv.Close)
-	playbooks := filepath.Join(t.TempDir(), "playbooks.yaml")
-	if err := os.WriteFile(playbooks, []byte(fmt.Sprintf(`
-playbooks:
-  - name: critical
-    when: score >= %d
-    window: 1h
-    steps:
-      - {name: block, action: block, sink: edl, duration: 1h}
-      - {name: page, action: alert, sink: pagerduty}
-      - {name: ticket, action: ticket, sink: jira}
-`, threshold)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fakes, sinksURL := serveSOCFakes(t, 0)
+	playbooks := criticalPlaybook(t, threshold)
 	prefix := pipelinetest.Name(t, "act")
 	results, actDLQ, alerts := b.Topic(t, "results", 1), b.Topic(t, "actdlq", 1), b.Topic(t, "alerts", 1)
 	actHTTP := freeAddr(t)
-	env := actEnv(b.Addrs, s.RedisAddr, prefix, tp.out, results, actDLQ, alerts, playbooks, srv.URL,
+	env := actEnv(b.Addrs, s.RedisAddr, prefix, tp.out, results, actDLQ, alerts, playbooks, sinksURL,
 		append(s.Env("THREATPIPE_REDIS_KEY_PREFIX="+prefix, "THREATPIPE_KAFKA_CHANGES_TOPIC="+tp.changes,
 			"THREATPIPE_HTTP_ADDR="+actHTTP, "THREATPIPE_ACT_MAX_BLOCKS_PER_MINUTE=1000"), opsEnv...)...)
 	worker := startCommand(t, "act", env, actHTTP)
