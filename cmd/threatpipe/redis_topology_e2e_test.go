@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -75,6 +76,9 @@ func TestE2ERedisClusterSlotMoveUnderLoad(t *testing.T) {
 	if state, err := clusterState(ctx, addrs[0]); err != nil || state != "ok" {
 		t.Fatalf("Redis Cluster at %s: cluster_state %q (%v), want ok", addrs[0], state, err)
 	}
+	if err := clusterAgreed(ctx, addrs); err != nil {
+		t.Fatalf("Redis Cluster at %s before the test: %v (scripts/services.sh up-cluster repairs it)", addrs[0], err)
+	}
 	runTopologyE2E(t, &redisTopology{
 		name: "cluster",
 		env:  []string{"THREATPIPE_REDIS_ADDR=" + strings.Join(addrs, ",")},
@@ -88,7 +92,10 @@ func TestE2ERedisClusterSlotMoveUnderLoad(t *testing.T) {
 					return "", fmt.Errorf("%s: cluster_state %q (%v)", a, s, err)
 				}
 			}
-			return "cluster_state ok on every node", nil
+			if err := clusterAgreed(ctx, addrs); err != nil {
+				return "", err
+			}
+			return "cluster_state ok on every node, every node agreeing on every slot's owner", nil
 		},
 	})
 }
@@ -117,8 +124,9 @@ func TestE2ERedisSentinelFailoverUnderLoad(t *testing.T) {
 	}
 	runTopologyE2E(t, &redisTopology{
 		name: "sentinel",
-		env:  []string{"THREATPIPE_REDIS_ADDR=" + strings.Join(sentinels, ","), "THREATPIPE_REDIS_MASTER_NAME=" + master},
-		rdb:  rdb,
+		env: []string{"THREATPIPE_REDIS_ADDR=" + strings.Join(sentinels, ","), "THREATPIPE_REDIS_MASTER_NAME=" + master,
+			"THREATPIPE_REDIS_WAIT_REPLICAS=1"},
+		rdb: rdb,
 		failover: func(ctx context.Context, _, _ string) (string, error) {
 			return sentinelFailover(ctx, sentinels, master)
 		},
@@ -257,8 +265,8 @@ func runTopologyE2E(t *testing.T, topo *redisTopology) {
 	sims := simSrv.Stats()
 	perIP := float64(sims.Lookups) / float64(len(ips))
 	if sims.Lookups != int64(len(ips)) || sims.DistinctIPs != len(ips) || sims.MaxCallsPerIP != 1 {
-		t.Errorf("paid calls: %d for %d distinct addresses (%d distinct called, at most %d per address): want exactly one per address",
-			sims.Lookups, len(ips), sims.DistinctIPs, sims.MaxCallsPerIP)
+		t.Errorf("paid calls: %d for %d distinct addresses (%d distinct called, at most %d per address): want exactly one per address; %s",
+			sims.Lookups, len(ips), sims.DistinctIPs, sims.MaxCallsPerIP, paidTwice(simSrv.Provider("criminalip"), evs, failoverAt))
 	}
 
 	var qualifying []string
@@ -316,6 +324,33 @@ func runTopologyE2E(t *testing.T, topo *redisTopology) {
 		len(msgs), len(counts), pipelinetest.Count(t, brokers, tp.out), len(lost),
 		sims.Lookups, len(ips), perIP, sims.MaxCallsPerIP, len(qualifying), len(ips), threshold, len(triggers), len(creates), len(blocked),
 		outcomes, keys, settled))
+}
+
+// paidTwice describes the addresses looked up more than once: when each of their events was
+// scored, relative to the failover's start, and how its answer came (fresh, joined, cache hit).
+func paidTwice(api *sim.API, evs []event.Scored, failoverAt time.Time) string {
+	byIP := map[string][]string{}
+	for _, ev := range evs {
+		ip := ev.Indicator.Value
+		if api.Calls(ip) < 2 || len(byIP) >= 5 && byIP[ip] == nil {
+			continue
+		}
+		how := "fresh"
+		if o := ev.Providers["criminalip"]; o == nil {
+			how = "no answer"
+		} else if c := o.Cache; c != nil && c.Joined {
+			how = "joined"
+		} else if c != nil && c.Hit {
+			how = "hit"
+		}
+		byIP[ip] = append(byIP[ip], fmt.Sprintf("%+.2fs %s", ev.ProcessedAt.Sub(failoverAt).Seconds(), how))
+	}
+	var out []string
+	for ip, seen := range byIP {
+		out = append(out, fmt.Sprintf("%s (%d calls): %s", ip, api.Calls(ip), strings.Join(seen, ", ")))
+	}
+	sort.Strings(out)
+	return "e.g. " + strings.Join(out, "; ")
 }
 
 // longestPause is the longest time between two scored events (their Kafka timestamps): how long
@@ -384,6 +419,69 @@ func clusterState(ctx context.Context, addr string) (string, error) {
 	return "", errors.New("no cluster_state in CLUSTER INFO")
 }
 
+// clusterAgreed checks what cluster_state:ok does not: that every node names the same owner for
+// every slot and that no slot is open (MIGRATING or IMPORTING), as redis-cli --cluster check does.
+// A move cut short leaves such a slot, and the next move of it would fail half-way.
+func clusterAgreed(ctx context.Context, addrs []string) error {
+	var first [16384]string
+	for i, a := range addrs {
+		view, open, err := clusterView(ctx, a)
+		if err != nil {
+			return fmt.Errorf("CLUSTER NODES on %s: %w", a, err)
+		}
+		if len(open) > 0 {
+			return fmt.Errorf("%s has open slots %v", a, open)
+		}
+		if i == 0 {
+			first = view
+			continue
+		}
+		for s := range view {
+			if view[s] != first[s] {
+				return fmt.Errorf("slot %d: %s names owner %q, %s names %q", s, addrs[0], first[s], a, view[s])
+			}
+		}
+	}
+	for s, id := range first {
+		if id == "" {
+			return fmt.Errorf("slot %d has no owner", s)
+		}
+	}
+	return nil
+}
+
+// clusterView is one node's view of the slots' owners (by node id) and its own open slots.
+func clusterView(ctx context.Context, addr string) (view [16384]string, open []string, err error) {
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	raw, err := c.ClusterNodes(ctx).Result()
+	if err != nil {
+		return view, nil, err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") {
+				open = append(open, r)
+				continue
+			}
+			lo, hi, _ := strings.Cut(r, "-")
+			a, _ := strconv.Atoi(lo)
+			b := a
+			if hi != "" {
+				b, _ = strconv.Atoi(hi)
+			}
+			for s := a; s <= b && s < len(view); s++ {
+				view[s] = f[0]
+			}
+		}
+	}
+	return view, open, nil
+}
+
 // clusterNode is one master of the cluster as CLUSTER NODES names it.
 type clusterNode struct {
 	id, addr string
@@ -437,10 +535,16 @@ func clusterMasters(ctx context.Context, seed string) ([]*clusterNode, error) {
 
 // moveSlotsInUse moves, while the pipeline runs, the slots of the keys every paid call and every
 // action writes (the shared rate limit, the quota counter, the block queue and block rate, the
-// health snapshots), each to the master after its owner, and 300 more slots of the quota's master
-// (cache entries, leases and ledger claims among them), as redis-cli --cluster reshard does:
-// IMPORTING on the target, MIGRATING on the source, MIGRATE of the keys in batches, then the slot
-// assigned to the target on every master. Clients in the middle get ASK, then MOVED.
+// health snapshots) to another master, and 300 more slots of the quota's master (cache entries,
+// leases and ledger claims among them), as redis-cli --cluster reshard does: IMPORTING on the
+// target, MIGRATING on the source, MIGRATE of the keys in batches, then the slot assigned to the
+// target on every master. Clients in the middle get ASK, then MOVED.
+//
+// Every move goes to one target, and the hot slots that target owns move on afterwards, once
+// every node knows its new config epoch. A node taking a slot bumps its epoch only when it does
+// not already hold the highest one it knows of; two targets taking slots in quick succession can
+// bump to the same epoch or not at all, and a source's gossip sent before it gave the slot up
+// then wins it back in the target's view while the source has let it go: a slot nobody serves.
 func moveSlotsInUse(ctx context.Context, rdb *redis.ClusterClient, addrs []string, cachePrefix, actPrefix string) (string, error) {
 	masters, err := clusterMasters(ctx, addrs[0])
 	if err != nil {
@@ -474,58 +578,115 @@ func moveSlotsInUse(ctx context.Context, rdb *redis.ClusterClient, addrs []strin
 		src, dst *clusterNode
 		why      string
 	}
-	var moves []move
+	var first, then []move
 	seen := map[int]bool{}
-	quotaOwner := -1
+	slots := make([]int, len(hotKeys))
 	for i, k := range hotKeys {
 		s, err := rdb.ClusterKeySlot(ctx, k).Result()
 		if err != nil {
 			return "", err
 		}
-		o, err := owner(int(s))
+		slots[i] = int(s)
+	}
+	quotaOwner, err := owner(slots[1])
+	if err != nil {
+		return "", err
+	}
+	target := (quotaOwner + 1) % len(masters)
+	for i, s := range slots {
+		o, err := owner(s)
 		if err != nil {
 			return "", err
 		}
-		if i == 1 {
-			quotaOwner = o
+		if seen[s] {
+			continue
 		}
-		if !seen[int(s)] {
-			seen[int(s)] = true
-			moves = append(moves, move{int(s), masters[o], masters[(o+1)%len(masters)], k})
+		seen[s] = true
+		if o == target {
+			then = append(then, move{s, masters[o], masters[(o+1)%len(masters)], hotKeys[i]})
+		} else {
+			first = append(first, move{s, masters[o], masters[target], hotKeys[i]})
 		}
 	}
-	hot := len(moves)
-	src, dst := masters[quotaOwner], masters[(quotaOwner+1)%len(masters)]
+	hot := len(first) + len(then)
+	src, dst := masters[quotaOwner], masters[target]
+	more := 0
 	for _, r := range src.slots {
-		for s := r[0]; s <= r[1] && len(moves) < hot+300; s++ {
+		for s := r[0]; s <= r[1] && more < 300; s++ {
 			if !seen[s] {
 				seen[s] = true
-				moves = append(moves, move{s, src, dst, ""})
+				more++
+				first = append(first, move{s, src, dst, ""})
 			}
 		}
 	}
 	var keysMoved int
 	var hotDone []string
-	for _, mv := range moves {
-		n, err := moveSlot(ctx, masters, mv.slot, mv.src, mv.dst)
-		if err != nil {
-			return "", err
+	for phase, moves := range [][]move{first, then} {
+		if len(moves) == 0 {
+			continue
 		}
-		keysMoved += n
-		if mv.why != "" {
-			hotDone = append(hotDone, fmt.Sprintf("%d (%s) %s->%s", mv.slot, mv.why, mv.src.addr, mv.dst.addr))
+		if err := epochsAgreed(ctx, masters); err != nil {
+			return "", fmt.Errorf("before moving phase %d: %w", phase+1, err)
+		}
+		for _, mv := range moves {
+			n, err := moveSlot(ctx, masters, mv.slot, mv.src, mv.dst)
+			if err != nil {
+				return "", err
+			}
+			keysMoved += n
+			if mv.why != "" {
+				hotDone = append(hotDone, fmt.Sprintf("%d (%s) %s->%s", mv.slot, mv.why, mv.src.addr, mv.dst.addr))
+			}
 		}
 	}
-	return fmt.Sprintf("%d slots moved with %d keys: the %d hot ones %s, and 300 more %s->%s",
-		len(moves), keysMoved, hot, strings.Join(hotDone, ", "), src.addr, dst.addr), nil
+	return fmt.Sprintf("%d slots moved with %d keys: the %d hot ones %s, and %d more %s->%s",
+		hot+more, keysMoved, hot, strings.Join(hotDone, ", "), more, src.addr, dst.addr), nil
 }
 
-// moveSlot migrates one slot and its keys from src to dst and returns how many keys moved.
+// epochsAgreed waits until every master names the same config epoch for every master: a node
+// about to take a slot then knows the highest epoch, and bumps past it.
+func epochsAgreed(ctx context.Context, masters []*clusterNode) error {
+	for {
+		var views []map[string]string
+		for _, m := range masters {
+			raw, err := m.c.ClusterNodes(ctx).Result()
+			if err != nil {
+				return err
+			}
+			v := map[string]string{}
+			for _, line := range strings.Split(strings.TrimSpace(raw), "\n") {
+				if f := strings.Fields(line); len(f) >= 8 {
+					v[f[0]] = f[6]
+				}
+			}
+			views = append(views, v)
+		}
+		agreed := true
+		for _, v := range views[1:] {
+			agreed = agreed && maps.Equal(v, views[0])
+		}
+		if agreed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the masters do not agree on each other's config epochs: %v: %w", views, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// moveSlot migrates one slot and its keys from src to dst and returns how many keys moved. A move
+// that fails before any key moved is undone (SETSLOT STABLE on both), so the slot is not left open.
 func moveSlot(ctx context.Context, masters []*clusterNode, s int, src, dst *clusterNode) (int, error) {
 	if err := dst.c.Do(ctx, "CLUSTER", "SETSLOT", s, "IMPORTING", src.id).Err(); err != nil {
 		return 0, fmt.Errorf("slot %d importing on %s: %w", s, dst.addr, err)
 	}
 	if err := src.c.Do(ctx, "CLUSTER", "SETSLOT", s, "MIGRATING", dst.id).Err(); err != nil {
+		undo := context.WithoutCancel(ctx)
+		_ = dst.c.Do(undo, "CLUSTER", "SETSLOT", s, "STABLE").Err()
+		_ = src.c.Do(undo, "CLUSTER", "SETSLOT", s, "STABLE").Err()
 		return 0, fmt.Errorf("slot %d migrating on %s: %w", s, src.addr, err)
 	}
 	host, port, _ := strings.Cut(dst.addr, ":")
