@@ -28,7 +28,7 @@ type CacheEntry struct {
 // Cluster node), so the indicators of a fetched batch cost one round trip, not one each. Errors
 // and rate-limit answers are never cached: only Set stores, and only answers reach it.
 //
-// A bounded in-process copy of recent answers (LocalCacheOptions) serves repeats without the
+// A bounded in-process copy of recent answers (CacheOptions) serves repeats without the
 // round trip and the decoding; a copy lives at most the local TTL and never past the Redis
 // entry's own expiry, so it can only save lookups, never cause one.
 type Cache struct {
@@ -38,6 +38,9 @@ type Cache struct {
 	local    *lru.Cache[string, localEntry] // nil when disabled
 	localTTL time.Duration
 	now      func() time.Time
+
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 type localEntry struct {
@@ -45,10 +48,16 @@ type localEntry struct {
 	until time.Time
 }
 
-// LocalCacheOptions size the in-process copy; Size 0 disables it.
-type LocalCacheOptions struct {
+// CacheOptions size the in-process copy (Size 0 disables it) and say how many replicas must
+// acknowledge a store (0: none).
+type CacheOptions struct {
 	Size int
 	TTL  time.Duration
+	// WaitReplicas makes Set send WAIT after the store, in the same round trip, and fail unless
+	// that many replicas acknowledged it within WaitTimeout: replication is asynchronous, and a
+	// failover loses what the old primary had not passed on.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 type cacheRequest struct {
@@ -62,10 +71,11 @@ type cacheReply struct {
 }
 
 // NewCache returns a cache on rdb. Run must be running for Get to answer.
-func NewCache(rdb redis.UniversalClient, local LocalCacheOptions) *Cache {
-	c := &Cache{rdb: rdb, requests: make(chan cacheRequest, 1024), maxBatch: 512, localTTL: local.TTL, now: time.Now}
-	if local.Size > 0 && local.TTL > 0 {
-		c.local, _ = lru.New[string, localEntry](local.Size) // errors only for a size <= 0
+func NewCache(rdb redis.UniversalClient, opts CacheOptions) *Cache {
+	c := &Cache{rdb: rdb, requests: make(chan cacheRequest, 1024), maxBatch: 512, localTTL: opts.TTL, now: time.Now,
+		waitReplicas: opts.WaitReplicas, waitTimeout: opts.WaitTimeout}
+	if opts.Size > 0 && opts.TTL > 0 {
+		c.local, _ = lru.New[string, localEntry](opts.Size) // errors only for a size <= 0
 	}
 	return c
 }
@@ -194,19 +204,65 @@ func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Dur
 	if err != nil {
 		return err
 	}
-	pipe := c.rdb.Pipeline()
+	pipe, err := c.storePipeline(ctx, key)
+	if err != nil {
+		c.remember(key, e)
+		return fmt.Errorf("cache set: %w", err)
+	}
 	set := pipe.Set(ctx, key, raw, ttl)
 	if with != nil {
 		with(pipe)
+	}
+	var wait *redis.IntCmd
+	if c.waitReplicas > 0 {
+		// *redis.Pipeline has Wait, which lengthens the read timeout to WAIT's; Pipeliner does not.
+		if p, ok := pipe.(interface {
+			Wait(context.Context, int, time.Duration) *redis.IntCmd
+		}); ok {
+			wait = p.Wait(ctx, c.waitReplicas, c.waitTimeout)
+		} else {
+			wait = redis.NewIntCmd(ctx, "wait", c.waitReplicas, c.waitTimeout.Milliseconds())
+			_ = pipe.Process(ctx, wait)
+		}
 	}
 	_, _ = pipe.Exec(ctx)
 	// Kept in process even when Redis did not take it: during a Redis outage the local copy is
 	// all that spares the next events for the address another paid lookup.
 	c.remember(key, e)
 	if err := set.Err(); err != nil {
+		c.reloadCluster(ctx)
 		return fmt.Errorf("cache set: %w", err)
 	}
+	if wait != nil {
+		if n, err := wait.Result(); err != nil || n < int64(c.waitReplicas) {
+			return fmt.Errorf("cache set: acknowledged by %d of %d replicas within %s: %w", n, c.waitReplicas, c.waitTimeout, errors.Join(err, errNotReplicated))
+		}
+	}
 	return nil
+}
+
+var errNotReplicated = errors.New("not replicated")
+
+// storePipeline is a pipeline for a store under key. WAIT counts the replicas of the connection's
+// own writes, so with WaitReplicas the store and the WAIT go on one connection to the key's
+// primary (a Cluster pipeline would send the keyless WAIT to any node).
+func (c *Cache) storePipeline(ctx context.Context, key string) (redis.Pipeliner, error) {
+	if cc, ok := c.rdb.(*redis.ClusterClient); ok && c.waitReplicas > 0 {
+		node, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		return node.Pipeline(), nil
+	}
+	return c.rdb.Pipeline(), nil
+}
+
+// reloadCluster refreshes the Cluster's slot map after a store on a node client failed (a MOVED
+// after a failover or a slot move), so that the retry asks the key's new primary.
+func (c *Cache) reloadCluster(ctx context.Context) {
+	if cc, ok := c.rdb.(*redis.ClusterClient); ok && c.waitReplicas > 0 {
+		cc.ReloadState(ctx)
+	}
 }
 
 // TTLFor picks the cache lifetime of an answer by its verdict.

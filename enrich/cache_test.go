@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"context"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestLocalCopyNeverOutlivesItsBoundOrTheRedisEntry(t *testing.T) {
 		redisTTL, localTTL time.Duration
 	}{{"bounded by the Redis expiry", 300 * time.Millisecond, time.Hour}, {"bounded by the local TTL", time.Hour, 300 * time.Millisecond}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := NewCache(r.rdb, LocalCacheOptions{Size: 10, TTL: tc.localTTL})
+			c := NewCache(r.rdb, CacheOptions{Size: 10, TTL: tc.localTTL})
 			runCache(t, c)
 			key := testKeys.Cache(providerName(t), "default", "1.2.3.4")
 			if err := c.Set(ctx, key, &CacheEntry{Result: &event.Intel{Verdict: event.VerdictBenign}, StoredAt: time.Now()}, tc.redisTTL, nil); err != nil {
@@ -47,8 +48,8 @@ func TestLocalCopyNeverOutlivesItsBoundOrTheRedisEntry(t *testing.T) {
 func TestRedisHitsFillTheLocalCopy(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	writer := NewCache(r.rdb, LocalCacheOptions{})
-	reader := NewCache(r.rdb, LocalCacheOptions{Size: 10, TTL: time.Minute})
+	writer := NewCache(r.rdb, CacheOptions{})
+	reader := NewCache(r.rdb, CacheOptions{Size: 10, TTL: time.Minute})
 	runCache(t, writer)
 	runCache(t, reader)
 	key := testKeys.Cache(providerName(t), "default", "5.6.7.8")
@@ -82,11 +83,11 @@ func TestAnswersStayInProcessWhileRedisIsDown(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name      string
-		local     LocalCacheOptions
+		local     CacheOptions
 		wantLocal bool
 	}{
-		{"with the in-process copy", LocalCacheOptions{Size: 10, TTL: time.Minute}, true},
-		{"without it", LocalCacheOptions{}, false},
+		{"with the in-process copy", CacheOptions{Size: 10, TTL: time.Minute}, true},
+		{"without it", CacheOptions{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCache(rdb, tc.local)
@@ -99,6 +100,34 @@ func TestAnswersStayInProcessWhileRedisIsDown(t *testing.T) {
 			e, _ := c.Get(ctx, key)
 			if got := e != nil; got != tc.wantLocal {
 				t.Fatalf("answer found %v, want %v", got, tc.wantLocal)
+			}
+		})
+	}
+}
+
+// TestStoreCountsOnlyWhenReplicated: with WaitReplicas a store that no replica acknowledged is
+// reported failed (the caller stores it again), though the primary took it; the test's Redis has
+// no replica.
+func TestStoreCountsOnlyWhenReplicated(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	entry := func() *CacheEntry {
+		return &CacheEntry{Result: &event.Intel{Verdict: event.VerdictBenign}, StoredAt: time.Now()}
+	}
+	for _, tc := range []struct {
+		name     string
+		replicas int
+		wantErr  bool
+	}{{"no wait", 0, false}, {"one replica wanted, none there", 1, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCache(r.rdb, CacheOptions{WaitReplicas: tc.replicas, WaitTimeout: 50 * time.Millisecond})
+			key := testKeys.Cache(providerName(t), "default", "192.0.2.9")
+			err := c.Set(ctx, key, entry(), time.Minute, nil)
+			if (err != nil) != tc.wantErr || tc.wantErr && !errors.Is(err, errNotReplicated) {
+				t.Fatalf("Set: %v; want an error %v", err, tc.wantErr)
+			}
+			if n, err := r.rdb.Exists(ctx, key).Result(); err != nil || n != 1 {
+				t.Fatalf("the primary must hold the entry either way: exists %d, %v", n, err)
 			}
 		})
 	}

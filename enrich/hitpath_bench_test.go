@@ -95,7 +95,7 @@ func hitHandler(b *testing.B) *pipeline.EnrichHandler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cache := enrich.NewCache(rdb, enrich.LocalCacheOptions{Size: 100_000, TTL: time.Hour})
+	cache := enrich.NewCache(rdb, enrich.CacheOptions{Size: 100_000, TTL: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = cache.Run(ctx) }()

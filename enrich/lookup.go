@@ -7,12 +7,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/encoding/json"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
@@ -372,10 +374,26 @@ func (l *Lookuper) fetch(ctx, store context.Context, key string, ind event.Indic
 		return l.failed(err)
 	}
 	entry := &CacheEntry{Fields: l.extract(res), Result: res, StoredAt: l.o.Now().UTC()}
-	if err := l.o.Cache.Set(store, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
+	if err := l.store(store, key, entry, l.o.Policy.TTLFor(res.Verdict), with); err != nil {
 		l.log.Warn("answer not stored in Redis; only this replica keeps it, in process", zap.Error(err))
 	}
 	return l.answer(entry, nil)
+}
+
+// storeRetryFor bounds how long a paid answer's store is retried: longer than a Sentinel or
+// Cluster failover takes with their default timeouts.
+const storeRetryFor = time.Minute
+
+// store writes a paid answer to the shared cache, retrying while Redis refuses it: during a
+// failover the old primary answers NOREPLICAS or READONLY, or drops the connection, until the
+// client follows the new one. An answer not stored is paid for again by the next replica that
+// misses it. The caller keeps the lease renewed meanwhile; the event waits, as misses do while
+// Redis cannot give the lease.
+func (l *Lookuper) store(ctx context.Context, key string, e *CacheEntry, ttl time.Duration, with func(redis.Pipeliner)) error {
+	b := pipeline.DependencyBackOff()
+	b.MaxElapsedTime = storeRetryFor
+	b.Reset()
+	return backoff.Retry(func() error { return l.o.Cache.Set(ctx, key, e, ttl, with) }, backoff.WithContext(b, ctx))
 }
 
 // statusOf is the scored-event status of a failed lookup.

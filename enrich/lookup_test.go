@@ -93,7 +93,7 @@ func newRig(t *testing.T) *rig {
 // lookuper builds a Lookuper with its own running cache loader.
 func (r *rig) lookuper(t *testing.T, p Provider, pol *Policy, owner string) *Lookuper {
 	t.Helper()
-	cache := NewCache(r.rdb, LocalCacheOptions{})
+	cache := NewCache(r.rdb, CacheOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = cache.Run(ctx) }()

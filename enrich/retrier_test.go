@@ -136,7 +136,7 @@ func TestParkingFailureIsReportedNotLeftPending(t *testing.T) {
 // startedCache is a cache with its loader running until the test ends.
 func startedCache(t *testing.T, r *rig) *Cache {
 	t.Helper()
-	cache := NewCache(r.rdb, LocalCacheOptions{})
+	cache := NewCache(r.rdb, CacheOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = cache.Run(ctx) }()

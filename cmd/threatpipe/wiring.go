@@ -142,7 +142,8 @@ func buildEnrichment(cfg *config.Config, environ []string, rdb redis.UniversalCl
 		return &enrichment{proc: enrich.Unscored{}}, nil
 	}
 	metrics := enrich.NewMetrics(reg)
-	cache := enrich.NewCache(rdb, enrich.LocalCacheOptions{Size: cfg.Pipeline.LocalCacheSize, TTL: cfg.Pipeline.LocalCacheTTL})
+	cache := enrich.NewCache(rdb, enrich.CacheOptions{Size: cfg.Pipeline.LocalCacheSize, TTL: cfg.Pipeline.LocalCacheTTL,
+		WaitReplicas: cfg.Redis.WaitReplicas, WaitTimeout: cfg.Redis.WaitTimeout})
 	ops := clients.NewJSONPublisher(cfg.Kafka.OpsTopic, log.Named("ops"))
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s-%d", host, os.Getpid())
