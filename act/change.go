@@ -51,7 +51,7 @@ type ChangeHandler struct {
 var _ pipeline.Handler = (*ChangeHandler)(nil)
 
 // changeKinds are the action kinds an escalation may trigger, in the order they are performed.
-var changeKinds = []sinks.Kind{sinks.KindBlock, sinks.KindAlert, sinks.KindTicket}
+var changeKinds = []sinks.Kind{sinks.KindBlock, sinks.KindAlert, sinks.KindTicket, sinks.KindIntel}
 
 // changeMemory is how long a handled change (and each ticket comment it made) is remembered, so
 // that a redelivery does nothing.

@@ -276,9 +276,9 @@ func compileStep(ss StepSpec, configured map[string]sinks.Sink) (*Step, error) {
 		errs = append(errs, fmt.Errorf("name %q must be 1-63 lower case letters, digits, _ and -", st.Name))
 	}
 	switch ss.Action {
-	case sinks.KindBlock, sinks.KindAlert, sinks.KindTicket:
+	case sinks.KindBlock, sinks.KindAlert, sinks.KindTicket, sinks.KindIntel:
 	default:
-		errs = append(errs, fmt.Errorf("action %q is not one of block, alert, ticket", ss.Action))
+		errs = append(errs, fmt.Errorf("action %q is not one of block, alert, ticket, intel", ss.Action))
 	}
 	sink, ok := configured[ss.Sink]
 	switch {

@@ -19,6 +19,9 @@ const (
 	KindBlock  Kind = "block"
 	KindAlert  Kind = "alert"
 	KindTicket Kind = "ticket"
+	// KindIntel writes the verdict back to a threat-intel platform (ThreatQ, MISP): the
+	// indicator's score, severity, sources and tags. Repeats update it, never duplicate it.
+	KindIntel Kind = "intel"
 )
 
 // Action is one thing a playbook asks one sink to do about one indicator.

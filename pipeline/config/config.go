@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,7 +142,7 @@ type Enrich struct {
 // Act configures the playbook workers (threatpipe act).
 type Act struct {
 	Playbooks          string        `env:"PLAYBOOKS" envDefault:"playbooks.yaml" desc:"Playbook file (docs/playbooks.md)."`
-	Kinds              []string      `env:"KINDS" envDefault:"block,alert,ticket,changes" desc:"Action kinds this process runs, each as its own consumer group (THREATPIPE_ACT_GROUP_PREFIX-<kind>), so a slow ticket API never delays a block. changes consumes the verdict changes of THREATPIPE_KAFKA_CHANGES_TOPIC (lifts and escalations, every action kind); run it in one act deployment only."`
+	Kinds              []string      `env:"KINDS" envDefault:"block,alert,ticket,intel,changes" desc:"Action kinds this process runs, each as its own consumer group (THREATPIPE_ACT_GROUP_PREFIX-<kind>), so a slow ticket API never delays a block. changes consumes the verdict changes of THREATPIPE_KAFKA_CHANGES_TOPIC (lifts and escalations, every action kind); run it in one act deployment only."`
 	GroupPrefix        string        `env:"GROUP_PREFIX" envDefault:"threatpipe-act" desc:"Prefix of the playbook workers' consumer groups."`
 	ResultsTopic       string        `env:"RESULTS_TOPIC" envDefault:"actions.results" desc:"Audit topic: every action considered and its outcome."`
 	DLQTopic           string        `env:"DLQ_TOPIC" envDefault:"actions.dlq" desc:"Dead-letter topic for scored events whose action failed after retries, and for unreadable scored events."`
@@ -325,8 +326,8 @@ func (c *Config) Validate() error {
 	}
 	a := &c.Act
 	for _, kind := range a.Kinds {
-		if kind != "block" && kind != "alert" && kind != "ticket" && kind != "changes" {
-			add("ACT_KINDS", "%q is not one of block, alert, ticket, changes", kind)
+		if !slices.Contains([]string{"block", "alert", "ticket", "intel", "changes"}, kind) {
+			add("ACT_KINDS", "%q is not one of block, alert, ticket, intel, changes", kind)
 		}
 	}
 	for name, t := range map[string]string{"ACT_RESULTS_TOPIC": a.ResultsTopic, "ACT_DLQ_TOPIC": a.DLQTopic} {
