@@ -8,17 +8,17 @@ package misp
 
 // API paths.
 const (
-	EventsAddPath          = "/events/add"             // OpenAPI addEvent; PyMISP add_event
-	EventsIndexPath        = "/events/index"           // OpenAPI searchEvents; PyMISP search_index
-	AttributesAddPath      = "/attributes/add/"        // + event id: OpenAPI addAttribute; PyMISP add_attribute
-	AttributesEditPath     = "/attributes/edit/"       // + attribute id: OpenAPI editAttribute (PUT there; POST as PyMISP's update_attribute sends, which MISP takes too)
-	AttributesSearchPath   = "/attributes/restSearch"  // OpenAPI restSearchAttributes; PyMISP search(controller="attributes")
-	TagsAttachPath         = "/tags/attachTagToObject" // PyMISP tag; TagsController::attachTagToObject (not in the OpenAPI spec)
-	TagsRemovePath         = "/tags/removeTagFromObject"
-	SightingsAddPath       = "/sightings/add"                   // OpenAPI addSightingByValue; PyMISP add_sighting; SightingsController::add
-	SightingsSearchPath    = "/sightings/restSearch/attribute" // PyMISP search_sightings(context="attribute"); Sighting::restSearch
-	returnFormatJSON       = "json"
-	sightingTypeSighting   = "0" // Sighting::TYPE: 0 sighting, 1 false positive, 2 expiration
+	EventsAddPath           = "/events/add"             // OpenAPI addEvent; PyMISP add_event
+	EventsIndexPath         = "/events/index"           // OpenAPI searchEvents; PyMISP search_index
+	AttributesAddPath       = "/attributes/add/"        // + event id: OpenAPI addAttribute; PyMISP add_attribute
+	AttributesEditPath      = "/attributes/edit/"       // + attribute id: OpenAPI editAttribute (PUT there; POST as PyMISP's update_attribute sends, which MISP takes too)
+	AttributesSearchPath    = "/attributes/restSearch"  // OpenAPI restSearchAttributes; PyMISP search(controller="attributes")
+	TagsAttachPath          = "/tags/attachTagToObject" // PyMISP tag; TagsController::attachTagToObject (not in the OpenAPI spec)
+	TagsRemovePath          = "/tags/removeTagFromObject"
+	SightingsAddPath        = "/sightings/add"                  // OpenAPI addSightingByValue; PyMISP add_sighting; SightingsController::add
+	SightingsSearchPath     = "/sightings/restSearch/attribute" // PyMISP search_sightings(context="attribute"); Sighting::restSearch
+	returnFormatJSON        = "json"
+	sightingTypeSighting    = "0" // Sighting::TYPE: 0 sighting, 1 false positive, 2 expiration
 	categoryNetworkActivity = "Network activity"
 )
 
