@@ -7,11 +7,13 @@ import (
 	"github.com/threatpipe/threatpipe/sinks/edl"
 	"github.com/threatpipe/threatpipe/sinks/jira"
 	"github.com/threatpipe/threatpipe/sinks/kafkatopic"
+	"github.com/threatpipe/threatpipe/sinks/misp"
 	"github.com/threatpipe/threatpipe/sinks/nftables"
 	"github.com/threatpipe/threatpipe/sinks/pagerduty"
 	"github.com/threatpipe/threatpipe/sinks/servicenow"
 	"github.com/threatpipe/threatpipe/sinks/slack"
 	"github.com/threatpipe/threatpipe/sinks/thehive"
+	"github.com/threatpipe/threatpipe/sinks/threatq"
 	"github.com/threatpipe/threatpipe/sinks/webhook"
 )
 
@@ -27,5 +29,7 @@ func Registrations() []sinks.Registration {
 		jira.Registration,
 		servicenow.Registration,
 		thehive.Registration,
+		threatq.Registration,
+		misp.Registration,
 	}
 }
