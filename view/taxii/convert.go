@@ -156,11 +156,9 @@ func references(ind *view.Indicator) []ExternalReference {
 		if name == "" {
 			continue
 		}
-		ref := ExternalReference{SourceName: name, Description: d}
-		if name == "criminalip" {
-			ref.URL = "https://www.criminalip.io/asset/report/" + ind.IP
-		}
-		out = append(out, ref)
+		// No url: a source's report page changes, so it cannot carry the hash STIX asks a url
+		// to have (the validator's check 302).
+		out = append(out, ExternalReference{SourceName: name, Description: d})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SourceName < out[j].SourceName })
 	return out

@@ -81,7 +81,6 @@ func (c *Common) Version() string  { return c.Modified }
 type ExternalReference struct {
 	SourceName  string `json:"source_name"`
 	Description string `json:"description,omitempty"`
-	URL         string `json:"url,omitempty"`
 }
 
 // Identity is threatpipe as the creator of every object.
