@@ -280,4 +280,3 @@ func compareTime(t time.Time, k string, v any) (bool, string) {
 	}
 	return true, ""
 }
-
