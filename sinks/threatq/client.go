@@ -199,6 +199,3 @@ func nonEmpty(ss []string) []string {
 	}
 	return out
 }
-
-// IsNotFound reports a 404 from the API (a deleted indicator or attribute).
-func IsNotFound(err error) bool { return sinkhttp.IsStatus(err, http.StatusNotFound) }
