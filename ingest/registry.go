@@ -29,9 +29,10 @@ type (
 )
 
 // Register describes a platform named name whose configuration C is env-tagged relative to
-// THREATPIPE_INGEST_<NAME>_ and whose constructor is build. If *C has a Resolve or Validate
-// method it runs before build, so a bad variable is named before anything is contacted.
-func Register[C any](name string, build func(cfg *C, client *http.Client) (Source, error)) Registration {
+// THREATPIPE_INGEST_<NAME>_ and whose constructor is build (a package's New, as is). If *C has a
+// Resolve or Validate method it runs before build, so a bad variable is named before anything
+// is contacted.
+func Register[C any, S Source](name string, build func(cfg *C, client *http.Client) (S, error)) Registration {
 	prefix := SourcePrefixVar(name)
 	return Registration{
 		Name:   name,

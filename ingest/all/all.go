@@ -3,15 +3,17 @@
 package all
 
 import (
-	"net/http"
-
 	"github.com/threatpipe/threatpipe/ingest"
+	"github.com/threatpipe/threatpipe/ingest/misp"
 	"github.com/threatpipe/threatpipe/ingest/taxii"
+	"github.com/threatpipe/threatpipe/ingest/threatq"
 )
 
 // Registrations returns every platform's registration.
 func Registrations() []ingest.Registration {
 	return []ingest.Registration{
-		ingest.Register(taxii.Name, func(c *taxii.Config, h *http.Client) (ingest.Source, error) { return taxii.New(*c, h) }),
+		ingest.Register(taxii.Name, taxii.New),
+		ingest.Register(misp.Name, misp.New),
+		ingest.Register(threatq.Name, threatq.New),
 	}
 }

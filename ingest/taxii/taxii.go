@@ -34,7 +34,11 @@ var _ ingest.Source = (*Source)(nil)
 
 // New returns the source of cfg (resolved here if the caller did not). client is shared; its
 // transport's timeouts apply, and each Poll is bounded by its context.
-func New(cfg Config, client *http.Client) (*Source, error) {
+func New(c *Config, client *http.Client) (*Source, error) {
+	if c == nil {
+		return nil, errors.New("taxii: nil config")
+	}
+	cfg := *c
 	if cfg.objectsURL == nil {
 		if err := cfg.Resolve(); err != nil {
 			return nil, err

@@ -29,7 +29,7 @@ func seedIndicators(srv *taxiitest.Server, first, n int) {
 
 func newSource(t *testing.T, cfg Config) *Source {
 	t.Helper()
-	src, err := New(cfg, &http.Client{Timeout: 10 * time.Second})
+	src, err := New(&cfg, &http.Client{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
