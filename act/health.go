@@ -45,7 +45,7 @@ func NewSinkHealth() *SinkHealth { return &SinkHealth{} }
 // reached the sink and say nothing of its health.
 func sinkCall(o Outcome) (called, ok bool) {
 	switch o {
-	case OutcomeDone, OutcomeCommented, OutcomeRecovered, OutcomeLifted, OutcomeResolved:
+	case OutcomeDone, OutcomeCommented, OutcomeUpdated, OutcomeRecovered, OutcomeLifted, OutcomeResolved:
 		return true, true
 	case OutcomeFailed, OutcomeLiftFailed:
 		return true, false

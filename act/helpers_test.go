@@ -236,6 +236,7 @@ type fakes struct {
 	jira   *fakeSink // ticket: Finder, ParamValidator
 	tix    *fakeSink // ticket: plain Sink (no Finder)
 	bell   *fakeSink // alert: Reconciler
+	tip    *fakeSink // intel: plain Sink
 	byName map[string]sinks.Sink
 }
 
@@ -249,12 +250,13 @@ func newFakes() *fakes {
 		jira:  newFake("jira", sinks.KindTicket, "project", "priority", "labels"),
 		tix:   newFake("tix", sinks.KindTicket),
 		bell:  newFake("bell", sinks.KindAlert),
+		tip:   newFake("tip", sinks.KindIntel),
 	}
 	f.jira.required = []string{"project"}
 	f.byName = map[string]sinks.Sink{
 		"edl": blockSink{f.edl}, "nft": blockSink{f.nft}, "lapse": f.lapse,
 		"pagerduty": pageSink{f.pd}, "slack": f.slack,
-		"jira": ticketSink{f.jira}, "tix": f.tix, "bell": alertReconciler{f.bell},
+		"jira": ticketSink{f.jira}, "tix": f.tix, "bell": alertReconciler{f.bell}, "tip": f.tip,
 	}
 	return f
 }

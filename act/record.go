@@ -15,6 +15,7 @@ type Outcome string
 const (
 	OutcomeDone         Outcome = "done"              // the sink performed the action
 	OutcomeCommented    Outcome = "commented"         // a repeat within the window: a comment on the open ticket
+	OutcomeUpdated      Outcome = "updated"           // a repeat within the window: the threat-intel record updated
 	OutcomeRecovered    Outcome = "recovered"         // a crashed worker's action had happened; recorded, not repeated
 	OutcomeDuplicate    Outcome = "duplicate"         // this event was already handled (redelivery)
 	OutcomeSuppressed   Outcome = "suppressed_window" // the action already happened within the window

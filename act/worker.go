@@ -111,6 +111,8 @@ func (w *Worker) act(ctx context.Context, msg kafka.Message, ev *event.Scored, e
 }
 
 // perform runs one decision to an outcome. It returns an error only when ctx ends first.
+// The steps: guardrails that need no ledger, the duplicate check, the kill switch, the claim,
+// then what the claim's state calls for (claimed.go).
 func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Record, bool, error) {
 	pb, st := d.Playbook, d.Step
 	target := ev.Indicator.Value
@@ -128,17 +130,8 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 			return rec, false, nil
 		}
 	}
-
-	var seen bool
-	if err := w.retry(ctx, func() (err error) {
-		seen, err = w.ledger.Seen(ctx, pb.DryRun, pb.Name, st.Name, target, ev.EventID)
-		return err
-	}); err != nil {
-		return nil, false, err
-	}
-	if seen {
-		rec.Outcome, rec.Detail = OutcomeDuplicate, "event "+ev.EventID+" already handled"
-		return rec, false, nil
+	if dup, err := w.duplicate(ctx, rec, pb, st, ev); err != nil || dup {
+		return rec, false, err
 	}
 	// After the duplicate check, so that a redelivery while the switch is on is still a duplicate.
 	if on, err := w.killSwitch(ctx); err != nil {
@@ -147,122 +140,42 @@ func (w *Worker) perform(ctx context.Context, ev *event.Scored, d Decision) (*Re
 		rec.Outcome, rec.Detail = OutcomeKillSwitch, "kill switch on: nothing done"
 		return rec, false, nil
 	}
-
-	var (
+	type claimed struct {
 		res   ClaimResult
 		claim *Claim
-	)
-	if err := w.retry(ctx, func() (err error) {
-		res, claim, err = w.ledger.Claim(ctx, pb.DryRun, pb.Name, st.Name, target, pb.Window)
-		return err
-	}); err != nil {
+	}
+	c, err := retried(ctx, w, func() (claimed, error) {
+		res, claim, err := w.ledger.Claim(ctx, pb.DryRun, pb.Name, st.Name, target, pb.Window)
+		return claimed{res, claim}, err
+	})
+	if err != nil {
 		return nil, false, err
 	}
-	rec.Key = claim.Key
-	a := w.action(ev, pb, st, claim.Key)
-
-	switch res {
+	rec.Key = c.claim.Key
+	s := &step{w: w, rec: rec, pb: pb, st: st, ev: ev, claim: c.claim, a: w.action(ev, pb, st, c.claim.Key)}
+	switch c.res {
 	case AlreadyDone:
-		// This very event may have settled the claim while we waited on it (a duplicate handled
-		// concurrently with its original): then it is a duplicate, not a repeat sighting.
-		if err := w.retry(ctx, func() (err error) {
-			seen, err = w.ledger.Seen(ctx, pb.DryRun, pb.Name, st.Name, target, ev.EventID)
-			return err
-		}); err != nil {
-			return nil, false, err
-		}
-		if seen {
-			rec.Outcome, rec.Detail = OutcomeDuplicate, "event "+ev.EventID+" already handled"
-			return rec, false, nil
-		}
-		if st.Kind == sinks.KindTicket && claim.Ref != "" {
-			a.Prior = claim.Ref
-			return w.execute(ctx, rec, a, pb, st, claim, ev, OutcomeCommented)
-		}
-		rec.Outcome, rec.Ref = OutcomeSuppressed, claim.Ref
-		rec.Detail = fmt.Sprintf("already done at %s within the %s window", claim.At.Format(time.RFC3339), pb.Window)
-		if err := w.retry(ctx, func() error {
-			return w.ledger.MarkSeen(ctx, pb.DryRun, pb.Name, st.Name, target, ev.EventID, pb.Window)
-		}); err != nil {
-			return nil, false, err
-		}
-		return rec, false, nil
-
+		return s.alreadyDone(ctx)
 	case TakenOver:
-		// The previous owner crashed mid-action: ask the system before doing it again.
-		if f, ok := st.Sink.(sinks.Finder); ok && !pb.DryRun {
-			ref, found, err := f.Find(ctx, a)
-			if err == nil && !found {
-				// Search indexes lag behind creates (Jira's by seconds): an action begun just
-				// before the crash may not be findable yet. Ask again once it has had time.
-				if wait := claim.At.Add(findSettle).Sub(w.now()); wait > 0 {
-					if !sleepCtx(ctx, wait) {
-						return nil, false, ctx.Err()
-					}
-					ref, found, err = f.Find(ctx, a)
-				}
-			}
-			if err == nil && found {
-				rec.Outcome, rec.Ref, rec.Detail = OutcomeRecovered, ref, "a crashed worker's action had happened: "+ref
-				if err := w.retry(ctx, func() error {
-					return w.done(pb, st, target, claim, w.ledger.Done(ctx, pb.DryRun, pb.Name, st.Name, target, claim, ref, ev.EventID, pb.Window))
-				}); err != nil {
-					return nil, false, err
-				}
-				return rec, false, nil
-			}
-			if err != nil {
-				w.log.Warn("could not ask the sink whether a crashed worker's action happened; repeating it",
-					zap.String("sink", st.Sink.Name()), zap.Error(err))
-			}
-		}
-		if st.Kind == sinks.KindBlock {
-			// The crashed owner counted the offence; its escalation is lost, the cap is not.
-			a.Until = w.now().Add(w.blockDuration(st.Duration, 1))
-		}
-		return w.execute(ctx, rec, a, pb, st, claim, ev, OutcomeDone)
-
-	default: // Claimed
-		if st.Kind == sinks.KindBlock {
-			// Only a new block is alert-only while the cap is tripped: a repeat sighting of a
-			// target already blocked within the window is suppressed_window above.
-			var tripped bool
-			if err := w.retry(ctx, func() (err error) { tripped, err = w.ledger.Tripped(ctx, pb.DryRun); return err }); err != nil {
-				return nil, false, err
-			}
-			if tripped {
-				w.release(ctx, pb, st, target, claim)
-				rec.Outcome, rec.Detail = OutcomeRateCapped, "block rate cap tripped: alert-only"
-				return rec, false, nil
-			}
-			var (
-				count int64
-				over  bool
-			)
-			if err := w.retry(ctx, func() (err error) {
-				count, over, err = w.ledger.CountBlock(ctx, pb.DryRun, w.o.Guardrails.MaxBlocksPerMinute)
-				return err
-			}); err != nil {
-				return nil, false, err
-			}
-			if over {
-				w.trip(ctx, pb.DryRun, count)
-				w.release(ctx, pb, st, target, claim)
-				rec.Outcome, rec.Detail = OutcomeRateCapped, fmt.Sprintf("block %d this minute exceeds the cap of %d: alert-only", count, w.o.Guardrails.MaxBlocksPerMinute)
-				return rec, false, nil
-			}
-			var offence int64
-			if err := w.retry(ctx, func() (err error) {
-				offence, err = w.ledger.Offence(ctx, pb.DryRun, target, w.o.Guardrails.OffenceMemory)
-				return err
-			}); err != nil {
-				return nil, false, err
-			}
-			rec.Offence = offence
-			a.Until = w.now().Add(w.blockDuration(st.Duration, offence))
-		}
-		return w.execute(ctx, rec, a, pb, st, claim, ev, OutcomeDone)
+		return s.takenOver(ctx)
+	default:
+		return s.claimed(ctx)
 	}
+}
+
+// duplicate reports whether this event was already handled by the step (a redelivery), and
+// records the outcome if so.
+func (w *Worker) duplicate(ctx context.Context, rec *Record, pb *Playbook, st *Step, ev *event.Scored) (bool, error) {
+	seen, err := retried(ctx, w, func() (bool, error) {
+		return w.ledger.Seen(ctx, pb.DryRun, pb.Name, st.Name, ev.Indicator.Value, ev.EventID)
+	})
+	if err != nil {
+		return false, err
+	}
+	if seen {
+		rec.Outcome, rec.Detail = OutcomeDuplicate, "event "+ev.EventID+" already handled"
+	}
+	return seen, nil
 }
 
 // execute performs a (or records it, for dry-run playbooks) and settles the claim.
@@ -294,7 +207,7 @@ func (w *Worker) execute(ctx context.Context, rec *Record, a *sinks.Action, pb *
 				return rec, false, nil
 			}
 			rec.Outcome, rec.Error = OutcomeFailed, err.Error()
-			if success != OutcomeCommented {
+			if success != OutcomeCommented && success != OutcomeUpdated {
 				w.release(ctx, pb, st, a.Target, claim)
 			}
 			return rec, true, nil
@@ -302,7 +215,7 @@ func (w *Worker) execute(ctx context.Context, rec *Record, a *sinks.Action, pb *
 		rec.Outcome, rec.Ref, rec.Detail = success, res.Ref, res.Detail
 	}
 	ref := res.Ref
-	if success == OutcomeCommented && ref == "" {
+	if (success == OutcomeCommented || success == OutcomeUpdated) && ref == "" {
 		// The claim keeps pointing at the ticket; a sink that had to open a new one (the prior
 		// was deleted) returns its reference, and later repeats comment on that instead.
 		ref = claim.Ref
@@ -372,6 +285,8 @@ func describe(a *sinks.Action, st *Step, outcome Outcome) string {
 	switch {
 	case outcome == OutcomeCommented:
 		return fmt.Sprintf("comment on %s for %s via %s", a.Prior, a.Target, st.Sink.Name())
+	case outcome == OutcomeUpdated:
+		return fmt.Sprintf("update the record of %s via %s", a.Target, st.Sink.Name())
 	case st.Kind == sinks.KindBlock:
 		return fmt.Sprintf("block %s until %s via %s", a.Target, a.Until.UTC().Format(time.RFC3339), st.Sink.Name())
 	default:

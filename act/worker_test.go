@@ -1067,3 +1067,29 @@ func TestWorkerRecordFields(t *testing.T) {
 		t.Errorf("record: %+v", rec)
 	}
 }
+
+// TestIntelStepUpdatesOnEverySightingWithinTheWindow: a threat-intel record is written back on
+// the first sighting and updated on each later one within the window (a new score, a sighting),
+// where a block would be suppressed; a redelivered event is still a duplicate.
+func TestIntelStepUpdatesOnEverySightingWithinTheWindow(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, `
+playbooks:
+  - name: writeback
+    when: score >= 50
+    window: 1h
+    steps:
+      - {name: tip, action: intel, sink: tip}
+`)
+	intel := r.worker(sinks.KindIntel)
+	first := r.handle(intel, scored("e1", attacker, 70)).only(t)
+	second := r.handle(intel, scored("e2", attacker, 90)).only(t)
+	again := r.handle(intel, scored("e2", attacker, 90)).only(t)
+	if first.Outcome != OutcomeDone || second.Outcome != OutcomeUpdated || again.Outcome != OutcomeDuplicate {
+		t.Fatalf("outcomes %v, %v, %v: want done, updated, duplicate", first.Outcome, second.Outcome, again.Outcome)
+	}
+	calls := r.f.tip.doCalls()
+	if len(calls) != 2 || calls[0].Score != 70 || calls[1].Score != 90 || calls[1].Key != calls[0].Key {
+		t.Errorf("sink calls %+v: want the two sightings' scores under one key", calls)
+	}
+}
