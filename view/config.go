@@ -3,6 +3,7 @@ package view
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -107,4 +108,66 @@ func (c *Config) StoreOptions() StoreOptions {
 		ScanLimit: c.ScanLimit, HealthMaxAge: c.HealthMaxAge,
 		MaxIndicators: c.MaxIndicators, Gated: c.Gated,
 	}
+}
+
+// TAXIIPrefix is the prefix of the TAXII server's variables.
+const TAXIIPrefix = ConfigPrefix + "TAXII_"
+
+// TAXIIConfig is the TAXII 2.1 server's configuration (view/taxii, mounted by `threatpipe view`
+// under /taxii2/): the THREATPIPE_VIEW_TAXII_* variables. It is a struct of its own so that the
+// server's credentials files are only read, and only validated, where the server runs.
+type TAXIIConfig struct {
+	Enabled    bool   `env:"ENABLED" envDefault:"false" desc:"Serve the view's indicators as a read-only TAXII 2.1 server (STIX 2.1 indicators, sightings and notes; collections all, critical, high, medium, low) under /taxii2/ on THREATPIPE_HTTP_ADDR."`
+	UsersFile  string `env:"USERS_FILE" desc:"HTTP basic users of the TAXII server, one <name>:sha256:<hex sha256 of the password>[:<collection aliases>] a line (a mounted Kubernetes Secret). Read at startup."`
+	TokensFile string `env:"TOKENS_FILE" desc:"Bearer tokens of the TAXII server, one <name>:<hex sha256 of the token>[:<collection aliases>] a line (a mounted Kubernetes Secret). Read at startup."`
+	// AllowAnonymousLoopback is for a single host's demo or a sidecar: requests from anywhere
+	// else still need credentials.
+	AllowAnonymousLoopback bool `env:"ALLOW_ANONYMOUS_LOOPBACK" envDefault:"false" desc:"Let requests without credentials from loopback addresses (127.0.0.0/8, ::1) read every collection; others still get 401. Logged as a warning at startup."`
+}
+
+// LoadTAXIIConfig parses and validates the THREATPIPE_VIEW_TAXII_* variables of environ; every
+// error names its variable.
+func LoadTAXIIConfig(environ []string) (*TAXIIConfig, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var c TAXIIConfig
+	if err := config.Parse(&c, TAXIIPrefix, vars); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// TAXIIVars lists the TAXII server's variables, for --help and docs/configuration.md.
+func TAXIIVars() []config.Var { return config.VarsOf(TAXIIPrefix, reflect.TypeOf(TAXIIConfig{})) }
+
+// Validate checks that an enabled server has a way in and that its files are readable regular
+// files; their content is checked by the server as it loads them.
+func (c *TAXIIConfig) Validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	var errs []error
+	for _, f := range [][2]string{{"USERS_FILE", c.UsersFile}, {"TOKENS_FILE", c.TokensFile}} {
+		name, path := f[0], f[1]
+		if path == "" {
+			continue
+		}
+		if fi, err := os.Stat(path); err != nil {
+			errs = append(errs, fmt.Errorf("%s%s: %w", TAXIIPrefix, name, err))
+		} else if !fi.Mode().IsRegular() && fi.Mode()&os.ModeSymlink == 0 {
+			errs = append(errs, fmt.Errorf("%s%s: %s is not a file", TAXIIPrefix, name, path))
+		}
+	}
+	if c.UsersFile == "" && c.TokensFile == "" && !c.AllowAnonymousLoopback {
+		errs = append(errs, fmt.Errorf("%sUSERS_FILE: the TAXII server is enabled without users, tokens (%sTOKENS_FILE) or anonymous loopback access (%sALLOW_ANONYMOUS_LOOPBACK): nobody could read it",
+			TAXIIPrefix, TAXIIPrefix, TAXIIPrefix))
+	}
+	return errors.Join(errs...)
 }

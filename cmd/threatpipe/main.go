@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"sim":       {"serve the provider simulator (Criminal IP API shapes) for demos, tests and benchmarks", runSim},
 		"view":      {"serve the prioritised indicator view: ranked list, indicator pages, health, JSON API", runView},
 		"top":       {"print the top indicators of the view (optionally refreshing) in the terminal", runTop},
+		"export":    {"write the view's indicators as a STIX 2.1 bundle or CSV (what the TAXII server publishes)", runExport},
 		"ingest":    {"poll threat-intel platforms (TAXII 2.1, MISP, ThreatQ) and publish their IP indicators for enrichment", runIngest},
 	}
 }

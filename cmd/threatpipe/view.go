@@ -70,6 +70,9 @@ View settings:
 		return err
 	}
 	ui.Register(srv.Mux())
+	if err := mountTAXII(env, store, srv.Mux(), log); err != nil {
+		return err
+	}
 
 	type input struct {
 		name, topic, group string

@@ -61,7 +61,7 @@ func NewAuth(usersFile, tokensFile string, anonymousLoopback bool) (*Auth, error
 	if usersFile != "" {
 		creds, err := loadCredentials(usersFile, true)
 		if err != nil {
-			return nil, err
+			return nil, &FileError{Users: true, Err: err}
 		}
 		for _, c := range creds {
 			a.users[c.name] = c
@@ -70,12 +70,22 @@ func NewAuth(usersFile, tokensFile string, anonymousLoopback bool) (*Auth, error
 	if tokensFile != "" {
 		creds, err := loadCredentials(tokensFile, false)
 		if err != nil {
-			return nil, err
+			return nil, &FileError{Err: err}
 		}
 		a.tokens = creds
 	}
 	return a, nil
 }
+
+// FileError is a users file's (Users) or tokens file's error, so the caller can name the
+// setting that points at it.
+type FileError struct {
+	Users bool
+	Err   error
+}
+
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
 
 // Empty says whether no credential is configured.
 func (a *Auth) Empty() bool { return len(a.users) == 0 && len(a.tokens) == 0 }
@@ -83,12 +93,16 @@ func (a *Auth) Empty() bool { return len(a.users) == 0 && len(a.tokens) == 0 }
 func loadCredentials(path string, users bool) ([]credential, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("taxii credentials: %w", err)
+		return nil, fmt.Errorf("read: %w", err)
 	}
 	if len(raw) > maxCredentialsFile {
-		return nil, fmt.Errorf("taxii credentials: %s is larger than %d bytes", path, maxCredentialsFile)
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxCredentialsFile)
 	}
-	return ParseCredentials(raw, users)
+	creds, err := ParseCredentials(raw, users)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return creds, nil
 }
 
 // ParseCredentials parses a users file (users true) or a tokens file. Errors name the line, never
@@ -114,7 +128,7 @@ func ParseCredentials(raw []byte, users bool) ([]credential, error) {
 		out = append(out, c)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("taxii credentials: %w", err)
+		return nil, fmt.Errorf("scan: %w", err)
 	}
 	return out, nil
 }

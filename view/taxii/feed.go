@@ -179,3 +179,31 @@ func (f *Feed) read(ctx context.Context, col Collection, q *Query, entries []vie
 	}
 	return out, nil
 }
+
+// Each calls fn with every published indicator stored after since (zero: all), in date-added
+// order, for exports.
+func (f *Feed) Each(ctx context.Context, since time.Time, fn func(*view.Indicator) error) error {
+	q := Query{AddedAfter: since}
+	pos := q.start()
+	for {
+		entries, err := f.Store.FeedAfter(ctx, pos, scanChunk)
+		if err != nil {
+			return err
+		}
+		inds, err := f.read(ctx, Collection{Alias: "all"}, &q, entries)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			pos = e.Pos()
+			if ind := inds[e.IP]; ind != nil && Published(&ind.Row) {
+				if err := fn(ind); err != nil {
+					return err
+				}
+			}
+		}
+		if len(entries) < scanChunk {
+			return nil
+		}
+	}
+}

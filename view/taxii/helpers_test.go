@@ -46,7 +46,7 @@ func scoredEvent(ip string, score int, at time.Time, id string) *event.Scored {
 		SchemaVersion: event.SchemaVersion, EventID: id, ObservedAt: at, ProcessedAt: at,
 		Source: "test-sensor", InputFormat: event.FormatNative, Indicator: ind,
 		Score: score, Severity: event.SeverityOf(score), Confidence: 70, ValidatedBy: []string{"criminalip"},
-		Tags: []string{"scanner"},
+		Tags:    []string{"scanner"},
 		Reasons: []event.Reason{{Source: "criminalip", Detail: fmt.Sprintf("inbound score %d", score), Points: score}},
 		Providers: map[string]*event.ProviderOutcome{"criminalip": {Status: event.StatusOK,
 			Result: &event.Intel{Verdict: "malicious", Score: score}}},
