@@ -22,6 +22,7 @@ type Config struct {
 	Interval  time.Duration `env:"INTERVAL" envDefault:"1m" desc:"Wait between polls once a platform has no more changes (a platform with more is polled again at once)."`
 	PageSize  int           `env:"PAGE_SIZE" envDefault:"500" desc:"Indicators asked for per poll; a page is published and acknowledged before its cursor is stored, so a restart repeats at most one page."`
 	AuthRetry time.Duration `env:"AUTH_RETRY" envDefault:"5m" desc:"Wait before polling again a platform that refused the credentials (logged at error level each time)."`
+	Republish time.Duration `env:"REPUBLISH_AFTER" envDefault:"24h" desc:"An address a platform changes again within this long after it was published is skipped (counted as recent): writing the verdict back (an intel playbook step) changes the record, which would otherwise be enriched and written back again in a loop. 0 publishes every change."`
 }
 
 // LoadConfig parses the THREATPIPE_INGEST_* variables of environ (os.Environ form) and validates
@@ -69,6 +70,9 @@ func (c *Config) Validate(known []string) error {
 	}
 	if c.PageSize < 1 || c.PageSize > 10000 {
 		add("PAGE_SIZE", "%d is not 1-10000", c.PageSize)
+	}
+	if c.Republish < 0 {
+		add("REPUBLISH_AFTER", "%s is negative", c.Republish)
 	}
 	if c.AuthRetry < time.Second {
 		add("AUTH_RETRY", "%s is less than 1s", c.AuthRetry)

@@ -4,7 +4,8 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Skip reasons of threatpipe_ingest_indicators_skipped_total.
 const (
-	SkipNotIP = "not_ip"
+	SkipNotIP  = "not_ip"
+	SkipRecent = "recent" // published within THREATPIPE_INGEST_REPUBLISH_AFTER (recent.go)
 )
 
 // Error stages of threatpipe_ingest_errors_total.
@@ -14,6 +15,7 @@ const (
 	StageEncode  = "encode"
 	StagePublish = "publish"
 	StageCursor  = "cursor"
+	StageRecent  = "recent"
 )
 
 // Metrics are the ingest role's Prometheus metrics, labelled by source.

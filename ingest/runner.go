@@ -41,6 +41,9 @@ type Options struct {
 	// NewBackOff makes the wait schedule for transient errors (default
 	// pipeline.DependencyBackOff).
 	NewBackOff func() backoff.BackOff
+	// Recent, when set, leaves out addresses the source published within its window (the
+	// write-back loop; recent.go).
+	Recent *Recent
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -168,12 +171,25 @@ func (l *loop) step(ctx context.Context, cursor string) (string, time.Duration) 
 	// cursor stored within DrainTimeout; a restart then neither repeats nor skips it.
 	fctx, cancel := withGrace(ctx, l.opts.DrainTimeout)
 	defer cancel()
+	msgs, recent, err := l.opts.Recent.Filter(fctx, l.name, msgs)
+	if err != nil {
+		l.metrics.Errors.WithLabelValues(l.name, StageRecent).Inc()
+		l.log.Warn("cannot read the recently published addresses: polling again from the same cursor", zap.Error(err))
+		return cursor, l.bo.NextBackOff()
+	}
+	l.metrics.Skipped.WithLabelValues(l.name, SkipRecent).Add(float64(recent))
 	if err := l.publish(fctx, msgs); err != nil {
 		l.metrics.Errors.WithLabelValues(l.name, StagePublish).Inc()
 		l.log.Warn("publishing the page failed: polling again from the same cursor", zap.Error(err), zap.Int("events", len(msgs)))
 		return cursor, l.bo.NextBackOff()
 	}
 	l.metrics.Published.WithLabelValues(l.name).Add(float64(len(msgs)))
+	if err := l.opts.Recent.Mark(fctx, l.name, msgs); err != nil {
+		// Published but not remembered: the next change of these records is published again,
+		// once, which the enricher's cache makes cheap.
+		l.metrics.Errors.WithLabelValues(l.name, StageRecent).Inc()
+		l.log.Warn("cannot remember the published addresses", zap.Error(err))
+	}
 	if page.Next != cursor {
 		if err := l.storeCursor(fctx, page.Next); err != nil {
 			// The page is acknowledged but its cursor is not stored: polling from the old cursor

@@ -196,3 +196,37 @@ func TestShutdownFinishesThePageInFlight(t *testing.T) {
 		t.Fatalf("%d events, %d ids after the restart: want 20 once each", len(evs), len(ids))
 	}
 }
+
+// TestRecentAddressesAreNotRepublished: a record changed again within the republish window (as
+// a write-back of its verdict changes it) is skipped and counted, so the enrich, act and
+// write-back loop does not turn for ever; a failed publish remembers nothing.
+func TestRecentAddressesAreNotRepublished(t *testing.T) {
+	r := newRig(t)
+	// The same four addresses, each changed twice: records 0-3, then 10-13 ("changed later").
+	first := ips(0, 4)
+	again := ips(0, 4)
+	for i := range again {
+		again[i].Ref = fmt.Sprintf("rec-%d", 10+i)
+		again[i].Modified = again[i].Modified.Add(time.Hour)
+	}
+	src := &scripted{inds: append(first, again...)}
+	r.pub.failOn = map[int]bool{0: true}
+	recent := ingest.NewRecent(r.rdb, pipelinetest.Name(t, "tp"), time.Hour)
+	stop := start(t, r.runner(t, src, ingest.Options{PageSize: 4, Recent: recent}))
+	pipelinetest.WaitFor(t, 20*time.Second, "the cursor at 8", func() bool { return r.cursor(t) == "8" })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	evs := r.published(t)
+	if len(evs) != 4 {
+		t.Fatalf("%d events published, want the 4 addresses once (the first publish failed and is retried)", len(evs))
+	}
+	for _, ev := range evs {
+		if ref := fmt.Sprint(ev["context"].(map[string]any)["tip"].(map[string]any)["ref"]); len(ref) != len("rec-0") {
+			t.Errorf("published %v: want the first change of each address", ref)
+		}
+	}
+	if got := testutil.ToFloat64(r.metrics.Skipped.WithLabelValues("scripted", ingest.SkipRecent)); got != 4 {
+		t.Errorf("skipped as recent = %v, want 4", got)
+	}
+}

@@ -14,5 +14,7 @@ var update = flag.Bool("update", false, "rewrite the generated view table in doc
 // TestDocsInSync fails when docs/configuration.md's view table drifts from Config;
 // `go test ./view -run TestDocsInSync -update` regenerates it.
 func TestDocsInSync(t *testing.T) {
-	pipelinetest.GeneratedSection(t, filepath.Join("..", "docs", "configuration.md"), "view table", "\n"+config.MarkdownTableOf(Vars()), *update)
+	doc := filepath.Join("..", "docs", "configuration.md")
+	pipelinetest.GeneratedSection(t, doc, "view table", "\n"+config.MarkdownTableOf(Vars()), *update)
+	pipelinetest.GeneratedSection(t, doc, "taxii table", "\n"+config.MarkdownTableOf(TAXIIVars()), *update)
 }

@@ -7,6 +7,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/threatpipe/threatpipe/enrich/providers"
+	"github.com/threatpipe/threatpipe/ingest"
+	ingestall "github.com/threatpipe/threatpipe/ingest/all"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/all"
@@ -36,18 +38,16 @@ func runConfig(_ context.Context, env *environment, args []string) error {
 		if _, err := view.LoadConfig(env.environ); err != nil {
 			return err
 		}
+		if _, err := view.LoadTAXIIConfig(env.environ); err != nil {
+			return err
+		}
+		if err := checkIngestConfig(env.environ); err != nil {
+			return err
+		}
 		fmt.Fprintln(env.stdout, "configuration is valid")
 		return nil
 	}
-	vars := config.Vars()
-	for _, r := range providers.All() {
-		vars = append(vars, r.Vars()...)
-	}
-	for _, r := range all.Registrations() {
-		vars = append(vars, r.Vars()...)
-	}
-	vars = append(vars, view.Vars()...)
-	for _, v := range vars {
+	for _, v := range allVars() {
 		def := v.Default
 		if def == "" {
 			def = "(unset)"
@@ -65,5 +65,40 @@ func checkSinkConfig(environ []string) error {
 		regs[i] = regs[i].ResolveOnly()
 	}
 	_, err := sinks.Load(regs, environ, sinks.Deps{})
+	return err
+}
+
+// allVars is every variable `threatpipe config` lists: the pipeline's, each provider's, each
+// sink's, the view's (TAXII server included) and the ingest role's with each platform's.
+func allVars() []config.Var {
+	vars := config.Vars()
+	for _, r := range providers.All() {
+		vars = append(vars, r.Vars()...)
+	}
+	for _, r := range all.Registrations() {
+		vars = append(vars, r.Vars()...)
+	}
+	vars = append(vars, view.Vars()...)
+	vars = append(vars, view.TAXIIVars()...)
+	vars = append(vars, ingest.Vars()...)
+	for _, r := range ingestall.Registrations() {
+		vars = append(vars, r.Vars()...)
+	}
+	return vars
+}
+
+// checkIngestConfig validates the ingest role's variables and those of each platform it names,
+// when THREATPIPE_INGEST_SOURCES is set (other roles do not need it). Building a source contacts
+// nothing.
+func checkIngestConfig(environ []string) error {
+	if lookupEnv(environ, ingest.ConfigPrefix+"SOURCES", "") == "" {
+		return nil
+	}
+	regs := ingestall.Registrations()
+	icfg, err := ingest.LoadConfig(environ, ingest.Names(regs))
+	if err != nil {
+		return err
+	}
+	_, err = ingest.Build(regs, icfg, environ, providerHTTPClient())
 	return err
 }

@@ -72,7 +72,7 @@ Ingest settings:
 	writer := clients.Writer(nil) // synchronous: WriteMessages returns once every in-sync replica has the page
 	runner := ingest.NewRunner(sources, writer, ingest.NewCursors(rdb, cfg.Redis.KeyPrefix), metrics, log, ingest.Options{
 		Topic: k.InputTopic, PageSize: icfg.PageSize, Interval: icfg.Interval, AuthRetry: icfg.AuthRetry,
-		DrainTimeout: cfg.Pipeline.ShutdownTimeout,
+		DrainTimeout: cfg.Pipeline.ShutdownTimeout, Recent: ingest.NewRecent(rdb, cfg.Redis.KeyPrefix, icfg.Republish),
 	})
 	log.Info("ingest starting", zap.Strings("sources", icfg.Sources), zap.Strings("brokers", k.Brokers),
 		zap.String("input", k.InputTopic), zap.String("http", srv.Addr()), zap.Duration("interval", icfg.Interval),

@@ -77,7 +77,7 @@ func routeLibraryLogs(env *environment, args []string) (undo func()) {
 	case "top":
 		redisx.NewLogger(zap.NewNop(), time.Minute).Install()
 		return func() {}
-	case "enrich", "act", "view":
+	case "enrich", "act", "view", "ingest":
 	default:
 		return func() {}
 	}
