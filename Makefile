@@ -32,8 +32,11 @@ test: services-up services-secure-up services-topologies-up kube-up ## every tes
 	@scripts/install-nft.sh
 	@scripts/install-chromium.sh
 	@rm -rf $(ARTIFACTS) && mkdir -p $(ARTIFACTS)
+	@# The real STIX/TAXII clients from PyPI (taxii2-client, stix2-validator, stix2), in a cached venv.
+	stix_python="$$(scripts/stix-venv.sh)" && \
 	eval "$$($(SERVICES) env-secure --test)" && eval "$$($(SERVICES) env-cluster)" && eval "$$($(SERVICES) env-sentinel)" && \
 		eval "$$($(KUBE) env)" && \
+		THREATPIPE_TEST_STIX_PYTHON="$$stix_python" THREATPIPE_TEST_REQUIRE_STIX=1 \
 		$(TEST_ENV) $(GO) test -race -shuffle=on -count=1 -timeout 12m -skip '^TestE2EChaos$$' ./...
 	@# The chaos suite's bounded cases alone: its load and outages are timed, so not beside other packages.
 	$(TEST_ENV) $(GO) test -count=1 -timeout 10m -run '^TestE2EChaos$$' ./cmd/threatpipe

@@ -19,7 +19,17 @@ PINS=(
   "stix2-validator==3.3.2"
 )
 
-command -v python3 >/dev/null || die "python3 is not installed"
+apt_install() {
+  local sudo_cmd=()
+  [[ "$(id -u)" -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq >&2
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+if ! command -v python3 >/dev/null; then
+  log "python3 missing: installing it and python3-venv from Debian"
+  apt_install python3 python3-venv
+fi
 pyver="$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
 hash="$(printf '%s\n' "$pyver" "${PINS[@]}" | sha256sum | cut -c1-12)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/threatpipe"
@@ -34,10 +44,7 @@ fi
 # Debian's python3 lacks ensurepip (and so venv) without python3-venv.
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   log "python3-venv missing: installing it from Debian"
-  sudo_cmd=()
-  [[ "$(id -u)" -eq 0 ]] || sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq >&2
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+  apt_install python3-venv
 fi
 
 mkdir -p "$cache"

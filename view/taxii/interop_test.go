@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/pipelinetest"
 )
 
 // TestRealClients reads the server with the reference Python clients: taxii2-client pages
@@ -56,8 +60,12 @@ func TestRealClients(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
 		t.Fatalf("summary: %v: %s", err, stdout.String())
 	}
-	t.Logf("summary: validated %d objects, %d errors, %d warnings, %d parse errors; %s",
-		sum.Validated, len(sum.Errors), len(sum.Warnings), len(sum.ParseErrors), stdout.String())
+	report := fmt.Sprintf("TAXII 2.1 server read by taxii2-client, every object checked by stix2-validator (strict) and parsed by stix2: validated %d objects, %d errors, %d warnings, %d parse errors, %d repeats; %s",
+		sum.Validated, len(sum.Errors), len(sum.Warnings), len(sum.ParseErrors), sum.Repeats, strings.TrimSpace(stdout.String()))
+	t.Log(report)
+	if err := os.WriteFile(filepath.Join(pipelinetest.ArtifactDir(t), "taxii-interop.txt"), []byte(report+"\n"), 0o644); err != nil {
+		t.Error(err)
+	}
 	if len(sum.Errors)+len(sum.Warnings)+len(sum.ParseErrors) > 0 || sum.Repeats > 0 {
 		t.Fatalf("errors %v\nwarnings %v\nparse errors %v\nrepeats %d", sum.Errors, sum.Warnings, sum.ParseErrors, sum.Repeats)
 	}
