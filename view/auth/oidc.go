@@ -129,6 +129,11 @@ func (a *Authenticator) serveCallback(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusForbidden, "no access", fmt.Sprintf("You are signed in as %s, but you are in none of the groups allowed to use this console. Ask an administrator to add you to a viewer, analyst or admin group.", p.Name))
 		return
 	}
+	// A sign-in always gets a fresh session id; a session this browser still had ends, so no
+	// id set before the sign-in (a planted cookie) outlives it.
+	if oldID, old, err := a.cookieSession(r); err == nil && old != nil {
+		_ = a.sessions.delete(r.Context(), oldID)
+	}
 	now := a.now()
 	id, err := a.sessions.create(r.Context(), &session{Principal: p, Created: now, Seen: now, IDToken: rawIDToken})
 	if err != nil {

@@ -77,6 +77,15 @@ func TestReturnToAndOptional(t *testing.T) {
 		t.Fatalf("landed on %s", resp.Request.URL)
 	}
 	mustContain(t, page, "who=Carol Viewer role=viewer")
+	// Signing in again replaces the session instead of adding one.
+	before := w.sessionKeys()
+	resp, err = w.op.SignIn(context.Background(), c, w.url+LoginPath, "carol", "pw-carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page = readBody(t, resp); resp.StatusCode != http.StatusOK || w.sessionKeys() != before {
+		t.Fatalf("second sign-in: %d sessions %d→%d %s", resp.StatusCode, before, w.sessionKeys(), page)
+	}
 	// An open redirect is not followed: next must be a local path.
 	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example"} {
 		if got := safeNext(next); got != "/" {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -129,7 +128,7 @@ func (p *Provider) handler() (http.Handler, error) {
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
 		SupportedScopes:          []string{"openid", "profile", "email", "groups"},
-	}, p.st, op.StaticIssuer(p.Issuer), op.WithAllowInsecure(), op.WithLogger(slog.New(slog.DiscardHandler)))
+	}, p.st, op.StaticIssuer(p.Issuer), op.WithAllowInsecure())
 	if err != nil {
 		return nil, fmt.Errorf("creating the OpenID provider: %w", err)
 	}
