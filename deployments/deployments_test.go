@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/threatpipe/threatpipe/enrich/providers"
+	"github.com/threatpipe/threatpipe/ingest"
+	ingestall "github.com/threatpipe/threatpipe/ingest/all"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/view"
 )
@@ -26,8 +28,9 @@ const (
 	kubeDir  = "kubernetes"
 )
 
-// knownVars is the set of THREATPIPE_* variables of the enricher and the view: pipeline/config's,
-// every enrichment provider's and the view's (`threatpipe config` lists them all, with the sinks').
+// knownVars is the set of THREATPIPE_* variables of the enricher, the view and ingest:
+// pipeline/config's, every enrichment provider's, the view's (its TAXII server's included) and
+// the ingest role's with each platform's (`threatpipe config` lists them all, with the sinks').
 func knownVars() map[string]config.Var {
 	m := make(map[string]config.Var)
 	vars := config.Vars()
@@ -35,6 +38,11 @@ func knownVars() map[string]config.Var {
 		vars = append(vars, r.Vars()...)
 	}
 	vars = append(vars, view.Vars()...)
+	vars = append(vars, view.TAXIIVars()...)
+	vars = append(vars, ingest.Vars()...)
+	for _, r := range ingestall.Registrations() {
+		vars = append(vars, r.Vars()...)
+	}
 	for _, v := range vars {
 		m[v.Name] = v
 	}

@@ -85,19 +85,26 @@ func TestChartValuesSchema(t *testing.T) {
 	}
 	t.Run("typos and wrong types fail", func(t *testing.T) {
 		for name, doc := range map[string]string{
-			"misspelt role key":      "enricher: {replicaCont: 2}",
-			"misspelt top key":       "provider: {}",
-			"misspelt provider key":  "providers: {criminalip: {dailyQuota: 100}}",
-			"unknown provider":       "providers: {shodan: {enabled: true}}",
-			"quota as text":          "providers: {criminalip: {quota: lots}}",
-			"bad SASL mechanism":     "kafka: {sasl: {mechanism: scram}}",
-			"bad Redis topology":     "redis: {topology: replicated}",
-			"env not THREATPIPE_":    "config: {LOG_LEVEL: debug}",
-			"env value not a string": "enricher: {env: {THREATPIPE_PIPELINE_WORKERS: 8}}",
-			"latest tag":             "image: {tag: latest}",
-			"bad act kind":           "act: {kinds: [block, page]}",
-			"misspelt KEDA key":      "autoscaling: {keda: {enricher: {maxReplica: 3}}}",
-			"misspelt sink key":      "sinks: {slack: {webhookURL: x}}",
+			"misspelt role key":       "enricher: {replicaCont: 2}",
+			"misspelt top key":        "provider: {}",
+			"misspelt provider key":   "providers: {criminalip: {dailyQuota: 100}}",
+			"unknown provider":        "providers: {shodan: {enabled: true}}",
+			"quota as text":           "providers: {criminalip: {quota: lots}}",
+			"bad SASL mechanism":      "kafka: {sasl: {mechanism: scram}}",
+			"bad Redis topology":      "redis: {topology: replicated}",
+			"env not THREATPIPE_":     "config: {LOG_LEVEL: debug}",
+			"env value not a string":  "enricher: {env: {THREATPIPE_PIPELINE_WORKERS: 8}}",
+			"latest tag":              "image: {tag: latest}",
+			"bad act kind":            "act: {kinds: [block, page]}",
+			"misspelt KEDA key":       "autoscaling: {keda: {enricher: {maxReplica: 3}}}",
+			"misspelt sink key":       "sinks: {slack: {webhookURL: x}}",
+			"misspelt intel sink key": "sinks: {misp: {eventID: 3}}",
+			"ingest replicas":         "ingest: {replicaCount: 2}",
+			"ingest PDB":              "ingest: {pdb: {maxUnavailable: 1}}",
+			"unknown ingest source":   "ingest: {sources: [otx]}",
+			"ingest plain http":       "ingest: {misp: {url: \"http://misp.example.com\"}}",
+			"bad TAXII auth":          "ingest: {taxii: {auth: oauth}}",
+			"TAXII tokens as list":    "view: {taxii: {tokens: [a]}}",
 		} {
 			if err := s.Validate(yamlToInstance(t, []byte(doc))); err == nil {
 				t.Errorf("%s: the schema accepts %q", name, doc)
@@ -322,6 +329,13 @@ func checkRenderedDeployment(t *testing.T, r *rendered, dep *appsv1.Deployment) 
 		if _, err := view.LoadConfig(environ(w.loadEnv)); err != nil {
 			t.Errorf("view.LoadConfig: %v", err)
 		}
+		checkTAXIIServer(t, w.loadEnv, r.name == "full-values.yaml")
+	case "ingest":
+		sources := checkIngestConfig(t, r.name, w.loadEnv)
+		if r.name == "full-values.yaml" && !sameStrings(sources, []string{"taxii", "misp", "threatq"}) {
+			t.Errorf("full-values.yaml: ingest polls %v, want every platform", sources)
+		}
+		checkSingleton(t, dep)
 	default:
 		t.Errorf("container %s is not a role", role)
 	}
@@ -359,7 +373,13 @@ func checkRenderedDeployment(t *testing.T, r *rendered, dep *appsv1.Deployment) 
 			}
 		}
 		for _, gvk := range []string{"v1/Service", "policy/v1/PodDisruptionBudget", "networking.k8s.io/v1/NetworkPolicy"} {
-			if !found[gvk] {
+			switch {
+			case gvk == "policy/v1/PodDisruptionBudget" && role == "ingest":
+				// One replica: a budget would either block node drains or allow nothing.
+				if found[gvk] {
+					t.Errorf("a %s selects the single ingest pod", gvk)
+				}
+			case !found[gvk]:
 				t.Errorf("no %s selects the pods", gvk)
 			}
 		}
@@ -379,13 +399,22 @@ func TestChartRejectsBadValues(t *testing.T) {
 		set  []string
 		want string
 	}{
-		"typo":                       {[]string{"enricher.replicaCont=2"}, "replicaCont"},
-		"grace below the shutdown":   {[]string{"shutdownTimeout=1m"}, "terminationGracePeriodSeconds"},
-		"sentinel without master":    {[]string{"redis.topology=sentinel"}, "masterName"},
-		"SASL without a password":    {[]string{"kafka.sasl.mechanism=plain", "kafka.sasl.username=u"}, "kafka.sasl.password"},
-		"KEDA past the partitions":   {[]string{"autoscaling.keda.enabled=true", "autoscaling.keda.enricher.maxReplicas=12"}, "partitions"},
-		"Redis auth without a value": {[]string{"redis.auth=true"}, "redis.password"},
-		"sink without its secret":    {[]string{"sinks.slack.enabled=true"}, "sinks.slack.webhookUrl"},
+		"typo":                        {[]string{"enricher.replicaCont=2"}, "replicaCont"},
+		"grace below the shutdown":    {[]string{"shutdownTimeout=1m"}, "terminationGracePeriodSeconds"},
+		"sentinel without master":     {[]string{"redis.topology=sentinel"}, "masterName"},
+		"SASL without a password":     {[]string{"kafka.sasl.mechanism=plain", "kafka.sasl.username=u"}, "kafka.sasl.password"},
+		"KEDA past the partitions":    {[]string{"autoscaling.keda.enabled=true", "autoscaling.keda.enricher.maxReplicas=12"}, "partitions"},
+		"Redis auth without a value":  {[]string{"redis.auth=true"}, "redis.password"},
+		"sink without its secret":     {[]string{"sinks.slack.enabled=true"}, "sinks.slack.webhookUrl"},
+		"intel sink without its URL":  {[]string{"sinks.misp.enabled=true", "sinks.misp.key=k"}, "sinks.misp.url"},
+		"intel sink without a key":    {[]string{"sinks.misp.enabled=true", "sinks.misp.url=https://misp.example.com"}, "sinks.misp.key"},
+		"ThreatQ password grant":      {[]string{"sinks.threatq.enabled=true", "sinks.threatq.url=https://tq.example.com", "sinks.threatq.clientId=c", "sinks.threatq.username=u"}, "sinks.threatq.password"},
+		"ingest without sources":      {[]string{"ingest.enabled=true"}, "ingest.sources"},
+		"ingest source without URL":   {[]string{"ingest.enabled=true", "ingest.sources={misp}", "ingest.misp.key=k"}, "ingest.misp.url"},
+		"ingest unknown source":       {[]string{"ingest.enabled=true", "ingest.sources={otx}"}, "sources"},
+		"ingest replica count":        {[]string{"ingest.replicaCount=2"}, "replicaCount"},
+		"TAXII server without access": {[]string{"view.taxii.enabled=true", "view.taxii.tokens.enabled=false"}, "view.taxii"},
+		"TAXII tokens without lines":  {[]string{"view.taxii.enabled=true"}, "view.taxii.tokens.lines"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var args []string
@@ -406,7 +435,11 @@ func TestChartSecretKeysInExample(t *testing.T) {
 	helm := helmBin(t)
 	full := chartPath + "/ci/full-values.yaml"
 	sec := &corev1.Secret{Data: map[string][]byte{}}
-	for _, set := range []string{"sinks.servicenow.enabled=true", "sinks.servicenow.username=,sinks.servicenow.token=oauth-token"} {
+	for _, set := range []string{"sinks.servicenow.enabled=true", "sinks.servicenow.username=,sinks.servicenow.token=oauth-token",
+		// The other grant or authentication of ThreatQ (sink and ingest) and TAXII ingest.
+		"sinks.threatq.username=,sinks.threatq.clientSecret=tq-secret",
+		"ingest.threatq.username=reader@example.com,ingest.threatq.password=tq-password",
+		"ingest.taxii.auth=basic,ingest.taxii.username=reader,ingest.taxii.password=taxii-password"} {
 		r := renderChart(t, helm, "full-values.yaml", "-f", full, "--set", set)
 		s, _ := one[*corev1.Secret](t, r.ks, "v1/Secret", "")
 		for k, v := range s.Data {

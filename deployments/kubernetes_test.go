@@ -284,6 +284,7 @@ type workload struct {
 	env       map[string]string // ConfigMap data + the container's literal env, _FILE paths as written
 	loadEnv   map[string]string // env as the process sees it: secret files replaced by temp files
 	cfg       *config.Config    // loadEnv loaded by config.Load
+	singleton bool              // one replica by design, no PodDisruptionBudget (ingest)
 }
 
 // loadEnricher loads the enricher: its Deployment, Service and PodDisruptionBudget in base/.
@@ -307,7 +308,9 @@ func loadWorkload(t *testing.T, ks *kubeSet, depFile, svcFile, pdbFile string) *
 	e.secret, _ = one[*corev1.Secret](t, ks, "v1/Secret", "secret.example.yaml")
 	e.dep, _ = one[*appsv1.Deployment](t, ks, "apps/v1/Deployment", depFile)
 	e.svc, _ = one[*corev1.Service](t, ks, "v1/Service", svcFile)
-	e.pdb, _ = one[*policyv1.PodDisruptionBudget](t, ks, "policy/v1/PodDisruptionBudget", pdbFile)
+	if pdbFile != "" { // "": a singleton without a PodDisruptionBudget (ingest)
+		e.pdb, _ = one[*policyv1.PodDisruptionBudget](t, ks, "policy/v1/PodDisruptionBudget", pdbFile)
+	}
 	cs := e.dep.Spec.Template.Spec.Containers
 	if len(cs) != 1 {
 		t.Fatalf("%s: want one container, got %d", depFile, len(cs))
@@ -352,9 +355,15 @@ func standInSecret(name string) string {
 		return "0123456789abcdef0123456789abcdef"
 	case "THREATPIPE_SINK_WEBHOOK_SECRET_FILE":
 		return "dummy-signing-key-of-at-least-32-characters"
+	case "THREATPIPE_VIEW_TAXII_TOKENS_FILE":
+		return "dummy:" + dummySecretSHA256
+	case "THREATPIPE_VIEW_TAXII_USERS_FILE":
+		return "dummy:sha256:" + dummySecretSHA256
 	}
 	return "dummy-secret"
 }
+
+const dummySecretSHA256 = "44f12bbf7c48258dd964dafe1d310d952596e640813ec4b4698bfeeac8d8f28d" // printf %s dummy-secret | sha256sum
 
 // configMapNamed returns the ConfigMap manifest named name, failing when there is none.
 func configMapNamed(t *testing.T, ks *kubeSet, name string) *corev1.ConfigMap {
@@ -744,6 +753,12 @@ func checkDeploymentCommon(t *testing.T, e *workload, file string) {
 		}
 	})
 	t.Run("replicas", func(t *testing.T) {
+		if e.singleton {
+			if e.dep.Spec.Replicas == nil || *e.dep.Spec.Replicas != 1 {
+				t.Errorf("replicas %v: want exactly 1 (a singleton)", deref(e.dep.Spec.Replicas))
+			}
+			return
+		}
 		if e.dep.Spec.Replicas == nil || *e.dep.Spec.Replicas < 2 {
 			t.Errorf("replicas %v: want at least 2 so a rollout or node loss keeps consuming", deref(e.dep.Spec.Replicas))
 		}
@@ -899,9 +914,19 @@ func isSecretFileVar(name string) bool {
 		return false
 	}
 	vars := knownActVars()
+	if _, ok := vars[name]; ok && credentialFileVars[name] {
+		return true
+	}
 	v, okBase := vars[base]
 	_, okFile := vars[name]
 	return okBase && okFile && v.Secret
+}
+
+// credentialFileVars are the _FILE variables that name a file of credentials with no variable
+// holding them as a value (the TAXII server's tokens and users): they too come from the Secret.
+var credentialFileVars = map[string]bool{
+	"THREATPIPE_VIEW_TAXII_TOKENS_FILE": true,
+	"THREATPIPE_VIEW_TAXII_USERS_FILE":  true,
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -1065,6 +1090,15 @@ func checkServiceAndPDB(t *testing.T, e *workload) {
 		}
 	})
 	t.Run("pdb", func(t *testing.T) {
+		if e.singleton {
+			if e.pdb != nil {
+				t.Errorf("a singleton has PodDisruptionBudget %s: with one replica it blocks drains or allows nothing", e.pdb.Name)
+			}
+			return
+		}
+		if e.pdb == nil {
+			t.Fatal("no PodDisruptionBudget")
+		}
 		if e.pdb.Spec.MaxUnavailable == nil || e.pdb.Spec.MaxUnavailable.IntValue() != 1 {
 			t.Errorf("maxUnavailable %v, want 1", e.pdb.Spec.MaxUnavailable)
 		}

@@ -139,25 +139,30 @@ func generateKustomize(t *testing.T, helm string) map[string]string {
 	slices.Sort(base)
 	files["base/kustomization.yaml"] = kustomization(
 		"# The enricher, the playbook workers (act) and the view, with their ConfigMaps, Services,\n"+
-			"# PodDisruptionBudgets and NetworkPolicies. Namespace-agnostic: kubectl apply -n NS -k .\n"+
+			"# PodDisruptionBudgets and NetworkPolicies (the ingest role is overlays/ingest).\n"+
+			"# Namespace-agnostic: kubectl apply -n NS -k .\n"+
 			"# The Secret threatpipe-secrets is not here: create it first (../secret.example.yaml).\n",
 		base, "")
 
-	overlay := func(dir, comment, group string, patches string, set ...string) {
+	// overlay renders with set and adds to the base the objects sel selects.
+	overlay := func(dir, comment string, sel func(renderedDoc) bool, what string, patches string, set ...string) {
 		res := []string{"../../base"}
 		var own []string
 		for _, d := range render(set...) {
-			if !strings.HasPrefix(d.apiVersion, group+"/") {
+			if !sel(d) {
 				continue
 			}
 			files[dir+"/"+d.fileName()] = generatedHeader + d.text
 			own = append(own, d.fileName())
 		}
 		if len(own) == 0 {
-			t.Fatalf("%s: the chart rendered no %s object with %v", dir, group, set)
+			t.Fatalf("%s: the chart rendered no %s object with %v", dir, what, set)
 		}
 		slices.Sort(own)
 		files[dir+"/kustomization.yaml"] = kustomization(comment, append(res, own...), patches)
+	}
+	group := func(g string) func(renderedDoc) bool {
+		return func(d renderedDoc) bool { return strings.HasPrefix(d.apiVersion, g+"/") }
 	}
 	var patches strings.Builder
 	patches.WriteString("patches:\n  # The ScaledObjects own the replica counts; a fixed spec.replicas would reset them on every apply.\n")
@@ -167,11 +172,19 @@ func generateKustomize(t *testing.T, helm string) map[string]string {
 	overlay("overlays/keda",
 		"# The base plus KEDA autoscaling of the enricher and the playbook workers on consumer lag.\n"+
 			"# Needs the KEDA operator and its CRDs: kubectl apply -n NS -k deployments/kubernetes/overlays/keda\n",
-		"keda.sh", patches.String(), "autoscaling.keda.enabled=true")
+		group("keda.sh"), "keda.sh", patches.String(), "autoscaling.keda.enabled=true")
 	overlay("overlays/monitoring",
 		"# The base plus a Prometheus Operator ServiceMonitor and PrometheusRule (the rules of\n"+
 			"# deployments/prometheus/alerts.yaml). Needs the operator's CRDs.\n",
-		"monitoring.coreos.com", "", "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true")
+		group("monitoring.coreos.com"), "monitoring.coreos.com", "", "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true")
+	// The ingest role's own objects (Deployment, Service, ConfigMap, NetworkPolicy; no PDB for its
+	// single replica), rendered with the base's values and ingest.enabled.
+	overlay("overlays/ingest",
+		"# The base plus the threat-intel platform poller (threatpipe ingest, docs/tip.md): one replica,\n"+
+			"# strategy Recreate. Polls the MISP of kustomize-values.yaml (patch its URL in\n"+
+			"# ingest-config-configmap.yaml) with the Secret key ingest-misp-key.\n"+
+			"#   kubectl apply -n NS -k deployments/kubernetes/overlays/ingest\n",
+		func(d renderedDoc) bool { return strings.HasPrefix(d.name, releaseName+"-ingest") }, "ingest", "", "ingest.enabled=true")
 	return files
 }
 

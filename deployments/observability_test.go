@@ -23,6 +23,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/enrich"
+	"github.com/threatpipe/threatpipe/ingest"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 	"github.com/threatpipe/threatpipe/sinks"
@@ -111,12 +112,12 @@ func (m obsMetrics) closest(name string) string {
 }
 
 // loadObsMetrics builds the registries the roles build (cmd/threatpipe: the enricher registers
-// the pipeline and enrichment metrics, act the pipeline and act metrics), touches every vector
+// the pipeline and enrichment metrics, act the pipeline and act metrics, ingest its own), touches every vector
 // so it has a series, and gathers.
 func loadObsMetrics(t *testing.T) obsMetrics {
 	t.Helper()
 	reg := telemetry.NewRegistry()
-	for _, set := range []any{telemetry.NewPipelineMetrics(reg), enrich.NewMetrics(reg), act.NewMetrics(reg)} {
+	for _, set := range []any{telemetry.NewPipelineMetrics(reg), enrich.NewMetrics(reg), act.NewMetrics(reg), ingest.NewMetrics(reg)} {
 		if err := touchVectors(set); err != nil {
 			t.Fatal(err)
 		}
@@ -197,6 +198,8 @@ func obsLabelValues() map[string][]string {
 		"threatpipe_provider_calls_total/outcome": append(obsStrings(kinds), "ok", "breaker_open"),
 		"threatpipe_cache_requests_total/result":  {"hit", "miss", "error"},
 		"threatpipe_lookups_saved_total/reason":   {"cache_hit", "singleflight", "gated"},
+		"threatpipe_ingest_errors_total/stage": {ingest.StagePoll, ingest.StageAuth, ingest.StageEncode,
+			ingest.StagePublish, ingest.StageCursor, ingest.StageRecent},
 	}
 }
 
@@ -1047,6 +1050,12 @@ var obsUnwatched = map[string]string{
 	"threatpipe_quota_remaining":            "the dashboard shows used and limit",
 	"threatpipe_quota_warnings_total":       "ThreatpipeProviderQuotaNearlySpent watches the same threshold",
 	"threatpipe_partition_in_flight_events": "the dashboard shows in-flight events per replica; commit lag per partition",
+	// The ingest role: ThreatpipeIngestAuthFailing and ThreatpipeIngestCursorBehind watch its
+	// errors and its lag; the counts below describe traffic, not a fault.
+	"threatpipe_ingest_polls_total":              "traffic: polls that answered; failures are threatpipe_ingest_errors_total",
+	"threatpipe_ingest_indicators_polled_total":  "traffic: records returned by the platforms",
+	"threatpipe_ingest_events_published_total":   "traffic: the enricher's consumed events count them again",
+	"threatpipe_ingest_indicators_skipped_total": "not_ip and recent skips are expected (docs/tip.md)",
 }
 
 // TestObservabilityCoversMetrics fails when a new threatpipe metric is neither graphed nor

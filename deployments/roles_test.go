@@ -153,9 +153,9 @@ func checkEnricherProviders(t *testing.T, where string, env map[string]string, w
 
 // TestKubernetesNetworkPolicies: every Deployment has a NetworkPolicy selecting its pods that lets
 // in its http port and lets out DNS, the brokers' and Redis' ports (and HTTPS for the roles that
-// call providers or sinks), and nothing selects another role's pods.
+// call providers, sinks or threat-intel platforms), and nothing selects another role's pods.
 func TestKubernetesNetworkPolicies(t *testing.T) {
-	roles := map[string]*workload{"enricher": loadEnricher(t), "act": loadAct(t).workload, "view": loadView(t)}
+	roles := map[string]*workload{"enricher": loadEnricher(t), "act": loadAct(t).workload, "view": loadView(t), "ingest": loadIngest(t)}
 	for role, w := range roles {
 		t.Run(role, func(t *testing.T) {
 			var pols []*networkingv1.NetworkPolicy
@@ -290,7 +290,7 @@ func TestKubernetesMonitoring(t *testing.T) {
 	if err != nil || sel.Empty() {
 		t.Fatalf("ServiceMonitor selector %v: %v", sm.Spec.Selector, err)
 	}
-	for _, w := range []*workload{loadEnricher(t), loadAct(t).workload, loadView(t)} {
+	for _, w := range []*workload{loadEnricher(t), loadAct(t).workload, loadView(t), loadIngest(t)} {
 		if !sel.Matches(labels.Set(w.svc.Labels)) {
 			t.Errorf("the ServiceMonitor does not select Service %s (labels %v)", w.svc.Name, w.svc.Labels)
 		}

@@ -57,7 +57,7 @@ fails the render; a provider without a key is left out (NOTES.txt warns).
 {{- define "threatpipe.secretItems" -}}
 {{- $v := .Values -}}
 {{- $ext := ne $v.secrets.existingSecret "" -}}
-{{- $all := list "enricher" "act" "view" -}}
+{{- $all := list "enricher" "act" "view" "ingest" -}}
 {{- $items := list -}}
 {{- if ne $v.kafka.sasl.mechanism "none" -}}
 {{- $items = append $items (dict "key" "kafka-sasl-password" "env" "THREATPIPE_KAFKA_SASL_PASSWORD_FILE" "roles" $all "value" $v.kafka.sasl.password "what" "kafka.sasl.password") -}}
@@ -107,6 +107,44 @@ fails the render; a provider without a key is left out (NOTES.txt warns).
 {{- if $s.thehive.enabled -}}
 {{- $items = append $items (dict "key" "sink-thehive-api-key" "env" "THREATPIPE_SINK_THEHIVE_API_KEY_FILE" "roles" (list "act") "value" $s.thehive.apiKey "what" "sinks.thehive.apiKey") -}}
 {{- end -}}
+{{- if $s.threatq.enabled -}}
+{{- if $s.threatq.username -}}
+{{- $items = append $items (dict "key" "sink-threatq-password" "env" "THREATPIPE_SINK_THREATQ_PASSWORD_FILE" "roles" (list "act") "value" $s.threatq.password "what" "sinks.threatq.password") -}}
+{{- else -}}
+{{- $items = append $items (dict "key" "sink-threatq-client-secret" "env" "THREATPIPE_SINK_THREATQ_CLIENT_SECRET_FILE" "roles" (list "act") "value" $s.threatq.clientSecret "what" "sinks.threatq.clientSecret") -}}
+{{- end -}}
+{{- end -}}
+{{- if $s.misp.enabled -}}
+{{- $items = append $items (dict "key" "sink-misp-key" "env" "THREATPIPE_SINK_MISP_KEY_FILE" "roles" (list "act") "value" $s.misp.key "what" "sinks.misp.key") -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.view.enabled $v.view.taxii.enabled -}}
+{{- if $v.view.taxii.tokens.enabled -}}
+{{- $items = append $items (dict "key" "view-taxii-tokens" "env" "THREATPIPE_VIEW_TAXII_TOKENS_FILE" "roles" (list "view") "value" $v.view.taxii.tokens.lines "what" "view.taxii.tokens.lines") -}}
+{{- end -}}
+{{- if $v.view.taxii.users.enabled -}}
+{{- $items = append $items (dict "key" "view-taxii-users" "env" "THREATPIPE_VIEW_TAXII_USERS_FILE" "roles" (list "view") "value" $v.view.taxii.users.lines "what" "view.taxii.users.lines") -}}
+{{- end -}}
+{{- end -}}
+{{- $in := $v.ingest -}}
+{{- if $in.enabled -}}
+{{- if has "taxii" $in.sources -}}
+{{- if eq $in.taxii.auth "basic" -}}
+{{- $items = append $items (dict "key" "ingest-taxii-password" "env" "THREATPIPE_INGEST_TAXII_PASSWORD_FILE" "roles" (list "ingest") "value" $in.taxii.password "what" "ingest.taxii.password") -}}
+{{- else if eq $in.taxii.auth "token" -}}
+{{- $items = append $items (dict "key" "ingest-taxii-token" "env" "THREATPIPE_INGEST_TAXII_TOKEN_FILE" "roles" (list "ingest") "value" $in.taxii.token "what" "ingest.taxii.token") -}}
+{{- end -}}
+{{- end -}}
+{{- if has "misp" $in.sources -}}
+{{- $items = append $items (dict "key" "ingest-misp-key" "env" "THREATPIPE_INGEST_MISP_KEY_FILE" "roles" (list "ingest") "value" $in.misp.key "what" "ingest.misp.key") -}}
+{{- end -}}
+{{- if has "threatq" $in.sources -}}
+{{- if $in.threatq.username -}}
+{{- $items = append $items (dict "key" "ingest-threatq-password" "env" "THREATPIPE_INGEST_THREATQ_PASSWORD_FILE" "roles" (list "ingest") "value" $in.threatq.password "what" "ingest.threatq.password") -}}
+{{- else -}}
+{{- $items = append $items (dict "key" "ingest-threatq-client-secret" "env" "THREATPIPE_INGEST_THREATQ_CLIENT_SECRET_FILE" "roles" (list "ingest") "value" $in.threatq.clientSecret "what" "ingest.threatq.clientSecret") -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if not $ext -}}
 {{- range $items -}}
@@ -132,7 +170,7 @@ fails the render; a provider without a key is left out (NOTES.txt warns).
 {{/* Validation that does not fit the schema. */}}
 {{- define "threatpipe.validate" -}}
 {{- $v := .Values -}}
-{{- range $role := list "enricher" "act" "view" -}}
+{{- range $role := list "enricher" "act" "view" "ingest" -}}
 {{- $r := index $v $role -}}
 {{- $need := add (include "threatpipe.durationSeconds" $v.shutdownTimeout | int) 5 -}}
 {{- if le (int $r.terminationGracePeriodSeconds) $need -}}
@@ -154,8 +192,15 @@ fails the render; a provider without a key is left out (NOTES.txt warns).
 {{- if gt (int $v.autoscaling.keda.enricher.maxReplicas) (int $v.kafka.topics.partitions) -}}
 {{- fail "autoscaling.keda.enricher.maxReplicas exceeds kafka.topics.partitions: the extra replicas would sit idle" -}}
 {{- end -}}
-{{- if and $v.act.enabled (not (or $v.sinks.edl.enabled $v.sinks.kafka.enabled $v.sinks.webhook.enabled $v.sinks.slack.enabled $v.sinks.pagerduty.enabled $v.sinks.jira.enabled $v.sinks.servicenow.enabled $v.sinks.thehive.enabled)) -}}
+{{- if and $v.act.enabled (not (or $v.sinks.edl.enabled $v.sinks.kafka.enabled $v.sinks.webhook.enabled $v.sinks.slack.enabled $v.sinks.pagerduty.enabled $v.sinks.jira.enabled $v.sinks.servicenow.enabled $v.sinks.thehive.enabled $v.sinks.threatq.enabled $v.sinks.misp.enabled)) -}}
 {{- fail "act is enabled but no sink is: its playbooks could do nothing" -}}
+{{- end -}}
+{{- $t := $v.view.taxii -}}
+{{- if and $v.view.enabled $t.enabled (not (or $t.tokens.enabled $t.users.enabled $t.allowAnonymousLoopback)) -}}
+{{- fail "view.taxii is enabled without tokens, users or allowAnonymousLoopback: nobody could read it" -}}
+{{- end -}}
+{{- if and $v.ingest.enabled (not $v.ingest.sources) -}}
+{{- fail "ingest is enabled but ingest.sources is empty: name the platforms to poll (taxii, misp, threatq)" -}}
 {{- end -}}
 {{- end -}}
 

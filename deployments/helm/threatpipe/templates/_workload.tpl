@@ -1,6 +1,7 @@
 {{/*
 A role's Deployment, Service and PodDisruptionBudget. Call with
-(dict "ctx" $ "role" "enricher" "args" "enrich").
+(dict "ctx" $ "role" "enricher" "args" "enrich"). The ingest role is a singleton: one replica,
+strategy Recreate, no PodDisruptionBudget.
 */}}
 {{- define "threatpipe.workload" -}}
 {{- $ := .ctx -}}
@@ -12,6 +13,7 @@ A role's Deployment, Service and PodDisruptionBudget. Call with
 {{- $secrets := (include "threatpipe.roleSecretItems" (dict "ctx" $ "role" $role) | fromYaml).items -}}
 {{- $keda := and $v.autoscaling.keda.enabled (has $role (list "enricher" "act")) -}}
 {{- $sel := include "threatpipe.selectorLabels" (dict "ctx" $ "component" $role) -}}
+{{- $singleton := eq $role "ingest" -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -19,13 +21,22 @@ metadata:
   labels:
     {{- include "threatpipe.labels" (dict "ctx" $ "component" $role) | nindent 4 }}
 spec:
-  {{- if not $keda }}
+  {{- if $singleton }}
+  # One replica, always: the platforms' cursors are per platform, and a second replica would poll
+  # and publish the same pages.
+  replicas: 1
+  {{- else if not $keda }}
   replicas: {{ $r.replicaCount }}
   {{- end }}
   revisionHistoryLimit: 5
   selector:
     matchLabels:
       {{- $sel | nindent 6 }}
+  {{- if $singleton }}
+  strategy:
+    # The old pod finishes its page and stops before the new one starts polling: never two pollers.
+    type: Recreate
+  {{- else }}
   strategy:
     type: RollingUpdate
     rollingUpdate:
@@ -33,6 +44,7 @@ spec:
       # not start never replaces a running one.
       maxSurge: 1
       maxUnavailable: 0
+  {{- end }}
   template:
     metadata:
       labels:
@@ -237,6 +249,7 @@ spec:
       port: {{ $v.httpPort }}
       targetPort: http
       protocol: TCP
+{{- if not $singleton }}
 ---
 # Voluntary disruptions (drains, upgrades) take one pod at a time. maxUnavailable, not
 # minAvailable, keeps drains possible when KEDA has scaled down to one replica.
@@ -251,4 +264,5 @@ spec:
   selector:
     matchLabels:
       {{- $sel | nindent 6 }}
+{{- end }}
 {{- end -}}
