@@ -94,7 +94,8 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	if signs != nil {
 		log.Info("signing scored events and changes (THREATPIPE_SIGNING_KEY)", zap.String("kid", signs.KeyID()))
 	}
-	handler := pipeline.NewEnrichHandler(opts, enr.proc, gate.New(own, allow), metrics,
+	gates, refreshAllowlist := sharedGate(cfg, gate.New(own, allow), rdb, log)
+	handler := pipeline.NewEnrichHandler(opts, enr.proc, gates, metrics,
 		pipeline.WithInputLimits(cfg.Pipeline.MaxNestingDepth, cfg.Pipeline.MaxContextBytes),
 		pipeline.WithInputFormats(event.Format(k.InputFormat), formats.Formats()...),
 		pipeline.WithScoredDetail(scoredDetail(cfg)))
@@ -121,6 +122,9 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	})
 	for _, loop := range enr.loops {
 		g.Go(func() error { return loop(afterCtx) })
+	}
+	if refreshAllowlist != nil {
+		g.Go(func() error { return refreshAllowlist(afterCtx) })
 	}
 	g.Go(func() error {
 		defer stopAfter()

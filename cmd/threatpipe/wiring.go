@@ -20,8 +20,10 @@ import (
 	"github.com/threatpipe/threatpipe/enrich/providers/lists"
 	"github.com/threatpipe/threatpipe/enrich/rules"
 	"github.com/threatpipe/threatpipe/pipeline"
+	"github.com/threatpipe/threatpipe/pipeline/allowlist"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
 	"github.com/threatpipe/threatpipe/pipeline/health"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
 	"github.com/threatpipe/threatpipe/pipeline/sign"
@@ -235,3 +237,16 @@ func (r *revisionWriter) PublishRevisions(ctx context.Context, evs []*event.Scor
 type opsNotifier struct{ pub *kafkax.JSONPublisher }
 
 func (o opsNotifier) Notify(e enrich.OpsEvent) { o.pub.Publish(e.Provider, e) }
+
+// sharedGate adds the shared allowlist (the view's false positives, pipeline/allowlist) to the
+// static gate, with the loop that reloads it every THREATPIPE_GATE_SHARED_ALLOWLIST_REFRESH; the
+// loop is nil, and the gate static, when the refresh is 0.
+func sharedGate(cfg *config.Config, static *gate.Gate, rdb redis.UniversalClient, log *zap.Logger) (*gate.Gate, func(context.Context) error) {
+	every := cfg.Gate.SharedAllowlistRefresh
+	if every <= 0 {
+		return static, nil
+	}
+	shared := gate.NewShared()
+	r := allowlist.NewRefresher(allowlist.New(rdb, cfg.Redis.KeyPrefix, nil), shared, every, log.With(zap.String("loop", "shared_allowlist")))
+	return static.WithShared(shared), r.Run
+}

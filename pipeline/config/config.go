@@ -130,6 +130,9 @@ type Pipeline struct {
 type Gate struct {
 	OwnCIDRs       []string `env:"OWN_CIDRS" desc:"Comma-separated CIDRs of your own networks: never looked up, never blocked."`
 	AllowlistCIDRs []string `env:"ALLOWLIST_CIDRS" desc:"Comma-separated CIDRs or addresses that need no lookup (partners, scanners you run, CDNs)."`
+	// SharedAllowlistRefresh bounds how long a false positive marked in the view is still looked
+	// up by a replica (pipeline/allowlist).
+	SharedAllowlistRefresh time.Duration `env:"SHARED_ALLOWLIST_REFRESH" envDefault:"2s" desc:"How often each enricher reloads the shared allowlist in Redis (the view's false positives and allowlist entries; gated with reason allowlist, never looked up). 0 disables it: only THREATPIPE_GATE_ALLOWLIST_CIDRS gate."`
 }
 
 // Enrich configures the enrichment rules (which sources, in what order, field mapping, scoring
@@ -384,6 +387,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Gate.Allowlist(); err != nil {
 		add("GATE_ALLOWLIST_CIDRS", "%v", err)
+	}
+	if r := c.Gate.SharedAllowlistRefresh; r < 0 || (r > 0 && r < 100*time.Millisecond) || r > time.Hour {
+		add("GATE_SHARED_ALLOWLIST_REFRESH", "%s must be 0 (disabled) or between 100ms and 1h", r)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		add("HTTP_ADDR", "%q is not host:port", c.HTTPAddr)

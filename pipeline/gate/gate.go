@@ -68,6 +68,8 @@ type Verdict struct {
 // Gate is an immutable CIDR table; it is safe for concurrent use.
 type Gate struct {
 	table *bart.Table[Verdict]
+	// shared, when set, is consulted after table (shared.go).
+	shared *Shared
 }
 
 // New builds a gate from the built-in special ranges plus the operator's own ranges and
@@ -103,7 +105,15 @@ func (g *Gate) Match(addr netip.Addr) (Verdict, bool) {
 // IPv4 address it names.
 func (g *Gate) Check(addr netip.Addr) (Verdict, bool) {
 	addr = addr.Unmap()
-	if v, ok := g.Match(addr); ok || !addr.Is6() {
+	if v, ok := g.checkStatic(addr); ok || g.shared == nil {
+		return v, ok
+	}
+	return g.shared.lookup(addr)
+}
+
+// checkStatic is Check against the ranges the gate was built with.
+func (g *Gate) checkStatic(addr netip.Addr) (Verdict, bool) {
+	if v, ok := g.table.Lookup(addr); ok || !addr.Is6() {
 		return v, ok
 	}
 	var buf [3]Embedding
