@@ -18,6 +18,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/view/auth"
 )
 
 //go:embed templates/*.html
@@ -27,7 +28,8 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // ContentSecurityPolicy is sent with every response of the view: only the view's own script,
-// stylesheet and API; inline SVG needs no exception.
+// stylesheet and API; inline SVG needs no exception. With sign-in configured, form-action also
+// allows the provider's origin (contentSecurityPolicy).
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
@@ -36,6 +38,12 @@ type UIOptions struct {
 	// Refresh is how often the ranked page refreshes its table (THREATPIPE_VIEW_REFRESH).
 	Refresh time.Duration
 	Log     *zap.Logger
+	// Auth guards every page and API route (at least the viewer role) and serves /auth/*;
+	// nil: no sign-in configured, so anonymous read from loopback clients only.
+	Auth *auth.Authenticator
+	// SignInIssuer is the OpenID provider's issuer URL when sign-in is configured: pages then
+	// offer a sign-in link, and the logout form may be redirected to the provider.
+	SignInIssuer string
 }
 
 // UI is the view's HTTP interface. It serves server-rendered pages and a JSON API on THREATPIPE_HTTP_ADDR, next to
@@ -43,6 +51,9 @@ type UIOptions struct {
 // excepted), X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and a
 // Content-Security-Policy that allows scripts, styles, images and fetches from the view itself
 // only (no inline script or style).
+//
+// Every page and API route needs at least the viewer role (UIOptions.Auth): pages redirect to
+// the sign-in, the API answers 401 JSON, a signed-in user in no mapped group gets 403.
 //
 // Pages:
 //
@@ -83,6 +94,8 @@ type UI struct {
 	opts  UIOptions
 	log   *zap.Logger
 	pages map[string]*template.Template
+	auth  *auth.Authenticator
+	csp   string
 }
 
 // NewUI parses the templates and returns the HTTP interface over store.
@@ -90,7 +103,14 @@ func NewUI(store *Store, o UIOptions) (*UI, error) {
 	if o.Refresh <= 0 {
 		o.Refresh = 5 * time.Second
 	}
-	u := &UI{store: store, opts: o, log: orNop(o.Log), pages: map[string]*template.Template{}}
+	u := &UI{store: store, opts: o, log: orNop(o.Log), pages: map[string]*template.Template{}, auth: o.Auth, csp: contentSecurityPolicy(o.SignInIssuer)}
+	if u.auth == nil {
+		a, err := defaultAuth()
+		if err != nil {
+			return nil, err
+		}
+		u.auth = a
+	}
 	layout, err := template.New("layout.html").Funcs(u.funcs()).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("view: templates: %w", err)
@@ -105,18 +125,20 @@ func NewUI(store *Store, o UIOptions) (*UI, error) {
 	return u, nil
 }
 
-// Register adds the view's routes to mux (the telemetry server's, in threatpipe view).
+// Register adds the view's routes and the sign-in routes (/auth/*) to mux (the telemetry
+// server's, in threatpipe view). /static/ stays public: the files are the same for everyone.
 func (u *UI) Register(mux *http.ServeMux) {
-	mux.Handle("GET /{$}", secure(http.HandlerFunc(u.serveIndex)))
-	mux.Handle("GET /indicators/{ip}", secure(http.HandlerFunc(u.serveIndicator)))
-	mux.Handle("GET /health", secure(http.HandlerFunc(u.serveHealth)))
-	mux.Handle("GET /api/v1/indicators", secure(http.HandlerFunc(u.apiIndicators)))
-	mux.Handle("GET /api/v1/indicators/{ip}", secure(http.HandlerFunc(u.apiIndicator)))
-	mux.Handle("GET /api/v1/stats", secure(http.HandlerFunc(u.apiStats)))
-	mux.Handle("GET /api/v1/health", secure(http.HandlerFunc(u.apiHealth)))
+	u.auth.Register(mux)
+	mux.Handle("GET /{$}", u.guard(u.serveIndex))
+	mux.Handle("GET /indicators/{ip}", u.guard(u.serveIndicator))
+	mux.Handle("GET /health", u.guard(u.serveHealth))
+	mux.Handle("GET /api/v1/indicators", u.guard(u.apiIndicators))
+	mux.Handle("GET /api/v1/indicators/{ip}", u.guard(u.apiIndicator))
+	mux.Handle("GET /api/v1/stats", u.guard(u.apiStats))
+	mux.Handle("GET /api/v1/health", u.guard(u.apiHealth))
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/static/", http.FileServerFS(static))
-	mux.Handle("GET /static/", secureStatic(files))
+	mux.Handle("GET /static/", u.secureStatic(files))
 }
 
 // Handler returns a mux serving only the view (for tests and embedding).
@@ -126,34 +148,12 @@ func (u *UI) Handler() http.Handler {
 	return mux
 }
 
-func setSecurityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", ContentSecurityPolicy)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-}
-
-func secure(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		setSecurityHeaders(w.Header())
-		w.Header().Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
-	})
-}
-
-func secureStatic(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		setSecurityHeaders(w.Header())
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		next.ServeHTTP(w, r)
-	})
-}
-
 // --- pages ---
 
-func (u *UI) render(w http.ResponseWriter, status int, page string, data any) {
+// render writes page with data inside the layout, which also shows who is signed in.
+func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
 	var buf bytes.Buffer
-	if err := u.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
+	if err := u.pages[page].ExecuteTemplate(&buf, "layout", u.layout(r, data)); err != nil {
 		u.log.Error("view: rendering a page failed", zap.String("page", page), zap.Error(err))
 		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
 		return
@@ -174,7 +174,7 @@ func (u *UI) failPage(w http.ResponseWriter, r *http.Request, err error) {
 	if title == "" {
 		title = "Error"
 	}
-	u.render(w, status, "error", errorPage{Title: title, Message: body.Error, Status: status})
+	u.render(w, r, status, "error", errorPage{Title: title, Message: body.Error, Status: status})
 }
 
 // indexPage is the data of the ranked list.
@@ -274,7 +274,7 @@ func (u *UI) serveIndex(w http.ResponseWriter, r *http.Request) {
 	for _, m := range st.Minutes {
 		d.EventsLastHr += m.Events
 	}
-	u.render(w, http.StatusOK, "index", d)
+	u.render(w, r, http.StatusOK, "index", d)
 }
 
 func pageURL(f Filter) string {
@@ -381,7 +381,7 @@ func (u *UI) serveIndicator(w http.ResponseWriter, r *http.Request) {
 		scores[len(scores)-1-i] = float64(h.Score) // oldest first
 	}
 	d.Sparkline = Sparkline(scores, 240, 40, 100)
-	u.render(w, http.StatusOK, "indicator", d)
+	u.render(w, r, http.StatusOK, "indicator", d)
 }
 
 func (u *UI) serveHealth(w http.ResponseWriter, r *http.Request) {
@@ -390,7 +390,7 @@ func (u *UI) serveHealth(w http.ResponseWriter, r *http.Request) {
 		u.failPage(w, r, err)
 		return
 	}
-	u.render(w, http.StatusOK, "health", rep)
+	u.render(w, r, http.StatusOK, "health", rep)
 }
 
 // --- template helpers ---
