@@ -139,6 +139,9 @@ func decodeChange(raw []byte) (*event.Change, error) {
 	case c.Event != nil && c.Event.EventID == "":
 		return nil, errors.New("its event has no event_id")
 	}
+	if err := checkAction(&c); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -156,7 +159,12 @@ func noteOf(c *event.Change) *ChangeNote {
 	return &ChangeNote{ID: ChangeID(c), Direction: c.Direction, Cause: c.Cause, From: rating(c.Old), To: rating(c.New)}
 }
 
-func rating(r event.Rating) string { return fmt.Sprintf("%s %d", r.Severity, r.Score) }
+func rating(r event.Rating) string {
+	if r.Severity == "" { // an analyst's change: the view does not claim to know the verdict before
+		return "unknown"
+	}
+	return fmt.Sprintf("%s %d", r.Severity, r.Score)
+}
 
 // escalate runs every action kind's playbooks on the escalated event, with escalated,
 // previous_severity and previous_score set, through the workers' ledger and guardrails. The
@@ -187,6 +195,7 @@ func (h *ChangeHandler) logHandled(c *event.Change, handling string) {
 func (h *ChangeHandler) message(r *Record, c *event.Change, note *ChangeNote) kafka.Message {
 	r.SchemaVersion, r.At, r.Worker, r.Change = RecordSchemaVersion, h.base.now().UTC(), h.o.Name, note
 	r.EventID, r.Score, r.Severity = c.EventID, c.New.Score, c.New.Severity
+	r.Actor, r.ActorRole = c.Actor, c.ActorRole
 	raw, _ := json.Marshal(r)
 	return kafka.Message{Topic: h.o.ResultsTopic, Key: []byte(r.Target), Value: raw}
 }

@@ -62,9 +62,12 @@ func (h *ChangeHandler) deescalateClaimed(ctx context.Context, msg kafka.Message
 	if err := h.base.retry(ctx, func() (err error) { blocks, err = h.ledger.TargetBlocks(ctx, target); return err }); err != nil {
 		return nil, err
 	}
-	tickets, err := h.openTickets(ctx, target)
-	if err != nil {
-		return nil, err
+	var tickets []openTicket
+	if !blocksOnly(c) {
+		var err error
+		if tickets, err = h.openTickets(ctx, target); err != nil {
+			return nil, err
+		}
 	}
 	// After the duplicate check, as for scored events. Nothing is lifted: the blocks lapse.
 	if on, err := h.base.killSwitch(ctx); err != nil {
@@ -95,9 +98,10 @@ func (h *ChangeHandler) deescalateClaimed(ctx context.Context, msg kafka.Message
 	return outs, nil
 }
 
-// liftAll lifts blocks, resolves the target's pages and ends its block and alert windows.
+// liftAll lifts blocks, resolves the target's pages and ends its block and alert windows; an
+// analyst's unblock lifts the blocks only.
 func (h *ChangeHandler) liftAll(ctx context.Context, c *event.Change, note *ChangeNote, blocks []ActiveBlock) ([]kafka.Message, error) {
-	why := fmt.Sprintf("the verdict changed from %s to %s", note.From, note.To)
+	why := changeWhy(c, note)
 	var outs []kafka.Message
 	for _, b := range blocks {
 		rec, err := h.liftNow(ctx, b, why)
@@ -107,6 +111,9 @@ func (h *ChangeHandler) liftAll(ctx context.Context, c *event.Change, note *Chan
 		if rec != nil {
 			outs = append(outs, h.lifted(rec, c, note))
 		}
+	}
+	if blocksOnly(c) {
+		return outs, nil
 	}
 	target := c.Indicator.Value
 	var pages []Pending
@@ -222,6 +229,9 @@ func (h *ChangeHandler) comment(ctx context.Context, msg kafka.Message, c *event
 		return []kafka.Message{h.message(rec, c, note)}, nil
 	}
 	summary := VerdictSummary(c)
+	if c.Cause == event.CauseAnalyst {
+		summary = changeWhy(c, note) + "; " + summary
+	}
 	res, err := t.st.Sink.Do(ctx, h.commentAction(c, t, summary))
 	if err != nil {
 		if ctx.Err() != nil {

@@ -60,7 +60,15 @@ type Record struct {
 	Worker string `json:"worker"`
 	// Change is the verdict change the record acted on (the changes consumer's records only).
 	Change *ChangeNote `json:"change,omitempty"`
+	// Actor and ActorRole name the analyst whose action the record is of (or caused it, through
+	// an analyst's verdict change): the view's user and role.
+	Actor     string `json:"actor,omitempty"`
+	ActorRole string `json:"actor_role,omitempty"`
 }
+
+// KindAnalyst is the kind of the records of an analyst's own actions in the view (false
+// positive, unblock, refresh, note, kill switch, allowlist): no playbook step has it.
+const KindAnalyst sinks.Kind = "analyst"
 
 // ChangeNote names a verdict change (event.Change) in the records of what it caused.
 type ChangeNote struct {

@@ -14,8 +14,9 @@ type Change struct {
 	EventID  string    `json:"event_id"`
 	Revision int       `json:"revision"`
 	At       time.Time `json:"at"`
-	// Cause is what brought the new answer: "revision" (a parked lookup finished) or
-	// "refresh" (a cached answer was looked up again before it expired).
+	// Cause is what brought the new answer: "revision" (a parked lookup finished), "refresh"
+	// (a cached answer was looked up again before it expired) or "analyst" (an analyst marked
+	// the indicator a false positive or unblocked it in the view; Action says which).
 	Cause string `json:"cause"`
 	// Direction is "escalated" (the severity rose) or "deescalated" (it fell).
 	Direction string `json:"direction"`
@@ -25,6 +26,14 @@ type Change struct {
 	Reasons []Reason `json:"reasons"`
 	// Event is the scored event with the new verdict, when there is one (revisions).
 	Event *Scored `json:"event,omitempty"`
+	// Action, on an analyst's change only, is what act does: "false_positive" lifts the blocks,
+	// resolves the pages and comments the tickets (a de-escalation's every step); "unblock"
+	// lifts the blocks only. Empty: what the direction says.
+	Action string `json:"action,omitempty"`
+	// Actor and ActorRole name the analyst of an analyst's change (the view's user and role);
+	// act writes them into the audit records of what the change caused.
+	Actor     string `json:"actor,omitempty"`
+	ActorRole string `json:"actor_role,omitempty"`
 }
 
 // Rating is a verdict at one time.
@@ -39,8 +48,15 @@ type Rating struct {
 const (
 	CauseRevision = "revision"
 	CauseRefresh  = "refresh"
+	CauseAnalyst  = "analyst"
 	Escalated     = "escalated"
 	Deescalated   = "deescalated"
+)
+
+// Actions of an analyst's change.
+const (
+	ActionFalsePositive = "false_positive"
+	ActionUnblock       = "unblock"
 )
 
 // RatingOf is ev's verdict.
