@@ -13,6 +13,7 @@ import (
 	"github.com/threatpipe/threatpipe/sinks"
 	"github.com/threatpipe/threatpipe/sinks/all"
 	"github.com/threatpipe/threatpipe/view"
+	"github.com/threatpipe/threatpipe/view/auth"
 )
 
 func runConfig(_ context.Context, env *environment, args []string) error {
@@ -39,6 +40,9 @@ func runConfig(_ context.Context, env *environment, args []string) error {
 			return err
 		}
 		if _, err := view.LoadTAXIIConfig(env.environ); err != nil {
+			return err
+		}
+		if _, err := auth.LoadConfig(env.environ); err != nil {
 			return err
 		}
 		if err := checkIngestConfig(env.environ); err != nil {
@@ -69,7 +73,7 @@ func checkSinkConfig(environ []string) error {
 }
 
 // allVars is every variable `threatpipe config` lists: the pipeline's, each provider's, each
-// sink's, the view's (TAXII server included) and the ingest role's with each platform's.
+// sink's, the view's (TAXII server and sign-in included) and the ingest role's with each platform's.
 func allVars() []config.Var {
 	vars := config.Vars()
 	for _, r := range providers.All() {
@@ -80,6 +84,7 @@ func allVars() []config.Var {
 	}
 	vars = append(vars, view.Vars()...)
 	vars = append(vars, view.TAXIIVars()...)
+	vars = append(vars, auth.Vars()...)
 	vars = append(vars, ingest.Vars()...)
 	for _, r := range ingestall.Registrations() {
 		vars = append(vars, r.Vars()...)

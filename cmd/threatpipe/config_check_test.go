@@ -126,6 +126,32 @@ var badString = map[string]badValue{
 	"THREATPIPE_INGEST_THREATQ_PASSWORD_FILE":      {value: missingFile},
 	"THREATPIPE_VIEW_GROUP_ID":                     {value: "has space"},
 	"THREATPIPE_VIEW_GATED":                        {value: "drop"},
+
+	// The view's sign-in: the OIDC variables are validated only with an issuer set.
+	"THREATPIPE_VIEW_OIDC_ISSUER":                   {value: "http://idp.example.com"}, // plain http off loopback
+	"THREATPIPE_VIEW_OIDC_CLIENT_SECRET_FILE":       {value: missingFile},
+	"THREATPIPE_VIEW_OIDC_REDIRECT_URL":             {value: "https://view.example/callback", with: oidcWith("REDIRECT_URL")},
+	"THREATPIPE_VIEW_OIDC_SCOPES":                   {value: "profile,email", with: oidcWith("SCOPES")},
+	"THREATPIPE_VIEW_OIDC_GROUPS_CLAIM":             {value: " ", with: oidcWith("GROUPS_CLAIM")},
+	"THREATPIPE_VIEW_OIDC_VIEWER_GROUPS":            {value: " , ", with: oidcWith("VIEWER_GROUPS")},
+	"THREATPIPE_VIEW_OIDC_POST_LOGOUT_REDIRECT_URL": {value: "::", with: oidcWith("POST_LOGOUT_REDIRECT_URL")},
+	"THREATPIPE_VIEW_API_TOKENS_FILE":               {value: missingFile},
+}
+
+// oidcWith is a valid sign-in configuration without the variable under test: the sign-in
+// variables are validated only when THREATPIPE_VIEW_OIDC_ISSUER is set.
+func oidcWith(omit string) []string {
+	base := map[string]string{
+		"ISSUER": "https://idp.example", "CLIENT_ID": "threatpipe-view",
+		"REDIRECT_URL": "https://view.example/auth/callback", "VIEWER_GROUPS": "soc",
+	}
+	var with []string
+	for k, v := range base {
+		if k != omit {
+			with = append(with, "THREATPIPE_VIEW_OIDC_"+k+"="+v)
+		}
+	}
+	return with
 }
 
 // anyString lists the text variables that accept any value, each with the reason.
@@ -173,6 +199,10 @@ var anyString = map[string]string{
 	"THREATPIPE_INGEST_THREATQ_CLIENT_SECRET":     "any secret",
 	"THREATPIPE_INGEST_THREATQ_USERNAME":          "any user",
 	"THREATPIPE_INGEST_THREATQ_PASSWORD":          "any password",
+	"THREATPIPE_VIEW_OIDC_CLIENT_ID":              "any client id, checked by the provider",
+	"THREATPIPE_VIEW_OIDC_CLIENT_SECRET":          "any secret",
+	"THREATPIPE_VIEW_OIDC_ADMIN_GROUPS":           "any group names, as the provider spells them",
+	"THREATPIPE_VIEW_OIDC_ANALYST_GROUPS":         "any group names, as the provider spells them",
 }
 
 // ingestMinimal is, per platform, the least configuration its poller accepts: an ingest

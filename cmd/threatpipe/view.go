@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -18,6 +19,7 @@ import (
 	"github.com/threatpipe/threatpipe/pipeline/redisx"
 	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 	"github.com/threatpipe/threatpipe/view"
+	"github.com/threatpipe/threatpipe/view/auth"
 )
 
 func runView(ctx context.Context, env *environment, args []string) error {
@@ -28,6 +30,8 @@ and /metrics. It builds its state in Redis (under THREATPIPE_REDIS_KEY_PREFIX) f
 events of THREATPIPE_KAFKA_OUTPUT_TOPIC (consumer group <THREATPIPE_VIEW_GROUP_ID>-scored) and
 the audit records of THREATPIPE_ACT_RESULTS_TOPIC (<THREATPIPE_VIEW_GROUP_ID>-results).
 Replicas share the state and the consumer groups. SIGTERM drains and commits.
+Pages and the API need sign-in (OpenID Connect, THREATPIPE_VIEW_OIDC_*) or an API token
+(THREATPIPE_VIEW_API_TOKENS_FILE); with neither, only loopback clients may read, anonymously.
 
 View settings:
 `+viewVarsHelp())
@@ -40,6 +44,10 @@ View settings:
 	}
 	defer func() { _ = log.Sync() }()
 	vcfg, err := view.LoadConfig(env.environ)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	acfg, err := auth.LoadConfig(env.environ)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -65,7 +73,11 @@ View settings:
 	}
 	srv.AddCheck("kafka", kafkaCheck(clients, k.OutputTopic, a.ResultsTopic))
 	srv.AddCheck("redis", redisx.Ping(rdb))
-	ui, err := view.NewUI(store, view.UIOptions{Refresh: vcfg.Refresh, Log: log.Named("http")})
+	authn, err := newViewAuth(ctx, acfg, rdb, cfg.Redis.KeyPrefix, log.Named("auth"))
+	if err != nil {
+		return err
+	}
+	ui, err := view.NewUI(store, view.UIOptions{Refresh: vcfg.Refresh, Log: log.Named("http"), Auth: authn, SignInIssuer: acfg.Issuer})
 	if err != nil {
 		return err
 	}
@@ -146,6 +158,25 @@ View settings:
 	return g.Wait()
 }
 
+// newViewAuth builds the view's sign-in over the view's Redis (sessions are shared by
+// replicas), logs its warnings loudly, and checks the provider now so that a wrong issuer shows
+// at start; an unreachable provider is only a warning, as sign-in retries discovery.
+func newViewAuth(ctx context.Context, acfg *auth.Config, rdb redis.UniversalClient, prefix string, log *zap.Logger) (*auth.Authenticator, error) {
+	a, err := auth.New(acfg, auth.Options{Redis: rdb, KeyPrefix: prefix + ":view:auth:", Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("view sign-in: %w", err)
+	}
+	for _, w := range a.Warnings() {
+		log.Warn(w)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.Discover(dctx); err != nil {
+		log.Warn("view: the OpenID provider cannot be read yet; sign-in will retry", zap.Error(err))
+	}
+	return a, nil
+}
+
 // viewTopics creates the view's topics, or checks that they exist.
 func viewTopics(ctx context.Context, clients *kafkax.Clients, cfg *config.Config, log *zap.Logger) error {
 	k, a := &cfg.Kafka, &cfg.Act
@@ -167,10 +198,10 @@ func viewURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
-// viewVarsHelp lists the THREATPIPE_VIEW_* variables for --help.
+// viewVarsHelp lists the THREATPIPE_VIEW_* variables, sign-in included, for --help.
 func viewVarsHelp() string {
 	var b strings.Builder
-	for _, v := range view.Vars() {
+	for _, v := range append(view.Vars(), auth.Vars()...) {
 		fmt.Fprintf(&b, "  %s=%s\n      %s\n", v.Name, v.Default, v.Description)
 	}
 	return strings.TrimRight(b.String(), "\n")
