@@ -29,6 +29,10 @@ type Hint struct {
 	Source string
 	// Score and Voters are the verdict so far (earlier stages of the cascade).
 	Score, Voters int
+	// Fresh forces the lookup: a cached answer is not served (an analyst's "re-enrich now",
+	// pipeline.ForcedLookup); the lookup still goes through the budgets, the lease, the rate,
+	// the quota and the breaker, and its answer replaces the cached one.
+	Fresh bool
 }
 
 // Rank orders lookups when quota is short, 0-100: how often the address was sighted this

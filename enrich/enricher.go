@@ -166,6 +166,7 @@ func (e *Enricher) runStage(ctx context.Context, st Stage, ev *event.Scored, fac
 		}
 	}
 	h := hintOf(ev, facts) // assigned once: the stage's goroutines copy it rather than share it on the heap
+	h.Fresh = pipeline.ForcedLookup(ctx)
 	if len(asked) == 1 {
 		outcomes[asked[0].Lookuper.Name()] = asked[0].Lookuper.LookupFor(ctx, ev.Indicator, h)
 		return

@@ -21,13 +21,12 @@ import (
 var errNoLease = errors.New("redis unavailable")
 
 // coordinated looks ind up for a flight: the budgets first (admission.go), then the lookup under
-// the cross-replica lease. While Redis cannot be asked for the lease it waits, with backoff,
+// the cross-replica lease; an answer another replica stored meanwhile counts when usable says so. While Redis cannot be asked for the lease it waits, with backoff,
 // rather than look up without it: two replicas could then pay for the same answer, and neither
 // the shared rate nor the quota ledger would count the call. The event waits in flight
 // meanwhile (consumption pauses at the in-flight bound; cache hits kept in process still
 // flow), and the retry budget starts again once Redis answers. Only Close ends the wait.
-func (l *Lookuper) coordinated(key string, ind event.Indicator, h Hint) *event.ProviderOutcome {
-	usable := func(e *CacheEntry) bool { return !l.tooOld(e) }
+func (l *Lookuper) coordinated(key string, ind event.Indicator, h Hint, usable func(*CacheEntry) bool) *event.ProviderOutcome {
 	var wait *backoff.ExponentialBackOff // made at the first wait: most lookups never need it
 	for {
 		fctx, cancel := context.WithTimeout(l.lifetime, l.o.Policy.RetryBudget+l.o.Policy.AttemptTimeout)

@@ -175,6 +175,9 @@ func (l *Lookuper) lookup(ctx context.Context, ind event.Indicator, h Hint, park
 	if l.chain.Keys == nil { // offline: local data, nothing to cache or share
 		return l.outcome(l.offline(ctx, ind))
 	}
+	if h.Fresh {
+		return l.forced(ctx, ind, h)
+	}
 	key := l.o.Keys.Cache(l.name, l.shape, ind.Value)
 	entry, err := l.o.Cache.Get(ctx, key)
 	var stale *CacheEntry
@@ -200,16 +203,40 @@ func (l *Lookuper) lookup(ctx context.Context, ind event.Indicator, h Hint, park
 		return l.skip("seen before: this source looks addresses up at first sight only")
 	}
 
+	return l.fly(ctx, ind.Value, key, ind, h, func(e *CacheEntry) bool { return !l.tooOld(e) }, stale)
+}
+
+// forced looks ind up although its cached answer may be fresh (Hint.Fresh): the cached answer
+// is read only to be served if the lookup fails, and to recognise a newer answer another replica
+// stored for the same forced lookup meanwhile, so that two replicas asked at once pay once.
+func (l *Lookuper) forced(ctx context.Context, ind event.Indicator, h Hint) *event.ProviderOutcome {
+	key := l.o.Keys.Cache(l.name, l.shape, ind.Value)
+	before, err := l.o.Cache.Get(ctx, key)
+	if err != nil {
+		l.cacheErr.Inc()
+	}
+	l.cacheMiss.Inc()
+	if out := l.unavailable(); out != nil {
+		return l.outcome(l.orStale(out, before))
+	}
+	newer := func(e *CacheEntry) bool { return before == nil || e.StoredAt.After(before.StoredAt) }
+	// Its own flight: joining an ordinary lookup's flight could take an answer it refused.
+	return l.fly(ctx, "fresh:"+ind.Value, key, ind, h, newer, before)
+}
+
+// fly runs the lookup of ind as a flight named name, or joins the one in progress, and serves
+// stale if it does not produce an answer.
+func (l *Lookuper) fly(ctx context.Context, name, key string, ind event.Indicator, h Hint, usable func(*CacheEntry) bool, stale *CacheEntry) *event.ProviderOutcome {
 	// The flight outlives the caller that started it: callers that join it must not see it
 	// cancelled because the first one gave up. It is bounded by the retry budget and by Close.
 	leader := false
-	ch := l.flights.DoChan(ind.Value, func() (any, error) {
+	ch := l.flights.DoChan(name, func() (any, error) {
 		leader = true
 		if !l.enter() {
 			return &event.ProviderOutcome{Status: event.StatusFailed, Error: "shutting down"}, nil
 		}
 		defer l.running.Done()
-		return l.coordinated(key, ind, h), nil
+		return l.coordinated(key, ind, h, usable), nil
 	})
 	select {
 	case r := <-ch:

@@ -28,6 +28,7 @@ type EnrichHandler struct {
 	indicators                    map[event.Format]interface{ Add(float64) }
 	gated                         map[string]interface{ Inc() } // by gate reason
 	observer                      GateObserver                  // nil when proc is not one
+	refreshAllowed                func(kafka.Message) bool      // nil: RefreshHeader is ignored
 	enrichOwn                     bool                          // own-range indicators are processed too
 	detail                        event.Detail                  // of the scored events published
 	scratch                       sync.Pool                     // *[]byte encoding buffers (scoredMessage)
@@ -43,12 +44,20 @@ type handlerConfig struct {
 	only    event.Format
 	formats []event.FormatDecoder
 	detail  event.Detail
+	// refreshAllowed says which messages' RefreshHeader is honoured; nil: none.
+	refreshAllowed func(kafka.Message) bool
 }
 
 // WithScoredDetail sets how much of each provider's answer the scored events carry
 // (THREATPIPE_PIPELINE_SCORED_DETAIL; default event.DetailCompact).
 func WithScoredDetail(d event.Detail) HandlerOption {
 	return func(c *handlerConfig) { c.detail = d }
+}
+
+// WithRefreshRequests makes the handler honour RefreshHeader on the messages allow accepts
+// (their lookups are forced); without it the header is ignored.
+func WithRefreshRequests(allow func(kafka.Message) bool) HandlerOption {
+	return func(c *handlerConfig) { c.refreshAllowed = allow }
 }
 
 // WithInputLimits sets the nesting depth and carried-context limits of the input decoder
@@ -85,6 +94,7 @@ func NewEnrichHandler(opts Options, proc Processor, g *gate.Gate, m *telemetry.P
 		opts: opts, proc: proc, gate: g, metrics: m, now: time.Now,
 		dec:            dec,
 		detail:         cfg.detail,
+		refreshAllowed: cfg.refreshAllowed,
 		indicators:     indicators,
 		decodeSeconds:  m.StageSeconds.WithLabelValues(telemetry.StageDecode),
 		processSeconds: m.StageSeconds.WithLabelValues(telemetry.StageProcess),
@@ -121,6 +131,9 @@ func (h *EnrichHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 	}
 	h.indicators[in.Format].Add(float64(len(in.Sightings)))
 
+	if h.refreshRequested(msg) {
+		ctx = WithForcedLookup(ctx)
+	}
 	outs := make([]kafka.Message, 0, len(in.Sightings)+1)
 	for _, s := range in.Sightings {
 		ev := event.NewScored(in, s, origin, start)
@@ -162,4 +175,18 @@ func (h *EnrichHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 		outs = append(outs, h.deadLetter(msg, in.Partial))
 	}
 	return outs, nil
+}
+
+// refreshRequested reports whether msg asks for its indicators to be looked up again now and
+// may (RefreshHeader, WithRefreshRequests).
+func (h *EnrichHandler) refreshRequested(msg kafka.Message) bool {
+	if h.refreshAllowed == nil {
+		return false
+	}
+	for _, hd := range msg.Headers {
+		if hd.Key == RefreshHeader {
+			return string(hd.Value) == "1" && h.refreshAllowed(msg)
+		}
+	}
+	return false
 }

@@ -98,7 +98,7 @@ Configuration: THREATPIPE_* variables (see `+"`threatpipe config`"+`).`)
 	handler := pipeline.NewEnrichHandler(opts, enr.proc, gates, metrics,
 		pipeline.WithInputLimits(cfg.Pipeline.MaxNestingDepth, cfg.Pipeline.MaxContextBytes),
 		pipeline.WithInputFormats(event.Format(k.InputFormat), formats.Formats()...),
-		pipeline.WithScoredDetail(scoredDetail(cfg)))
+		pipeline.WithScoredDetail(scoredDetail(cfg)), pipeline.WithRefreshRequests(refreshAllowed(&cfg.Signing)))
 	newWriter := func(done func([]kafka.Message, error)) pipeline.Publisher {
 		return sign.NewWriter(clients.Writer(done), signs, signedTopics(k))
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/gate"
 	"github.com/threatpipe/threatpipe/pipeline/neverblock"
@@ -53,4 +55,15 @@ func neverBlockList(cfg *config.Config) *neverblock.List {
 	own, _ := cfg.Gate.Own() // validated by config.Load
 	never, _ := gate.ParsePrefixes(cfg.Act.NeverBlockCIDRs)
 	return neverblock.New(own, never)
+}
+
+// refreshAllowed says which input messages may force a lookup (pipeline.RefreshHeader, the
+// view's re-enrich): any, without a signing key; only those signed for sign.Refresh with one,
+// since whoever can write the input topic could otherwise spend the providers' quota.
+func refreshAllowed(s *config.Signing) func(kafka.Message) bool {
+	v, _ := verifier(s) // validated by config.Load
+	if v == nil {
+		return func(kafka.Message) bool { return true }
+	}
+	return func(m kafka.Message) bool { return v.Verify(sign.Refresh, m) == nil }
 }

@@ -44,6 +44,10 @@ type Purpose string
 const (
 	Scored Purpose = "scored" // scored events on the scored topic
 	Change Purpose = "change" // verdict changes on the changes topic
+	// Refresh signs an analyst's re-enrich request on the input topic (the view's, with
+	// pipeline.RefreshHeader): a forced lookup spends quota, so the enricher forces only signed
+	// ones when a key is set.
+	Refresh Purpose = "refresh"
 )
 
 // Errors Verify returns (wrapped); Reason names them in metrics and dead letters.
