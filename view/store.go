@@ -1,6 +1,6 @@
 // Package view is threatpipe's prioritised indicator view, the analysts' stage: it folds the
 // scored events and the playbook workers' audit records into per-indicator state in Redis, ranks
-// the indicators by score and recency, and serves them as server-rendered pages, a JSON API and
+// the indicators by priority (score, then recency and evidence), and serves them as server-rendered pages, a JSON API and
 // `threatpipe top`.
 //
 // # State in Redis
@@ -17,19 +17,21 @@
 //	<prefix>:view:i:{<ip>}:s   sorted set: the last THREATPIPE_VIEW_DEDUP_EVENTS event ids and
 //	                           audit record digests applied, so a redelivery is not counted twice
 //
-// Two sorted sets index all indicators: <prefix>:view:rank (score*1e10 + last seen in unix
-// seconds, so score first and recency second) and <prefix>:view:seen (last seen in unix ms, for
-// the retention sweep). They live in other slots than the indicators, so after each update the
-// store writes the indicator's rank and then reads the indicator back, rewriting the rank until
-// the two agree: whatever the interleaving of concurrent writers, the last writer leaves the rank
-// matching the indicator. Per-minute counters for the charts live in <prefix>:view:m:<minute>
+// Two sorted sets index all indicators: <prefix>:view:prio (the priority, store_priority.go:
+// score in the high part, then recency plus an evidence credit from confidence, agreeing sources
+// and sightings) and <prefix>:view:seen (last seen in unix ms, for the retention sweep). They
+// live in other slots than the indicators, so after each update the store writes the
+// indicator's priority and then reads the indicator back, rewriting the priority until the two
+// agree: whatever the interleaving of concurrent writers, the last writer leaves the ranking
+// matching the indicator. The ranking before the priority, <prefix>:view:rank, is migrated by
+// the first sweep of an upgraded view (migrateRanking). Per-minute counters for the charts live in <prefix>:view:m:<minute>
 // for two hours.
 //
 // Retention: an indicator's keys expire THREATPIPE_VIEW_RETENTION after its last sighting, and
 // Sweep removes indicators past it from the two indexes.
 //
 // Bounds (store_caps.go): the ranking holds at most THREATPIPE_VIEW_MAX_INDICATORS indicators
-// (EnforceCap evicts the lowest-ranked: lowest score, then oldest sighting); each indicator's
+// (EnforceCap evicts the lowest-ranked: lowest priority); each indicator's
 // lists and sets are capped (History, DedupEvents); and gated events (private, own and allowlisted
 // addresses, never looked up) are only counted by default, in <prefix>:view:m:<minute> and in
 // per-hour counts by gate reason, <prefix>:view:g:<hour> (25 hours), not stored as indicators.
@@ -52,10 +54,6 @@ var ErrNotFound = errors.New("indicator not in the view")
 
 // MaxLimit is the most rows one List call returns.
 const MaxLimit = 500
-
-// rankScale separates the score from the last-seen seconds in a rank: score*rankScale + seconds.
-// 100*1e10 + 1e10 stays far below 2^53, so ranks are exact in a float64.
-const rankScale = 1e10
 
 // maxContextBytes bounds the carried context kept with the latest event; larger contexts (whole
 // ECS documents) are dropped from the copy the view keeps.
@@ -117,7 +115,7 @@ func NewStore(rdb redis.UniversalClient, prefix string, o StoreOptions) *Store {
 }
 
 func (s *Store) base() string                  { return s.prefix + ":view:" }
-func (s *Store) rankKey() string               { return s.base() + "rank" }
+func (s *Store) rankKey() string               { return s.base() + "prio" }
 func (s *Store) seenIndexKey() string          { return s.base() + "seen" }
 func (s *Store) indicatorKey(ip string) string { return s.base() + "i:{" + ip + "}" }
 func (s *Store) minuteKey(minute int64) string {
@@ -179,6 +177,11 @@ type Row struct {
 	// Source is the producer of the latest sighting; Gate the gate's reason when it was gated.
 	Source string `json:"source,omitempty"`
 	Gate   string `json:"gate,omitempty"`
+	// Priority orders the ranking (store_priority.go): score × 10^13 plus the last sighting in
+	// ms since 2020 plus CreditHours, the evidence (confidence, agreeing sources, sightings)
+	// counted in hours of recency, here rounded to 0.1.
+	Priority    int64   `json:"priority"`
+	CreditHours float64 `json:"credit_hours"`
 }
 
 // HistoryEntry is one sighting in an indicator's score history.

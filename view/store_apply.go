@@ -75,12 +75,12 @@ func (s *Store) applyScoredEvent(ctx context.Context, ev *event.Scored) (Applied
 	if err != nil {
 		return "", false, fmt.Errorf("view: apply %s: %w", ip, err)
 	}
-	fresh, curScore, curLast, created := scriptResult(res)
+	fresh, created, cur := scriptResult(res)
 	var counters func(redis.Pipeliner)
 	if fresh {
 		counters = s.countEvent(ctx, ev, now)
 	}
-	if err := s.reconcile(ctx, ip, curScore, curLast, counters); err != nil {
+	if err := s.reconcile(ctx, ip, cur, counters); err != nil {
 		return "", false, err
 	}
 	if !fresh {
@@ -127,60 +127,46 @@ func RecordDigest(value []byte) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-func scriptResult(res []any) (fresh bool, score, last string, created bool) {
-	if len(res) < 3 {
-		return false, "", "", false
+// scriptResult reads applyScored's answer: {1 (new) or 0 (duplicate), 1 when created, then the
+// rankFields as stored after the update}.
+func scriptResult(res []any) (fresh, created bool, cur rankState) {
+	if len(res) < 2+len(rankFields) {
+		return false, false, nil
 	}
 	n, _ := res[0].(int64)
-	score, _ = res[1].(string)
-	last, _ = res[2].(string)
-	if len(res) > 3 {
-		c, _ := res[3].(int64)
-		created = c == 1
-	}
-	return n == 1, score, last, created
+	c, _ := res[1].(int64)
+	return n == 1, c == 1, rankStateOf(res[2:])
 }
 
-// rankOf is the ranking value of a score and a last-seen time in unix ms.
-func rankOf(score int, lastMS int64) float64 {
-	return float64(score)*rankScale + float64(lastMS/1000)
-}
-
-// maxReconcile bounds the rank rewrites of one update; concurrent writers of one indicator
+// maxReconcile bounds the index rewrites of one update; concurrent writers of one indicator
 // settle in two or three.
 const maxReconcile = 8
 
-// reconcile makes the indexes match the indicator's current score and last sighting (score and
-// last as the caller read them; "" when the indicator is gone), re-reading the indicator after
-// each write until it stands still. extra, when set, adds commands to the first write.
-func (s *Store) reconcile(ctx context.Context, ip, score, last string, extra func(redis.Pipeliner)) error {
+// reconcile makes the indexes match the indicator's current state (cur as the caller read it;
+// nil when the indicator is gone), re-reading the indicator after each write until it stands
+// still. extra, when set, adds commands to the first write.
+func (s *Store) reconcile(ctx context.Context, ip string, cur rankState, extra func(redis.Pipeliner)) error {
 	for range maxReconcile {
 		pipe := s.rdb.Pipeline()
 		if extra != nil {
 			extra(pipe)
 			extra = nil
 		}
-		sc, errS := strconv.Atoi(score)
-		ls, errL := strconv.ParseInt(last, 10, 64)
-		if errS != nil || errL != nil {
-			pipe.ZRem(ctx, s.rankKey(), ip)
-			pipe.ZRem(ctx, s.seenIndexKey(), ip)
-		} else {
-			pipe.ZAdd(ctx, s.rankKey(), redis.Z{Score: rankOf(sc, ls), Member: ip})
-			pipe.ZAdd(ctx, s.seenIndexKey(), redis.Z{Score: float64(ls), Member: ip})
-		}
+		want := cur.entry()
+		s.indexCommands(ctx, pipe, ip, want)
 		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("view: index %s: %w", ip, err)
 		}
-		vals, err := s.rdb.HMGet(ctx, s.indicatorKey(ip), fScore, fLastSeen).Result()
+		now, err := s.readRankState(ctx, ip)
 		if err != nil {
-			return fmt.Errorf("view: read back %s: %w", ip, err)
+			return err
 		}
-		nowScore, nowLast := str(vals[0]), str(vals[1])
-		if nowScore == score && nowLast == last {
+		// Settled when the indicator, as it stands now, indexes as written (changes that leave
+		// the priority and the last sighting alone need no new write).
+		if now.entry() == want {
 			return nil
 		}
-		score, last = nowScore, nowLast
+		cur = now
 	}
 	return fmt.Errorf("view: the rank of %s did not settle after %d writes", ip, maxReconcile)
 }

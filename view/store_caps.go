@@ -41,20 +41,21 @@ const gatedTTL = 25 * time.Hour
 // comes from whoever produced the event, and an open set of hash fields would be unbounded.
 const otherReason = "other"
 
-// evictIndicator deletes an indicator whose rank is still at most ARGV[1] (the rank the caller
-// read from the ranking): one sighted again meanwhile ranks higher and is kept. It returns 1 when
-// the indicator is gone (deleted now, or before) and 0 when it was kept. The rank is computed
-// as rankOf does: score*1e10 + last seen in whole seconds.
+// evictIndicator deletes an indicator whose priority fields (rankFields, ARGV) are still the
+// ones the caller read: one sighted again or revised meanwhile is kept and re-indexed. Comparing
+// the stored strings, not a recomputed priority, keeps the formula in one place (Go). It returns
+// 1 when the indicator is gone (deleted now, or before) and 0 when it was kept.
 var evictIndicator = redis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'score', 'last_seen')
+local v = redis.call('HMGET', KEYS[1], 'score', 'last_seen', 'confidence', 'validated_by', 'sightings')
 if not v[1] or not v[2] then return 1 end
-local rank = tonumber(v[1]) * 1e10 + math.floor(tonumber(v[2]) / 1000)
-if rank > tonumber(ARGV[1]) then return 0 end
+for i = 1, 5 do
+  if (v[i] or '') ~= ARGV[i] then return 0 end
+end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return 1
 `)
 
-// EnforceCap evicts the lowest-ranked indicators (lowest score, then oldest last sighting) while
+// EnforceCap evicts the lowest-ranked indicators (lowest priority) while
 // the ranking holds more than MaxIndicators, at most limit of them, and returns how many it
 // evicted. The scored handler calls it after each new indicator with a small limit, and the
 // sweeper at every interval without one, so the ranking overshoots the cap by at most what the
@@ -83,16 +84,16 @@ func (s *Store) EnforceCap(ctx context.Context, limit int) (int, error) {
 		limit -= len(lowest)
 		for _, z := range lowest {
 			ip, _ := z.Member.(string)
-			gone, err := evictIndicator.Run(ctx, s.rdb, s.indicatorKeys(ip), strconv.FormatFloat(z.Score, 'f', -1, 64)).Int()
+			gone, err := s.evictPopped(ctx, ip, z.Score)
 			if err != nil {
 				// Popped but not evicted: settle puts it back if Redis answers again; if not, it
 				// stays out of the ranking until sighted again or expired (it was the lowest).
 				return evicted, errors.Join(fmt.Errorf("view: evict %s: %w", ip, err), s.settle(ctx, ip, false))
 			}
-			if gone == 1 {
+			if gone {
 				evicted++
 			}
-			if err := s.settle(ctx, ip, gone == 1); err != nil {
+			if err := s.settle(ctx, ip, gone); err != nil {
 				return evicted, err
 			}
 		}
@@ -100,17 +101,42 @@ func (s *Store) EnforceCap(ctx context.Context, limit int) (int, error) {
 	return evicted, nil
 }
 
+// evictPopped evicts an indicator popped from the ranking at priority popped, unless it now
+// ranks higher (sighted again since) or changes between the read and the eviction. gone says
+// whether it is gone.
+func (s *Store) evictPopped(ctx context.Context, ip string, popped float64) (bool, error) {
+	cur, err := s.readRankState(ctx, ip)
+	if err != nil {
+		return false, err
+	}
+	in, ok := cur.inputs()
+	if !ok {
+		return cur == nil, nil // gone; or unreadable, then settle drops it from the indexes
+	}
+	if float64(in.Priority()) > popped {
+		return false, nil
+	}
+	args := make([]any, len(cur))
+	for i, v := range cur {
+		args[i] = v
+	}
+	n, err := evictIndicator.Run(ctx, s.rdb, s.indicatorKeys(ip), args...).Int()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
 // settle makes the indexes match an indicator that a sweep or an eviction deleted (gone) or kept.
 func (s *Store) settle(ctx context.Context, ip string, gone bool) error {
-	score, last := "", ""
+	var cur rankState
 	if !gone {
-		vals, err := s.rdb.HMGet(ctx, s.indicatorKey(ip), fScore, fLastSeen).Result()
-		if err != nil {
-			return fmt.Errorf("view: read %s: %w", ip, err)
+		var err error
+		if cur, err = s.readRankState(ctx, ip); err != nil {
+			return err
 		}
-		score, last = str(vals[0]), str(vals[1])
 	}
-	return s.reconcile(ctx, ip, score, last, nil)
+	return s.reconcile(ctx, ip, cur, nil)
 }
 
 // countGated counts a gated event instead of storing it: in the minute's events and gated

@@ -48,6 +48,7 @@ func rowFromValues(ip string, vals []any) (Row, bool) {
 	if err := json.Unmarshal([]byte(str(vals[15])), &r.ValidatedBy); err != nil || r.ValidatedBy == nil {
 		r.ValidatedBy = []string{}
 	}
+	rowPriority(&r)
 	return r, true
 }
 
@@ -98,8 +99,8 @@ type Page struct {
 // scanPage is how many ranking entries a filtered List reads per round trip.
 const scanPage = 500
 
-// List returns the indicators matching f, sorted by score (highest first), then by last sighting
-// (latest first).
+// List returns the indicators matching f, highest priority first (score, then recency plus
+// evidence credit; store_priority.go).
 //
 // Without filters it reads exactly the requested page. With filters it scans the ranking from the
 // top, within the score range of the selected severities, reading at most ScanLimit indicators:
@@ -124,8 +125,7 @@ func (s *Store) List(ctx context.Context, f Filter) (*Page, error) {
 	}
 	minRank, maxRank := "-inf", "+inf"
 	if lo, hi, ok := severityScoreRange(f.Severity); ok {
-		minRank = strconv.FormatFloat(float64(lo)*rankScale, 'f', 0, 64)
-		maxRank = strconv.FormatFloat(float64(hi+1)*rankScale-1, 'f', 0, 64)
+		minRank, maxRank = priorityBand(lo, hi)
 	}
 	now := s.opts.Now()
 	seen := make(map[string]bool)

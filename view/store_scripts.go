@@ -20,16 +20,20 @@ end
 `
 
 // applyScored updates one indicator from a scored event; see the package comment for the keys.
-// It returns {1 (new) or 0 (duplicate), score, last_seen, 1 when the update created the
-// indicator} after the update.
+// It returns {1 (new) or 0 (duplicate), 1 when the update created the indicator, then the
+// fields the priority is made of (rankFields: score, last_seen, confidence, validated_by,
+// sightings)} after the update.
 var applyScored = redis.NewScript(seenLua + `
 local h, hist, acts, seen, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id = ARGV[1]
 local obs, now, ret = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local histCap, seenCap = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function ranked(fresh, created)
+  local v = redis.call('HMGET', h, 'score', 'last_seen', 'confidence', 'validated_by', 'sightings')
+  return {fresh, created, v[1], v[2], v[3], v[4], v[5]}
+end
 if redis.call('ZSCORE', seen, id) then
-  local v = redis.call('HMGET', h, 'score', 'last_seen')
-  return {0, v[1], v[2]}
+  return ranked(0, 0)
 end
 local created = redis.call('EXISTS', h) == 0
 redis.call('ZADD', seen, nextSeen(seen), id)
@@ -60,8 +64,7 @@ for _, k in ipairs({acts, seen, counts}) do
   local t = redis.call('PTTL', k)
   if t ~= -2 and t < ttl then redis.call('PEXPIRE', k, ttl) end
 end
-local v = redis.call('HMGET', h, 'score', 'last_seen')
-return {1, v[1], v[2], created and 1 or 0}
+return ranked(1, created and 1 or 0)
 `)
 
 // applyRecord counts an audit record by outcome and, when listed, adds it to an indicator's

@@ -68,12 +68,12 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 	counts := make([]*redis.IntCmd, 10)
 	for b := range 10 {
 		lo, hi := b*10, b*10+9
-		maxRank := strconv.FormatFloat(float64(hi+1)*rankScale-1, 'f', 0, 64)
 		if b == 9 {
-			hi, maxRank = 100, "+inf"
+			hi = 100
 		}
 		st.Scores[b] = Bucket{From: lo, To: hi}
-		counts[b] = pipe.ZCount(ctx, s.rankKey(), strconv.FormatFloat(float64(lo)*rankScale, 'f', 0, 64), maxRank)
+		minP, maxP := priorityBand(lo, hi)
+		counts[b] = pipe.ZCount(ctx, s.rankKey(), minP, maxP)
 	}
 	current := now.Unix() / 60
 	minutes := make([]*redis.SliceCmd, 60)

@@ -13,8 +13,12 @@ const sweepBatch = 500
 
 // Sweep removes the indicators whose last sighting is older than the retention: their keys (if
 // Redis has not expired them yet) and their index entries. It returns how many it removed. An
-// indicator sighted again meanwhile is kept and re-indexed.
+// indicator sighted again meanwhile is kept and re-indexed. It first moves whatever is left in
+// the ranking of a view before the priority (migrateRanking): a no-op once migrated.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
+	if _, err := s.migrateRanking(ctx); err != nil {
+		return 0, err
+	}
 	now := s.opts.Now()
 	cutoff := strconv.FormatInt(now.Add(-s.opts.Retention).UnixMilli(), 10)
 	removed := 0

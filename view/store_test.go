@@ -316,8 +316,8 @@ func TestStoreConcurrentUpdatesLeaveRankMatchingIndicator(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := rankOf(ind.Score, ind.LastSeen.UnixMilli()); rank != want {
-			t.Errorf("%s: rank %.0f, want %.0f from score %d last seen %s", ip, rank, want, ind.Score, ind.LastSeen)
+		if want := float64(ind.Priority); rank != want {
+			t.Errorf("%s: rank %.0f, want priority %.0f from score %d last seen %s", ip, rank, want, ind.Score, ind.LastSeen)
 		}
 		if want := min(ind.Sightings, int64(s.opts.History)); int64(len(ind.History)) != want {
 			t.Errorf("%s: %d sightings but %d history entries, want %d (history capped at %d)", ip, ind.Sightings, len(ind.History), want, s.opts.History)
