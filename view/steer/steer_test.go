@@ -226,15 +226,18 @@ func TestInputErrors(t *testing.T) {
 	ctx := context.Background()
 	long := strings.Repeat("x", MaxReason+1)
 	for name, call := range map[string]func() error{
-		"bad ip":          func() error { _, err := r.s.FalsePositive(ctx, ana, "300.1.1.1", "r", time.Hour); return err },
-		"cidr":            func() error { _, err := r.s.Unblock(ctx, ana, "185.220.101.0/24", "r"); return err },
-		"no reason":       func() error { _, err := r.s.FalsePositive(ctx, ana, "185.220.101.45", "  ", time.Hour); return err },
-		"long reason":     func() error { _, err := r.s.Unblock(ctx, ana, "185.220.101.45", long); return err },
-		"control char":    func() error { _, err := r.s.Unblock(ctx, ana, "185.220.101.45", "a\x1b[31m"); return err },
-		"short expiry":    func() error { _, err := r.s.FalsePositive(ctx, ana, "185.220.101.45", "r", 30*time.Second); return err },
-		"long expiry":     func() error { _, err := r.s.AllowlistAdd(ctx, ana, "185.220.101.45", "r", 91*24*time.Hour); return err },
-		"no actor":        func() error { _, err := r.s.Refresh(ctx, Actor{Role: "analyst"}, "185.220.101.45"); return err },
-		"long note":       func() error { _, err := r.s.Note(ctx, ana, "185.220.101.45", strings.Repeat("é", MaxNote+1)); return err },
+		"bad ip":       func() error { _, err := r.s.FalsePositive(ctx, ana, "300.1.1.1", "r", time.Hour); return err },
+		"cidr":         func() error { _, err := r.s.Unblock(ctx, ana, "185.220.101.0/24", "r"); return err },
+		"no reason":    func() error { _, err := r.s.FalsePositive(ctx, ana, "185.220.101.45", "  ", time.Hour); return err },
+		"long reason":  func() error { _, err := r.s.Unblock(ctx, ana, "185.220.101.45", long); return err },
+		"control char": func() error { _, err := r.s.Unblock(ctx, ana, "185.220.101.45", "a\x1b[31m"); return err },
+		"short expiry": func() error { _, err := r.s.FalsePositive(ctx, ana, "185.220.101.45", "r", 30*time.Second); return err },
+		"long expiry":  func() error { _, err := r.s.AllowlistAdd(ctx, ana, "185.220.101.45", "r", 91*24*time.Hour); return err },
+		"no actor":     func() error { _, err := r.s.Refresh(ctx, Actor{Role: "analyst"}, "185.220.101.45"); return err },
+		"long note": func() error {
+			_, err := r.s.Note(ctx, ana, "185.220.101.45", strings.Repeat("é", MaxNote+1))
+			return err
+		},
 		"empty note":      func() error { _, err := r.s.Note(ctx, ana, "185.220.101.45", ""); return err },
 		"kill, no reason": func() error { _, err := r.s.SetKillSwitch(ctx, ana, true, ""); return err },
 		"notes of a cidr": func() error { _, err := r.s.Notes(ctx, "10.0.0.0/8"); return err },
