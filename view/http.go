@@ -19,6 +19,7 @@ import (
 	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/view/auth"
+	"github.com/threatpipe/threatpipe/view/steer"
 )
 
 //go:embed templates/*.html
@@ -44,6 +45,9 @@ type UIOptions struct {
 	// SignInIssuer is the OpenID provider's issuer URL when sign-in is configured: pages then
 	// offer a sign-in link, and the logout form may be redirected to the provider.
 	SignInIssuer string
+	// Steer performs the analyst actions (view/steer); nil: the view is read-only, without
+	// the action routes, forms and notes (actions.go).
+	Steer *steer.Service
 }
 
 // UI is the view's HTTP interface. It serves server-rendered pages and a JSON API on THREATPIPE_HTTP_ADDR, next to
@@ -61,6 +65,9 @@ type UIOptions struct {
 //	GET /indicators/{ip}   one indicator: reasons, every provider's answer, history, actions
 //	GET /health            integration health: providers and sinks, across replicas
 //	GET /static/...        the page's stylesheet and script
+//
+// With UIOptions.Steer the analyst actions are added (actions.go): forms on the indicator page,
+// GET /allowlist for admins, and POST/PUT/DELETE endpoints under /api/v1 (api_actions.go).
 //
 // JSON API (application/json):
 //
@@ -115,7 +122,7 @@ func NewUI(store *Store, o UIOptions) (*UI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("view: templates: %w", err)
 	}
-	for _, page := range []string{"index", "indicator", "health", "error"} {
+	for _, page := range []string{"index", "indicator", "health", "error", "allowlist"} {
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("view: template %s: %w", page, err)
@@ -136,6 +143,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/indicators/{ip}", u.guard(u.apiIndicator))
 	mux.Handle("GET /api/v1/stats", u.guard(u.apiStats))
 	mux.Handle("GET /api/v1/health", u.guard(u.apiHealth))
+	u.registerActions(mux)
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/static/", http.FileServerFS(static))
 	mux.Handle("GET /static/", u.secureStatic(files))
@@ -318,6 +326,7 @@ type indicatorPage struct {
 	Providers []providerRow
 	Sparkline template.HTML
 	Warnings  []string
+	Console   *consolePanel // the analyst actions and notes; nil when not wired
 }
 
 type providerRow struct {
@@ -362,7 +371,7 @@ func (u *UI) serveIndicator(w http.ResponseWriter, r *http.Request) {
 		u.failPage(w, r, err)
 		return
 	}
-	d := indicatorPage{Indicator: ind}
+	d := indicatorPage{Indicator: ind, Console: u.consolePanel(r, ip)}
 	if ind.Latest != nil {
 		names := make([]string, 0, len(ind.Latest.Providers))
 		for n := range ind.Latest.Providers {
@@ -408,6 +417,7 @@ func (u *UI) funcs() template.FuncMap {
 			return strconv.FormatFloat(float64(used)*100/float64(limit), 'f', 1, 64) + "%"
 		},
 		"add":          func(a, b int) int { return a + b },
+		"actionsOn":    u.actionsOn,
 		"dur":          func(s int64) string { return (time.Duration(s) * time.Second).String() },
 		"outcomeClass": outcomeClass,
 		"statusClass":  statusClass,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -13,13 +14,16 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/pipeline"
+	"github.com/threatpipe/threatpipe/pipeline/allowlist"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/pipeline/kafkax"
 	"github.com/threatpipe/threatpipe/pipeline/redisx"
 	"github.com/threatpipe/threatpipe/pipeline/telemetry"
 	"github.com/threatpipe/threatpipe/view"
 	"github.com/threatpipe/threatpipe/view/auth"
+	"github.com/threatpipe/threatpipe/view/steer"
 )
 
 func runView(ctx context.Context, env *environment, args []string) error {
@@ -32,6 +36,10 @@ the audit records of THREATPIPE_ACT_RESULTS_TOPIC (<THREATPIPE_VIEW_GROUP_ID>-re
 Replicas share the state and the consumer groups. SIGTERM drains and commits.
 Pages and the API need sign-in (OpenID Connect, THREATPIPE_VIEW_OIDC_*) or an API token
 (THREATPIPE_VIEW_API_TOKENS_FILE); with neither, only loopback clients may read, anonymously.
+Analysts (and admins) act from the indicator page and the API: false positive, unblock, re-enrich
+and notes; admins also set act's kill switch and edit the shared allowlist (/allowlist). Actions
+write THREATPIPE_KAFKA_CHANGES_TOPIC, THREATPIPE_KAFKA_INPUT_TOPIC (re-enrich, signed with
+THREATPIPE_SIGNING_KEY when set) and an audit record to THREATPIPE_ACT_RESULTS_TOPIC.
 
 View settings:
 `+viewVarsHelp())
@@ -77,7 +85,12 @@ View settings:
 	if err != nil {
 		return err
 	}
-	ui, err := view.NewUI(store, view.UIOptions{Refresh: vcfg.Refresh, Log: log.Named("http"), Auth: authn, SignInIssuer: acfg.Issuer})
+	steerSvc, closeSteer, err := newViewSteer(cfg, clients, rdb, log)
+	if err != nil {
+		return err
+	}
+	defer closeSteer()
+	ui, err := view.NewUI(store, view.UIOptions{Refresh: vcfg.Refresh, Log: log.Named("http"), Auth: authn, SignInIssuer: acfg.Issuer, Steer: steerSvc})
 	if err != nil {
 		return err
 	}
@@ -156,6 +169,34 @@ View settings:
 		return err
 	})
 	return g.Wait()
+}
+
+// newViewSteer builds the analyst actions' backend: a synchronous writer that waits for every
+// in-sync replica (an action the analyst was told happened must not be lost), the shared
+// allowlist under the view's key prefix (the enrichers' gates read it there), act's kill switch
+// on the ledger's Redis (THREATPIPE_ACT_REDIS_* when set, as act reads it), and the signer, so
+// that act and the enricher accept the changes and re-enrich requests when a key is set.
+func newViewSteer(cfg *config.Config, clients *kafkax.Clients, rdb redis.UniversalClient, log *zap.Logger) (*steer.Service, func(), error) {
+	sg, err := signer(&cfg.Signing)
+	if err != nil {
+		return nil, nil, err
+	}
+	lrdb, closeLedger := ledgerRedis(cfg, rdb)
+	host, _ := os.Hostname()
+	ledger := act.NewLedger(lrdb, cfg.Redis.KeyPrefix, fmt.Sprintf("view-%s-%d", host, os.Getpid()))
+	ledger.Log = log.Named("ledger")
+	w := clients.Writer(nil)
+	svc, err := steer.New(steer.Options{
+		Producer: w, Allowlist: allowlist.New(rdb, cfg.Redis.KeyPrefix, nil), Ledger: ledger,
+		Redis: rdb, Prefix: cfg.Redis.KeyPrefix, Signer: sg,
+		Topics: steer.Topics{Input: cfg.Kafka.InputTopic, Changes: cfg.Kafka.ChangesTopic, Results: cfg.Act.ResultsTopic},
+	})
+	closeAll := func() { _ = w.Close(); closeLedger() }
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("analyst actions: %w", err)
+	}
+	return svc, closeAll, nil
 }
 
 // newViewAuth builds the view's sign-in over the view's Redis (sessions are shared by
