@@ -252,6 +252,13 @@ func (f Filter) Values() url.Values {
 	return v
 }
 
+// ExportURL is the CSV export (ExportPath) of what the filter selects: its filters without the
+// page's limit and offset, so the export holds every match up to MaxExportLimit.
+func (f Filter) ExportURL() string {
+	f.Limit, f.Offset = 0, 0
+	return (&url.URL{Path: ExportPath, RawQuery: f.Values().Encode()}).String()
+}
+
 // FormatSince writes a window the way ParseSince reads it back (several whole days as 7d).
 func FormatSince(d time.Duration) string {
 	if d > 24*time.Hour && d%(24*time.Hour) == 0 {

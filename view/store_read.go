@@ -106,7 +106,12 @@ const scanPage = 500
 // top, within the score range of the selected severities, reading at most ScanLimit indicators:
 // matches below that bound are neither shown nor counted, and the page says so (Truncated).
 func (s *Store) List(ctx context.Context, f Filter) (*Page, error) {
-	f = f.withDefaults()
+	return s.list(ctx, f.withDefaults())
+}
+
+// list is List for a filter already defaulted and bounded (List: MaxLimit; Export:
+// MaxExportLimit).
+func (s *Store) list(ctx context.Context, f Filter) (*Page, error) {
 	page := &Page{Rows: []Row{}, Limit: f.Limit, Offset: f.Offset}
 	if !f.filtered() {
 		pipe := s.rdb.Pipeline()

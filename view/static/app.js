@@ -56,7 +56,9 @@
     a.textContent = r.ip;
     ip.appendChild(a);
     tr.appendChild(ip);
-    tr.appendChild(td(r.score, 'num score ' + sevClass(r.severity)));
+    var score = td(r.score, 'num score ' + sevClass(r.severity));
+    score.title = 'priority ' + (r.priority || 0) + ' · evidence credit +' + (r.credit_hours || 0) + ' h';
+    tr.appendChild(score);
     var sev = td(null);
     var badge = document.createElement('span');
     badge.className = 'badge ' + sevClass(r.severity);
