@@ -33,6 +33,9 @@ type Ledger struct {
 	now    func() time.Time
 	// beat is how often Heartbeat renews the liveness key.
 	beat time.Duration
+	// waitReplicas and waitTimeout: see WaitForReplicas (ledger_durable.go).
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // Claim states.
@@ -144,13 +147,20 @@ if not cur then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return {1, ARGV[1]}
 end
+if cur == ARGV[1] then
+  return {1, cur} -- our own claim, run again until a replica has it (ledger_durable.go)
+end
 return {0, cur}`)
 
 // takeoverScript replaces a pending claim if it is still exactly what we read.
 var takeoverScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
   return 1
+end
+if cur == ARGV[2] then
+  return 1 -- taken over by this very call, run again until a replica has it
 end
 return 0`)
 
@@ -162,7 +172,7 @@ func (l *Ledger) Claim(ctx context.Context, dry bool, playbook, step, target str
 	key := l.claimKey(dry, playbook, step, target)
 	mine := Claim{State: StatePending, Key: newActionKey(), Owner: l.owner, At: l.now().UTC()}
 	raw, _ := json.Marshal(mine)
-	reply, err := claimScript.Run(ctx, l.rdb, []string{key}, raw, window.Milliseconds()).Slice()
+	reply, err := l.durable(ctx, claimScript, []string{key}, raw, window.Milliseconds()).Slice()
 	if err != nil {
 		return 0, nil, fmt.Errorf("ledger: claim: %w", err)
 	}
@@ -188,7 +198,7 @@ func (l *Ledger) Claim(ctx context.Context, dry bool, playbook, step, target str
 	taken := cur
 	taken.Owner = l.owner // At stays the original claim time: how long ago the lost action began
 	takenRaw, _ := json.Marshal(taken)
-	ok, err := takeoverScript.Run(ctx, l.rdb, []string{key}, curRaw, takenRaw).Int()
+	ok, err := l.durable(ctx, takeoverScript, []string{key}, curRaw, takenRaw).Int()
 	if err != nil {
 		return 0, nil, fmt.Errorf("ledger: takeover: %w", err)
 	}
@@ -270,7 +280,7 @@ func (l *Ledger) Done(ctx context.Context, dry bool, playbook, step, target stri
 	done.State, done.Ref = StateDone, ref
 	raw, _ := json.Marshal(done)
 	keys := []string{l.claimKey(dry, playbook, step, target), l.seenSetKey(dry, playbook, step, target)}
-	n, err := doneScript.Run(ctx, l.rdb, keys, c.Key, c.Owner, raw, max(window.Milliseconds(), 1),
+	n, err := l.durable(ctx, doneScript, keys, c.Key, c.Owner, raw, max(window.Milliseconds(), 1),
 		eventID, l.now().UnixMilli(), SeenPerAction).Int()
 	if err != nil {
 		return fmt.Errorf("ledger: done: %w", err)
@@ -314,7 +324,7 @@ func (l *Ledger) Seen(ctx context.Context, dry bool, playbook, step, target, eve
 // MarkSeen records the event as handled for window.
 func (l *Ledger) MarkSeen(ctx context.Context, dry bool, playbook, step, target, eventID string, window time.Duration) error {
 	keys := []string{l.claimKey(dry, playbook, step, target), l.seenSetKey(dry, playbook, step, target)}
-	if err := markSeenScript.Run(ctx, l.rdb, keys, "", "", "", max(window.Milliseconds(), 1),
+	if err := l.durable(ctx, markSeenScript, keys, "", "", "", max(window.Milliseconds(), 1),
 		eventID, l.now().UnixMilli(), SeenPerAction).Err(); err != nil {
 		return fmt.Errorf("ledger: mark seen: %w", err)
 	}
@@ -392,7 +402,7 @@ return 1`)
 // longer one lapses).
 func (l *Ledger) AddBlock(ctx context.Context, b ActiveBlock) error {
 	raw, _ := json.Marshal(b)
-	return addBlockScript.Run(ctx, l.rdb, l.blockKeys(), blockMember(b.Sink, b.Target), b.Until.UnixMilli(), raw).Err()
+	return l.durable(ctx, addBlockScript, l.blockKeys(), blockMember(b.Sink, b.Target), b.Until.UnixMilli(), raw).Err()
 }
 
 // Active returns the blocks of sink that have not expired, by target. A block whose lift failed

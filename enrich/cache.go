@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/redisx"
 )
 
 // CacheEntry is a cached answer.
@@ -215,15 +216,7 @@ func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Dur
 	}
 	var wait *redis.IntCmd
 	if c.waitReplicas > 0 {
-		// *redis.Pipeline has Wait, which lengthens the read timeout to WAIT's; Pipeliner does not.
-		if p, ok := pipe.(interface {
-			Wait(context.Context, int, time.Duration) *redis.IntCmd
-		}); ok {
-			wait = p.Wait(ctx, c.waitReplicas, c.waitTimeout)
-		} else {
-			wait = redis.NewIntCmd(ctx, "wait", c.waitReplicas, c.waitTimeout.Milliseconds())
-			_ = pipe.Process(ctx, wait)
-		}
+		wait = redisx.QueueWait(ctx, pipe, c.waitReplicas, c.waitTimeout)
 	}
 	_, _ = pipe.Exec(ctx)
 	// Kept in process even when Redis did not take it: during a Redis outage the local copy is
@@ -243,25 +236,18 @@ func (c *Cache) Set(ctx context.Context, key string, e *CacheEntry, ttl time.Dur
 
 var errNotReplicated = errors.New("not replicated")
 
-// storePipeline is a pipeline for a store under key. WAIT counts the replicas of the connection's
-// own writes, so with WaitReplicas the store and the WAIT go on one connection to the key's
-// primary (a Cluster pipeline would send the keyless WAIT to any node).
+// storePipeline is a pipeline for a store under key: with WaitReplicas, on one connection to
+// the key's primary, for the WAIT (redisx.KeyPipeline).
 func (c *Cache) storePipeline(ctx context.Context, key string) (redis.Pipeliner, error) {
-	if cc, ok := c.rdb.(*redis.ClusterClient); ok && c.waitReplicas > 0 {
-		node, err := cc.MasterForKey(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		return node.Pipeline(), nil
+	if c.waitReplicas > 0 {
+		return redisx.KeyPipeline(ctx, c.rdb, key)
 	}
 	return c.rdb.Pipeline(), nil
 }
 
-// reloadCluster refreshes the Cluster's slot map after a store on a node client failed (a MOVED
-// after a failover or a slot move), so that the retry asks the key's new primary.
 func (c *Cache) reloadCluster(ctx context.Context) {
-	if cc, ok := c.rdb.(*redis.ClusterClient); ok && c.waitReplicas > 0 {
-		cc.ReloadState(ctx)
+	if c.waitReplicas > 0 {
+		redisx.ReloadCluster(ctx, c.rdb)
 	}
 }
 

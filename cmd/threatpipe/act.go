@@ -56,7 +56,8 @@ Serves /healthz, /readyz, /metrics and the EDL (when enabled) on THREATPIPE_HTTP
 	lrdb, closeLedgerRedis := ledgerRedis(cfg, rdb)
 	defer closeLedgerRedis()
 	host, _ := os.Hostname()
-	ledger := act.NewLedger(lrdb, cfg.Redis.KeyPrefix, fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1e6))
+	ledger := act.NewLedger(lrdb, cfg.Redis.KeyPrefix, fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1e6)).
+		WaitForReplicas(cfg.Redis.WaitReplicas, cfg.Redis.WaitTimeout)
 	ledger.Log = log.Named("ledger")
 	if *kill != "" {
 		if err := ledger.SetKillSwitch(ctx, *kill == "on", "set by threatpipe act --kill-switch at "+time.Now().UTC().Format(time.RFC3339)); err != nil {

@@ -107,7 +107,7 @@ type Redis struct {
 	TLSKeyFile       string        `env:"TLS_KEY_FILE" desc:"PEM client key."`
 	TLSServerName    string        `env:"TLS_SERVER_NAME" desc:"Name the server certificate must carry (default: the host of each address); one name for every node of a Cluster or Sentinel set."`
 	DialTimeout      time.Duration `env:"DIAL_TIMEOUT" envDefault:"2s" desc:"Timeout of a Redis connection attempt."`
-	WaitReplicas     int           `env:"WAIT_REPLICAS" envDefault:"0" desc:"Replicas that must acknowledge a paid answer's store (Redis WAIT) for it to count as stored; otherwise it is stored again, on the new primary after a failover. Set 1 with Sentinel or a Cluster with replicas: replication is asynchronous, and a failover otherwise loses the answers stored in its last moments, which are then paid for again. 0: no wait."`
+	WaitReplicas     int           `env:"WAIT_REPLICAS" envDefault:"0" desc:"Replicas that must acknowledge a paid answer's store and act's ledger writes (claims, settled actions, handled events, active blocks) for them to count (Redis WAIT); otherwise they are written again, on the new primary after a failover. Set 1 with Sentinel or a Cluster with replicas: replication is asynchronous, and a failover otherwise loses what was written in its last moments: answers are then paid for again and actions done twice. 0: no wait."`
 	WaitTimeout      time.Duration `env:"WAIT_TIMEOUT" envDefault:"1s" desc:"How long a store waits for THREATPIPE_REDIS_WAIT_REPLICAS acknowledgements before it is tried again."`
 }
 
