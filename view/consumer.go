@@ -28,6 +28,9 @@ const (
 // Outcomes of a message besides the Applied values.
 const (
 	outcomeUnreadable = "unreadable" // not a scored event or audit record: counted, logged, skipped
+	// outcomeNotIndicator: an analyst's record about no single address (the kill switch, a CIDR
+	// on the allowlist); it stays on the audit topic, which is where it is read.
+	outcomeNotIndicator = "not_indicator"
 )
 
 // Metrics are the view's Prometheus metrics. Fields are safe for concurrent use.
@@ -107,14 +110,21 @@ func DecodeScored(msg kafka.Message) (*event.Scored, error) {
 	return &ev, nil
 }
 
+// errNotIndicator: DecodeRecord read an analyst's record that names no single address.
+var errNotIndicator = errors.New("an analyst's record about no single address")
+
 // DecodeRecord reads an audit record (docs/schemas/action-record.schema.json) from a message of
-// the results topic, with its target normalised to the canonical address.
+// the results topic, with its target normalised to the canonical address. An analyst's record
+// about no single address (the kill switch, a CIDR) comes back with errNotIndicator.
 func DecodeRecord(msg kafka.Message) (*act.Record, error) {
 	var rec act.Record
 	if err := json.Unmarshal(msg.Value, &rec); err != nil {
 		return nil, fmt.Errorf("not an audit record: %w", err)
 	}
 	ind, err := event.ParseIP(rec.Target)
+	if err != nil && rec.Kind == act.KindAnalyst {
+		return &rec, errNotIndicator
+	}
 	if err != nil {
 		return nil, fmt.Errorf("not an audit record: target: %w", err)
 	}
@@ -194,6 +204,11 @@ func (h *ScoredHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.
 // Handle implements pipeline.Handler, as ScoredHandler.Handle.
 func (h *RecordHandler) Handle(ctx context.Context, msg kafka.Message) ([]kafka.Message, error) {
 	rec, err := DecodeRecord(msg)
+	if errors.Is(err, errNotIndicator) {
+		h.m.Messages.WithLabelValues(InputResults, outcomeNotIndicator).Inc()
+		h.log.Debug("an analyst's record about no single address: not stored per indicator", located(msg, err)...)
+		return nil, nil
+	}
 	if err != nil {
 		h.m.Messages.WithLabelValues(InputResults, outcomeUnreadable).Inc()
 		h.log.Warn("skipping an unreadable message on the audit topic", located(msg, err)...)

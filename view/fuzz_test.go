@@ -2,11 +2,13 @@ package view
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
@@ -58,11 +60,18 @@ func FuzzDecodeRecord(f *testing.F) {
 		`{"schema_version":"1","at":"2026-03-14T09:27:02Z","outcome":"done","kind":"block","playbook":"p","step":"s","sink":"edl",` +
 			`"target":"185.220.101.45","ref":"r","dry_run":false,"until":"2026-03-14T10:27:02Z","score":85,"severity":"critical","worker":"w"}`,
 		`{"outcome":"rate_cap_tripped","target":""}`, `{"target":"2001:DB8::1"}`, `{"target":"example.com"}`, `{"until":"x"}`, `7`,
+		`{"kind":"analyst","step":"kill_switch_on","sink":"view","target":""}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec, err := DecodeRecord(kafka.Message{Value: data})
+		if errors.Is(err, errNotIndicator) {
+			if rec == nil || rec.Kind != act.KindAnalyst {
+				t.Fatalf("errNotIndicator for a record of kind %v", rec)
+			}
+			return
+		}
 		if err != nil {
 			return
 		}

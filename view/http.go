@@ -81,7 +81,7 @@ type UIOptions struct {
 //	    limit     1-500, default 50
 //	    offset    0-1000000, default 0
 //	  -> {"indicators": [row...], "total": n, "truncated": bool, "scanned": n, "limit": n, "offset": n}
-//	     rows sorted by score, then last seen, both descending. With filters the view scans at
+//	     rows by priority (score, then evidence-credited recency; docs/view.md), descending. With filters the view scans at
 //	     most THREATPIPE_VIEW_SCAN_LIMIT indicators from the top of the ranking (within the score
 //	     range of the selected severities); "truncated" says more may match below.
 //	GET /api/v1/indicators/{ip}   one indicator: the row fields plus "latest" (the latest scored
@@ -140,6 +140,8 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("GET /indicators/{ip}", u.guard(u.serveIndicator))
 	mux.Handle("GET /health", u.guard(u.serveHealth))
 	mux.Handle("GET /api/v1/indicators", u.guard(u.apiIndicators))
+	u.registerExport(mux) // GET /api/v1/indicators.csv
+	u.registerPreview(mux, func(role auth.Role, h http.Handler) http.Handler { return u.secure(u.auth.Require(role)(h)) })
 	mux.Handle("GET /api/v1/indicators/{ip}", u.guard(u.apiIndicator))
 	mux.Handle("GET /api/v1/stats", u.guard(u.apiStats))
 	mux.Handle("GET /api/v1/health", u.guard(u.apiHealth))

@@ -71,8 +71,7 @@ func previewServer(t *testing.T) (*httptest.Server, *clock) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	ui.Register(mux)
-	ui.registerPreview(mux, func(role auth.Role, h http.Handler) http.Handler { return ui.secure(ui.auth.Require(role)(h)) })
+	ui.Register(mux) // the preview's routes among them
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, c
