@@ -18,6 +18,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/act"
 	"github.com/threatpipe/threatpipe/pipeline/event"
+	"github.com/threatpipe/threatpipe/pipeline/neverblock"
 	"github.com/threatpipe/threatpipe/view/auth"
 	"github.com/threatpipe/threatpipe/view/steer"
 )
@@ -48,6 +49,9 @@ type UIOptions struct {
 	// Steer performs the analyst actions (view/steer); nil: the view is read-only, without
 	// the action routes, forms and notes (actions.go).
 	Steer *steer.Service
+	// NeverBlock is the workers' never-block list, for the playbook preview; nil: the special
+	// ranges only.
+	NeverBlock *neverblock.List
 }
 
 // UI is the view's HTTP interface. It serves server-rendered pages and a JSON API on THREATPIPE_HTTP_ADDR, next to

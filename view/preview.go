@@ -124,7 +124,7 @@ func (u *UI) preview(ctx context.Context, req previewRequest) (*PreviewReport, e
 	now := u.store.opts.Now()
 	rep := &PreviewReport{Hours: req.Hours, Since: now.Add(-time.Duration(req.Hours) * time.Hour).UTC(), Approximation: previewApproximation}
 	scan := &previewScan{}
-	res, err := act.Preview([]byte(req.YAML), u.store.previewEvents(ctx, rep.Since, now, scan), act.PreviewOptions{})
+	res, err := act.Preview([]byte(req.YAML), u.store.previewEvents(ctx, rep.Since, now, scan), act.PreviewOptions{NeverBlock: u.opts.NeverBlock})
 	if err != nil {
 		return nil, &ParamError{"yaml", err.Error()}
 	}

@@ -90,7 +90,8 @@ View settings:
 		return err
 	}
 	defer closeSteer()
-	ui, err := view.NewUI(store, view.UIOptions{Refresh: vcfg.Refresh, Log: log.Named("http"), Auth: authn, SignInIssuer: acfg.Issuer, Steer: steerSvc})
+	ui, err := view.NewUI(store, view.UIOptions{Refresh: vcfg.Refresh, Log: log.Named("http"), Auth: authn, SignInIssuer: acfg.Issuer, Steer: steerSvc,
+		NeverBlock: neverBlockList(cfg)})
 	if err != nil {
 		return err
 	}
