@@ -136,6 +136,7 @@ var badString = map[string]badValue{
 	"THREATPIPE_VIEW_OIDC_VIEWER_GROUPS":            {value: " , ", with: oidcWith("VIEWER_GROUPS")},
 	"THREATPIPE_VIEW_OIDC_POST_LOGOUT_REDIRECT_URL": {value: "::", with: oidcWith("POST_LOGOUT_REDIRECT_URL")},
 	"THREATPIPE_VIEW_API_TOKENS_FILE":               {value: missingFile},
+	"THREATPIPE_VIEW_ANONYMOUS_READ_CIDRS":          {value: "10.0.0.0/33"},
 }
 
 // oidcWith is a valid sign-in configuration without the variable under test: the sign-in

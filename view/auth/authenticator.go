@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -42,10 +43,11 @@ type Options struct {
 type Authenticator struct {
 	cfg      Config
 	roles    roleMap
-	sessions *sessionStore // nil without OIDC
-	sealer   *sealer       // nil without OIDC
-	rp       *relyingParty // nil without OIDC
-	tokens   *tokenFile    // nil without a token file
+	sessions *sessionStore  // nil without OIDC
+	sealer   *sealer        // nil without OIDC
+	rp       *relyingParty  // nil without OIDC
+	tokens   *tokenFile     // nil without a token file
+	anonNets []netip.Prefix // THREATPIPE_VIEW_ANONYMOUS_READ_CIDRS: anonymous read beside loopback
 	cookies  cookieNames
 	now      func() time.Time
 	log      *zap.Logger
@@ -73,12 +75,23 @@ func New(c *Config, o Options) (*Authenticator, error) {
 	if a.api == "" {
 		a.api = "/api/"
 	}
+	nets, err := c.AnonymousReadNets()
+	if err != nil {
+		return nil, fmt.Errorf("%sANONYMOUS_READ_CIDRS: %w", ConfigPrefix, err)
+	}
 	if c.OIDCEnabled() {
+		if len(nets) > 0 {
+			return nil, fmt.Errorf("%sANONYMOUS_READ_CIDRS: must not be set with %sOIDC_ISSUER", ConfigPrefix, ConfigPrefix)
+		}
 		if err := a.setUpOIDC(c, o); err != nil {
 			return nil, err
 		}
 	} else {
+		a.anonNets = nets
 		a.warnings = append(a.warnings, fmt.Sprintf("view: NO SIGN-IN IS CONFIGURED (%sOIDC_ISSUER is unset): pages and the API are readable anonymously, as viewer, from loopback clients only; every other client gets 401. Anyone who can reach a reverse proxy on this host reaches the view as loopback unless the proxy sets X-Forwarded-For or Forwarded (requests carrying them are not anonymous).", ConfigPrefix))
+		if len(nets) > 0 {
+			a.warnings = append(a.warnings, fmt.Sprintf("view: ANONYMOUS READ FROM NETWORKS IS ON (%sANONYMOUS_READ_CIDRS=%s): every client connecting from these networks reads all pages and the API, as viewer, without signing in. For local evaluation (docker-compose) and trusted internal networks only; configure sign-in (%sOIDC_ISSUER) or API tokens for anything else.", ConfigPrefix, joinPrefixes(nets), ConfigPrefix))
+		}
 	}
 	if c.APITokensFile != "" {
 		interval := o.TokenCheckInterval
@@ -92,6 +105,15 @@ func New(c *Config, o Options) (*Authenticator, error) {
 		a.tokens = tf
 	}
 	return a, nil
+}
+
+// joinPrefixes lists networks as a variable would.
+func joinPrefixes(nets []netip.Prefix) string {
+	s := make([]string, len(nets))
+	for i, p := range nets {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 func (a *Authenticator) setUpOIDC(c *Config, o Options) error {
@@ -122,7 +144,7 @@ func (a *Authenticator) setUpOIDC(c *Config, o Options) error {
 }
 
 // Warnings are the messages the caller must log at start (loudly): no sign-in configured,
-// insecure cookies.
+// anonymous read from networks, insecure cookies.
 func (a *Authenticator) Warnings() []string { return a.warnings }
 
 // Discover reads the provider's discovery document and keys now, so a wrong issuer shows at

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
+	"github.com/threatpipe/threatpipe/pipeline/gate"
 )
 
 // ConfigPrefix is the prefix of the sign-in variables: the view's own (THREATPIPE_VIEW_).
@@ -34,6 +36,7 @@ type Config struct {
 	EndSession         bool          `env:"OIDC_END_SESSION" envDefault:"true" desc:"On sign-out, also end the session at the provider (RP-initiated logout) when it advertises an end_session_endpoint; otherwise only the view's session ends, and the next sign-in may not ask for a password."`
 	SessionTTL         time.Duration `env:"SESSION_TTL" envDefault:"8h" desc:"Absolute lifetime of a console session; the user signs in again after it, and a changed group membership applies then."`
 	SessionIdle        time.Duration `env:"SESSION_IDLE" envDefault:"1h" desc:"A session unused for this long ends (at most THREATPIPE_VIEW_SESSION_TTL). Activity is recorded at most once a minute, so the timeout is exact to about a minute."`
+	AnonymousReadCIDRs []string      `env:"ANONYMOUS_READ_CIDRS" desc:"Comma-separated CIDRs whose clients may also read pages and the API anonymously, as viewer, like loopback clients, while no sign-in is configured (not allowed with THREATPIPE_VIEW_OIDC_ISSUER); requests carrying proxy headers are never anonymous. An explicit opt-in for local evaluation (docker-compose) and trusted internal networks: anyone who can connect from these networks reads everything. A warning at start."`
 	APITokensFile      string        `env:"API_TOKENS_FILE" desc:"YAML list of API tokens for automation ({name, role, sha256, expires}: only the SHA-256 of each token, docs in view/auth/tokens.go), a mounted Kubernetes Secret; sent as Authorization: Bearer <token>. Checked for changes every few seconds, so a rotation applies without a restart."`
 }
 
@@ -68,7 +71,7 @@ func Vars() []config.Var { return config.VarsOf(ConfigPrefix, reflect.TypeOf(Con
 
 // normalise trims list entries: "a, b," in a variable means a and b.
 func (c *Config) normalise() {
-	for _, l := range []*[]string{&c.Scopes, &c.AdminGroups, &c.AnalystGroups, &c.ViewerGroups} {
+	for _, l := range []*[]string{&c.Scopes, &c.AdminGroups, &c.AnalystGroups, &c.ViewerGroups, &c.AnonymousReadCIDRs} {
 		out := (*l)[:0]
 		for _, s := range *l {
 			if s = strings.TrimSpace(s); s != "" {
@@ -92,6 +95,11 @@ func (c *Config) Validate() error {
 		c.validateOIDC(add)
 	} else if c.ClientID != "" || c.RedirectURL != "" {
 		add("OIDC_ISSUER", "must be set with THREATPIPE_VIEW_OIDC_CLIENT_ID and THREATPIPE_VIEW_OIDC_REDIRECT_URL")
+	}
+	if _, err := c.AnonymousReadNets(); err != nil {
+		add("ANONYMOUS_READ_CIDRS", "%v", err)
+	} else if len(c.AnonymousReadCIDRs) > 0 && c.OIDCEnabled() {
+		add("ANONYMOUS_READ_CIDRS", "must not be set with THREATPIPE_VIEW_OIDC_ISSUER: anonymous read exists only while no sign-in is configured (use an API token with the viewer role for unattended readers)")
 	}
 	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
 		add("SESSION_TTL", "%s is not between 1m and 720h", c.SessionTTL)
@@ -137,6 +145,22 @@ func (c *Config) validateOIDC(add func(name, format string, args ...any)) {
 	if len(c.AdminGroups)+len(c.AnalystGroups)+len(c.ViewerGroups) == 0 {
 		add("OIDC_VIEWER_GROUPS", "no group is mapped to a role (THREATPIPE_VIEW_OIDC_ADMIN_GROUPS, _ANALYST_GROUPS, _VIEWER_GROUPS): nobody could sign in")
 	}
+}
+
+// AnonymousReadNets parses THREATPIPE_VIEW_ANONYMOUS_READ_CIDRS: CIDRs (or single addresses),
+// IPv4 in its own form. A /0 is refused: it would make every client anonymous, and whoever
+// wants that should say so with a narrower list or an API token.
+func (c *Config) AnonymousReadNets() ([]netip.Prefix, error) {
+	nets, err := gate.ParsePrefixes(c.AnonymousReadCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range nets {
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("%s admits every address: list the networks that may read anonymously", p)
+		}
+	}
+	return nets, nil
 }
 
 // checkURL accepts an absolute https URL, or an http one whose host is loopback: plain http

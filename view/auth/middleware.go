@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -66,7 +67,8 @@ func (a *Authenticator) Optional(next http.Handler) http.Handler {
 }
 
 // authenticate finds the request's principal: a bearer token first (it is explicit), then a
-// cookie session, then anonymous loopback access when no sign-in is configured.
+// cookie session, then anonymous access from loopback (or THREATPIPE_VIEW_ANONYMOUS_READ_CIDRS)
+// when no sign-in is configured.
 func (a *Authenticator) authenticate(r *http.Request) (authInfo, failure) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		return a.bearer(r, h)
@@ -84,11 +86,13 @@ func (a *Authenticator) authenticate(r *http.Request) (authInfo, failure) {
 			return authInfo{principal: sess.Principal, csrf: sess.CSRF}, failNone
 		}
 	}
-	if a.rp == nil && localRequest(r) {
-		if !safeMethod(r.Method) {
-			return authInfo{}, failReadOnly
+	if a.rp == nil {
+		if from, ok := a.anonymousFrom(r); ok {
+			if !safeMethod(r.Method) {
+				return authInfo{}, failReadOnly
+			}
+			return authInfo{principal: Principal{Name: "anonymous (" + from + ")", Subject: "anonymous", Role: RoleViewer, Via: ViaAnonymous}}, failNone
 		}
-		return authInfo{principal: Principal{Name: "anonymous (loopback)", Subject: "anonymous", Role: RoleViewer, Via: ViaAnonymous}}, failNone
 	}
 	return authInfo{}, failNoCredential
 }
@@ -151,20 +155,48 @@ func isForm(r *http.Request) bool {
 	return strings.HasPrefix(ct, "application/x-www-form-urlencoded") || strings.HasPrefix(ct, "multipart/form-data")
 }
 
-// localRequest says whether r comes straight from this host. Proxy headers disqualify it: a
-// reverse proxy on this host connects from loopback on behalf of anyone.
-func localRequest(r *http.Request) bool {
-	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Host"} {
+// proxyHeaders mark a request relayed by a proxy. The address such a request comes from is the
+// proxy's, not the client's: a reverse proxy on this host (or on an allowed network) connects
+// from there on behalf of anyone, so a relayed request is never anonymous. The headers are not
+// trusted the other way either (anyone can send them): they only ever take anonymity away.
+var proxyHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Host"}
+
+// anonymousFrom says whether r may read anonymously, and from where ("loopback" or the
+// allowed network): straight from this host or from a THREATPIPE_VIEW_ANONYMOUS_READ_CIDRS
+// network, and not through a proxy.
+func (a *Authenticator) anonymousFrom(r *http.Request) (string, bool) {
+	for _, h := range proxyHeaders {
 		if r.Header.Get(h) != "" {
-			return false
+			return "", false
 		}
 	}
+	ip, ok := remoteIP(r)
+	if !ok {
+		return "", false
+	}
+	if ip.IsLoopback() {
+		return "loopback", true
+	}
+	for _, p := range a.anonNets {
+		if p.Contains(ip) {
+			return p.String(), true
+		}
+	}
+	return "", false
+}
+
+// remoteIP is the address r's connection comes from, IPv4-mapped IPv6 as IPv4 (a dual-stack
+// listener reports IPv4 clients so) and without an IPv6 zone.
+func remoteIP(r *http.Request) (netip.Addr, bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap().WithZone(""), true
 }
 
 // refuse answers a failed authentication.
@@ -202,6 +234,9 @@ func (a *Authenticator) unauthenticated(w http.ResponseWriter, r *http.Request) 
 	msg := "Sign in, or send an API token as Authorization: Bearer <token>."
 	if a.rp == nil {
 		msg = "No sign-in is configured: send an API token as Authorization: Bearer <token> (anonymous access is for loopback clients only)."
+		if len(a.anonNets) > 0 {
+			msg = "No sign-in is configured: send an API token as Authorization: Bearer <token> (anonymous access is for loopback clients and " + joinPrefixes(a.anonNets) + " only, never through a proxy)."
+		}
 	}
 	a.fail(w, r, http.StatusUnauthorized, "unauthenticated", msg)
 }
