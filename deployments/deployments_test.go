@@ -20,6 +20,7 @@ import (
 	ingestall "github.com/threatpipe/threatpipe/ingest/all"
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/view"
+	"github.com/threatpipe/threatpipe/view/auth"
 )
 
 // Paths are relative to this package's directory, where `go test` runs.
@@ -39,6 +40,7 @@ func knownVars() map[string]config.Var {
 	}
 	vars = append(vars, view.Vars()...)
 	vars = append(vars, view.TAXIIVars()...)
+	vars = append(vars, auth.Vars()...)
 	vars = append(vars, ingest.Vars()...)
 	for _, r := range ingestall.Registrations() {
 		vars = append(vars, r.Vars()...)

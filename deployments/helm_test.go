@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/threatpipe/threatpipe/pipeline/config"
 	"github.com/threatpipe/threatpipe/view"
+	"github.com/threatpipe/threatpipe/view/auth"
 )
 
 // The Helm chart itself: its values schema (without helm), and with THREATPIPE_TEST_HELM its
@@ -105,6 +107,16 @@ func TestChartValuesSchema(t *testing.T) {
 			"ingest plain http":       "ingest: {misp: {url: \"http://misp.example.com\"}}",
 			"bad TAXII auth":          "ingest: {taxii: {auth: oauth}}",
 			"TAXII tokens as list":    "view: {taxii: {tokens: [a]}}",
+			"OIDC plain http issuer":  "view: {auth: {oidc: {issuer: \"http://sso.example.com\"}}}",
+			"OIDC wrong callback":     "view: {auth: {oidc: {redirectUrl: \"https://tp.example.com/callback\"}}}",
+			"OIDC scopes sans openid": "view: {auth: {oidc: {scopes: [profile, email]}}}",
+			"OIDC misspelt key":       "view: {auth: {oidc: {clientID: x}}}",
+			"API token bad role":      "view: {auth: {apiTokens: {tokens: [{name: a, role: boss, sha256: " + strings.Repeat("a", 64) + "}]}}}",
+			"API token short digest":  "view: {auth: {apiTokens: {tokens: [{name: a, role: viewer, sha256: abcd}]}}}",
+			"API tokens as text":      "view: {auth: {apiTokens: {tokens: \"- {name: a}\"}}}",
+			"anonymous CIDRs as text": "view: {auth: {anonymousReadCidrs: 10.0.0.0/8}}",
+			"anonymous CIDR a name":   "view: {auth: {anonymousReadCidrs: [compose]}}",
+			"session ttl a number":    "view: {auth: {session: {ttl: 8}}}",
 		} {
 			if err := s.Validate(yamlToInstance(t, []byte(doc))); err == nil {
 				t.Errorf("%s: the schema accepts %q", name, doc)
@@ -330,6 +342,7 @@ func checkRenderedDeployment(t *testing.T, r *rendered, dep *appsv1.Deployment) 
 			t.Errorf("view.LoadConfig: %v", err)
 		}
 		checkTAXIIServer(t, w.loadEnv, r.name == "full-values.yaml")
+		checkViewAuth(t, r, w, r.name == "full-values.yaml")
 	case "ingest":
 		sources := checkIngestConfig(t, r.name, w.loadEnv)
 		if r.name == "full-values.yaml" && !sameStrings(sources, []string{"taxii", "misp", "threatq"}) {
@@ -415,6 +428,13 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"ingest replica count":        {[]string{"ingest.replicaCount=2"}, "replicaCount"},
 		"TAXII server without access": {[]string{"view.taxii.enabled=true", "view.taxii.tokens.enabled=false"}, "view.taxii"},
 		"TAXII tokens without lines":  {[]string{"view.taxii.enabled=true"}, "view.taxii.tokens.lines"},
+		"OIDC without a client id":    {oidcSet("clientId"), "view.auth.oidc.clientId"},
+		"OIDC without redirect URL":   {oidcSet("redirectUrl"), "view.auth.oidc.redirectUrl"},
+		"OIDC without groups":         {oidcSet("viewerGroups"), "viewerGroups"},
+		"OIDC without client secret":  {oidcSet("clientSecret"), "view.auth.oidc.clientSecret"},
+		"OIDC and anonymous networks": {append(oidcSet(""), "view.auth.anonymousReadCidrs={10.0.0.0/8}"), "view.auth.anonymousReadCidrs"},
+		"OIDC client without issuer":  {[]string{"view.auth.oidc.clientId=x"}, "view.auth.oidc.issuer"},
+		"API tokens without entries":  {[]string{"view.auth.apiTokens.enabled=true"}, "view.auth.apiTokens.tokens"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var args []string
@@ -426,6 +446,47 @@ func TestChartRejectsBadValues(t *testing.T) {
 				t.Errorf("helm template %v: %v; want a failure naming %s", c.set, err, c.want)
 			}
 		})
+	}
+}
+
+// oidcSet is a complete view.auth.oidc for --set, without the value omit.
+func oidcSet(omit string) []string {
+	var out []string
+	for _, kv := range []string{"issuer=https://sso.example.com/realms/soc", "clientId=threatpipe-view", "clientSecret=s",
+		"redirectUrl=https://tp.example.com/auth/callback", "viewerGroups={soc}"} {
+		if !strings.HasPrefix(kv, omit+"=") || omit == "" {
+			out = append(out, "view.auth.oidc."+kv)
+		}
+	}
+	return out
+}
+
+// checkViewAuth: the view's sign-in settings load and build an Authenticator (the API tokens
+// file parses); full-values.yaml exercises OIDC with a client secret, API tokens and HTTPS egress
+// to the provider.
+func checkViewAuth(t *testing.T, r *rendered, w *workload, full bool) {
+	t.Helper()
+	c, err := auth.LoadConfig(environ(w.loadEnv))
+	if err != nil {
+		t.Fatalf("auth.LoadConfig: %v", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never contacted by New
+	defer func() { _ = rdb.Close() }()
+	if _, err := auth.New(c, auth.Options{Redis: rdb}); err != nil {
+		t.Fatalf("auth.New: %v", err)
+	}
+	if !full {
+		return
+	}
+	if !c.OIDCEnabled() || c.ClientSecret == "" || c.APITokensFile == "" || len(c.AdminGroups) == 0 {
+		t.Errorf("full-values.yaml should exercise OIDC with a client secret and API tokens: %+v", c)
+	}
+	for _, m := range r.ks.manifests {
+		if np, ok := m.obj.(*networkingv1.NetworkPolicy); ok {
+			if sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err == nil && !sel.Empty() && sel.Matches(w.podLabels()) {
+				checkNetworkPolicy(t, w, np, true) // HTTPS to the OpenID provider
+			}
+		}
 	}
 }
 

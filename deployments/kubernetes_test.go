@@ -359,6 +359,8 @@ func standInSecret(name string) string {
 		return "dummy:" + dummySecretSHA256
 	case "THREATPIPE_VIEW_TAXII_USERS_FILE":
 		return "dummy:sha256:" + dummySecretSHA256
+	case "THREATPIPE_VIEW_API_TOKENS_FILE":
+		return "- {name: dummy, role: viewer, sha256: " + dummySecretSHA256 + "}"
 	}
 	return "dummy-secret"
 }
@@ -923,10 +925,12 @@ func isSecretFileVar(name string) bool {
 }
 
 // credentialFileVars are the _FILE variables that name a file of credentials with no variable
-// holding them as a value (the TAXII server's tokens and users): they too come from the Secret.
+// holding them as a value (the TAXII server's tokens and users, the view's API tokens): they too
+// come from the Secret.
 var credentialFileVars = map[string]bool{
 	"THREATPIPE_VIEW_TAXII_TOKENS_FILE": true,
 	"THREATPIPE_VIEW_TAXII_USERS_FILE":  true,
+	"THREATPIPE_VIEW_API_TOKENS_FILE":   true,
 }
 
 func sortedKeys[V any](m map[string]V) []string {

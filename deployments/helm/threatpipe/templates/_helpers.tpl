@@ -126,6 +126,15 @@ fails the render; a provider without a key is left out (NOTES.txt warns).
 {{- $items = append $items (dict "key" "view-taxii-users" "env" "THREATPIPE_VIEW_TAXII_USERS_FILE" "roles" (list "view") "value" $v.view.taxii.users.lines "what" "view.taxii.users.lines") -}}
 {{- end -}}
 {{- end -}}
+{{- if $v.view.enabled -}}
+{{- $a := $v.view.auth -}}
+{{- if and $a.oidc.issuer (not $a.oidc.publicClient) -}}
+{{- $items = append $items (dict "key" "view-oidc-client-secret" "env" "THREATPIPE_VIEW_OIDC_CLIENT_SECRET_FILE" "roles" (list "view") "value" $a.oidc.clientSecret "what" "view.auth.oidc.clientSecret") -}}
+{{- end -}}
+{{- if $a.apiTokens.enabled -}}
+{{- $items = append $items (dict "key" "view-api-tokens" "env" "THREATPIPE_VIEW_API_TOKENS_FILE" "roles" (list "view") "value" (ternary (toYaml $a.apiTokens.tokens) "" (gt (len $a.apiTokens.tokens) 0)) "what" "view.auth.apiTokens.tokens") -}}
+{{- end -}}
+{{- end -}}
 {{- $in := $v.ingest -}}
 {{- if $in.enabled -}}
 {{- if has "taxii" $in.sources -}}
@@ -198,6 +207,25 @@ fails the render; a provider without a key is left out (NOTES.txt warns).
 {{- $t := $v.view.taxii -}}
 {{- if and $v.view.enabled $t.enabled (not (or $t.tokens.enabled $t.users.enabled $t.allowAnonymousLoopback)) -}}
 {{- fail "view.taxii is enabled without tokens, users or allowAnonymousLoopback: nobody could read it" -}}
+{{- end -}}
+{{- $o := $v.view.auth.oidc -}}
+{{- if $v.view.enabled -}}
+{{- if $o.issuer -}}
+{{- if not $o.clientId -}}
+{{- fail "view.auth.oidc.issuer is set but view.auth.oidc.clientId is empty" -}}
+{{- end -}}
+{{- if not $o.redirectUrl -}}
+{{- fail "view.auth.oidc.issuer is set but view.auth.oidc.redirectUrl is empty: set it to https://<view host>/auth/callback, as registered at the provider" -}}
+{{- end -}}
+{{- if not (or $o.adminGroups $o.analystGroups $o.viewerGroups) -}}
+{{- fail "view.auth.oidc.issuer is set but none of view.auth.oidc.adminGroups, analystGroups, viewerGroups lists a group: nobody could sign in" -}}
+{{- end -}}
+{{- if $v.view.auth.anonymousReadCidrs -}}
+{{- fail "view.auth.anonymousReadCidrs is set with view.auth.oidc.issuer: anonymous read exists only without sign-in (give unattended readers an API token with the viewer role)" -}}
+{{- end -}}
+{{- else if or $o.clientId $o.redirectUrl -}}
+{{- fail "view.auth.oidc.clientId or redirectUrl is set but view.auth.oidc.issuer is empty" -}}
+{{- end -}}
 {{- end -}}
 {{- if and $v.ingest.enabled (not $v.ingest.sources) -}}
 {{- fail "ingest is enabled but ingest.sources is empty: name the platforms to poll (taxii, misp, threatq)" -}}
