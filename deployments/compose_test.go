@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	yamlv3 "gopkg.in/yaml.v3"
 
 	"github.com/threatpipe/threatpipe/view"
+	"github.com/threatpipe/threatpipe/view/auth"
 )
 
 // The Compose Specification keys docker-compose.yml uses, and no others: decoding with
@@ -27,6 +29,16 @@ import (
 type composeFile struct {
 	Name     string                    `yaml:"name"`
 	Services map[string]composeService `yaml:"services"`
+	Networks map[string]composeNetwork `yaml:"networks"`
+}
+
+// composeNetwork is a network's fixed address range (the view's anonymous read names it).
+type composeNetwork struct {
+	IPAM struct {
+		Config []struct {
+			Subnet string `yaml:"subnet"`
+		} `yaml:"config"`
+	} `yaml:"ipam"`
 }
 
 type composeService struct {
@@ -684,6 +696,7 @@ func TestComposeEveryRole(t *testing.T) {
 				enrCfg.Kafka.OutputTopic, enrCfg.Kafka.Brokers, enrCfg.Redis.Addrs)
 		}
 		checkListensBeyondLoopback(t, "docker-compose.yml view", cfg.HTTPAddr)
+		checkComposeViewAnonymousRead(t, f, vw)
 		_, p, _ := net.SplitHostPort(cfg.HTTPAddr)
 		if !publishes(t, vw.Ports, p) {
 			t.Errorf("view ports %v do not publish THREATPIPE_HTTP_ADDR's port %s", vw.Ports, p)
@@ -727,4 +740,39 @@ func TestComposeEveryRole(t *testing.T) {
 			t.Errorf("producer restart %q: it runs once (want \"no\")", prod.Restart)
 		}
 	})
+}
+
+// checkComposeViewAnonymousRead: the compose view lets the host's browser read without sign-in.
+// It arrives through the published port from the default network's gateway, not from loopback,
+// so THREATPIPE_VIEW_ANONYMOUS_READ_CIDRS must cover the network's fixed subnet; and the port is
+// published on loopback only, so nobody off the host gets that access.
+func checkComposeViewAnonymousRead(t *testing.T, f *composeFile, vw composeService) {
+	t.Helper()
+	c, err := auth.LoadConfig(environ(vw.Environment))
+	if err != nil {
+		t.Fatalf("auth.LoadConfig rejects the view's environment: %v", err)
+	}
+	nets, err := c.AnonymousReadNets()
+	if err != nil || len(nets) == 0 {
+		t.Fatalf("THREATPIPE_VIEW_ANONYMOUS_READ_CIDRS %q: %v; want the compose network's range", c.AnonymousReadCIDRs, err)
+	}
+	def := f.Networks["default"].IPAM.Config
+	if len(def) == 0 {
+		t.Fatal("the default network has no fixed subnet (networks.default.ipam.config) for the view's anonymous read")
+	}
+	for _, cfg := range def {
+		sub, err := netip.ParsePrefix(cfg.Subnet)
+		if err != nil {
+			t.Fatalf("networks.default subnet %q: %v", cfg.Subnet, err)
+		}
+		covered := slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Bits() <= sub.Bits() && p.Contains(sub.Addr()) })
+		if !covered {
+			t.Errorf("THREATPIPE_VIEW_ANONYMOUS_READ_CIDRS %v does not cover the compose network %s: the host's browser would get 401", nets, sub)
+		}
+	}
+	for _, p := range vw.Ports {
+		if !strings.HasPrefix(p, "127.0.0.1:") {
+			t.Errorf("view port %q: publish it on 127.0.0.1 only, since the compose network reads anonymously", p)
+		}
+	}
 }
