@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 	"github.com/threatpipe/threatpipe/sinks"
 )
@@ -85,7 +86,7 @@ func (s *step) find(ctx context.Context) (string, bool, error) {
 		// Search indexes lag behind creates (Jira's by seconds): an action begun just before the
 		// crash may not be findable yet. Ask again once it has had time.
 		if wait := s.claim.At.Add(findSettle).Sub(s.w.now()); wait > 0 {
-			if !sleepCtx(ctx, wait) {
+			if !pipeline.Sleep(ctx, wait) {
 				return "", false, ctx.Err()
 			}
 			ref, found, err = f.Find(ctx, s.a)

@@ -397,17 +397,6 @@ func (w *Worker) record(r *Record, ev *event.Scored) kafka.Message {
 // findSettle is how long after an action began a sink's search is trusted to show it.
 const findSettle = 15 * time.Second
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 func boolGauge(b bool) float64 {
 	if b {
 		return 1

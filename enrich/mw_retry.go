@@ -7,6 +7,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
@@ -42,7 +43,7 @@ func retry(ctx context.Context, next Provider, ind event.Indicator, budget time.
 			if pe.RetryAfter > b.MaxElapsedTime-b.GetElapsedTime() {
 				return backoff.Permanent(err) // waiting would outlast the budget
 			}
-			if !sleep(ctx, pe.RetryAfter) {
+			if !pipeline.Sleep(ctx, pe.RetryAfter) {
 				return backoff.Permanent(err)
 			}
 		}
@@ -60,17 +61,6 @@ func retryable(err error) bool {
 	case KindTransient, KindRateLimited:
 		return true
 	default:
-		return false
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
 		return false
 	}
 }

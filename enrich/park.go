@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/encoding/json"
 
+	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
@@ -174,7 +175,7 @@ func (p *Parking) Lock(ctx context.Context, addr, owner string, ttl time.Duratio
 		if ok {
 			return func() { _ = unlockScript.Run(context.WithoutCancel(ctx), p.rdb, []string{key}, token).Err() }, nil
 		}
-		if !sleep(ctx, wait) {
+		if !pipeline.Sleep(ctx, wait) {
 			return nil, ctx.Err()
 		}
 	}

@@ -120,7 +120,7 @@ func (l *loop) run(ctx context.Context) error {
 	for {
 		next, wait := l.step(ctx, cursor)
 		cursor = next
-		if !sleep(ctx, wait) {
+		if !pipeline.Sleep(ctx, wait) {
 			l.log.Info("ingest source stopped", zap.String("cursor", cursor))
 			return nil
 		}
@@ -140,7 +140,7 @@ func (l *loop) loadCursor(ctx context.Context) (string, bool) {
 		}
 		l.metrics.Errors.WithLabelValues(l.name, StageCursor).Inc()
 		l.log.Warn("cannot read the cursor: retrying", zap.Error(err))
-		if !sleep(ctx, l.bo.NextBackOff()) {
+		if !pipeline.Sleep(ctx, l.bo.NextBackOff()) {
 			return "", false
 		}
 	}
@@ -276,7 +276,7 @@ func (l *loop) storeCursor(ctx context.Context, cursor string) error {
 			return err
 		}
 		l.log.Warn("cannot store the cursor: retrying", zap.Error(err))
-		if !sleep(ctx, l.bo.NextBackOff()) {
+		if !pipeline.Sleep(ctx, l.bo.NextBackOff()) {
 			return errors.Join(err, ctx.Err())
 		}
 	}

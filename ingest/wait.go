@@ -6,24 +6,6 @@ import (
 	"unicode/utf8"
 )
 
-// sleep waits d or until ctx ends; it reports whether the wait ran out (false: stop).
-func sleep(ctx context.Context, d time.Duration) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // withGrace returns a context that ends grace after ctx ends (or when cancel is called), for
 // work that must be finished once begun rather than cut at the signal.
 func withGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {

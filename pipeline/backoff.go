@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"io"
 	"time"
@@ -60,4 +61,16 @@ func Unrecoverable(err error) bool {
 		}
 	}
 	return false
+}
+
+// Sleep waits d or until ctx ends; it reports whether the wait ran out (false: ctx ended, stop).
+// A wait of zero or less returns at once, true unless ctx has ended.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if d <= 0 {
+		return true
+	}
+	return sleep(d, ctx.Done())
 }

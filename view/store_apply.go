@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/threatpipe/threatpipe/act"
+	"github.com/threatpipe/threatpipe/pipeline"
 	"github.com/threatpipe/threatpipe/pipeline/event"
 )
 
@@ -170,8 +171,8 @@ func (s *Store) reconcile(ctx context.Context, ip string, cur rankState, extra f
 			return nil
 		}
 		cur = now
-		if err := pause(ctx, time.Duration(rand.Int64N(int64(2*time.Millisecond)))); err != nil {
-			return err
+		if !pipeline.Sleep(ctx, time.Duration(rand.Int64N(int64(2*time.Millisecond)))) {
+			return ctx.Err()
 		}
 	}
 	return fmt.Errorf("view: the rank of %s did not settle after %d writes", ip, maxReconcile)
@@ -310,16 +311,4 @@ func describe(ev *event.Scored) description {
 	}
 	d.country = strings.ToUpper(d.country)
 	return d
-}
-
-// pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
