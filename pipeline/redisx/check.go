@@ -3,6 +3,7 @@ package redisx
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,10 +22,46 @@ func CheckSettings(ctx context.Context, c redis.UniversalClient, cfg *config.Red
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+5*time.Second)
 	defer cancel()
 	err := c.Ping(ctx).Err()
-	if err == nil {
+	if err != nil {
+		return explain(cfg, err)
+	}
+	return checkReplicas(ctx, c, cfg)
+}
+
+// checkReplicas fails the start when a primary has fewer replicas connected than
+// THREATPIPE_REDIS_WAIT_REPLICAS asks to acknowledge each write: every paid answer's store would
+// then be retried for a minute and every ledger write would wait, in silence. A server that will
+// not answer INFO (an ACL without it) is not checked.
+func checkReplicas(ctx context.Context, c redis.UniversalClient, cfg *config.Redis) error {
+	if cfg.WaitReplicas <= 0 {
 		return nil
 	}
-	return explain(cfg, err)
+	check := func(ctx context.Context, node redis.UniversalClient) error {
+		info, err := node.Info(ctx, "replication").Result()
+		if err != nil {
+			return nil
+		}
+		if n, ok := infoInt(info, "connected_slaves"); ok && n < cfg.WaitReplicas {
+			return fmt.Errorf("%sREDIS_WAIT_REPLICAS: %d replicas must acknowledge each write, but the primary has %d connected (set 0 for a Redis without replicas)",
+				config.Prefix, cfg.WaitReplicas, n)
+		}
+		return nil
+	}
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return check(ctx, m) })
+	}
+	return check(ctx, c)
+}
+
+// infoInt reads field's integer value from an INFO reply.
+func infoInt(info, field string) (int, bool) {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			n, err := strconv.Atoi(v)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 func explain(cfg *config.Redis, err error) error {
